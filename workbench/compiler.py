@@ -1,0 +1,196 @@
+"""Spec → torch.nn.Module. `compile()` turns each block into a module and each quantum block into a
+QuantumLayer on the chosen executor and gradient method."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import spec as S
+from .layers import TORCH_ENGINES, QuantumLayer
+from .noise import NoiseModel
+
+PRECISIONS = ("single", "double")
+
+
+class ScaledTanh(nn.Module):
+    """scale * tanh(x): maps unbounded features to rotation angles in (-scale, scale)."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.tanh(x)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:g}"
+
+
+def _classical_module(block: S._Block, in_shape: tuple[int, ...]) -> nn.Module:
+    if isinstance(block, S.Linear):
+        return nn.Linear(in_shape[0], block.out_features, bias=block.bias)
+    if isinstance(block, S.Conv2d):
+        return nn.Conv2d(in_shape[0], block.out_channels, block.kernel_size, block.stride, block.padding)
+    if isinstance(block, S.Pool):
+        return (nn.MaxPool2d if block.mode == "max" else nn.AvgPool2d)(block.kernel_size)
+    if isinstance(block, S.Flatten):
+        return nn.Flatten()
+    if isinstance(block, S.Reshape):
+        return nn.Unflatten(1, tuple(block.shape)) if len(in_shape) == 1 else nn.Sequential(
+            nn.Flatten(), nn.Unflatten(1, tuple(block.shape)))
+    if isinstance(block, S.Activation):
+        if block.fn == "scaled_tanh":
+            return ScaledTanh(block.scale)
+        return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[block.fn]()
+    if isinstance(block, S.Dropout):
+        return nn.Dropout(block.p)
+    if isinstance(block, S.BatchNorm):
+        return nn.BatchNorm1d(in_shape[0]) if len(in_shape) == 1 else nn.BatchNorm2d(in_shape[0])
+    raise S.SpecError(f"block {block.id}: no module for type {block.type}", block.id, "type")
+
+
+class HybridModel(nn.Module):
+    """The compiled network: blocks in order, each a module named by its block id."""
+
+    def __init__(self, spec: S.ArchitectureSpec, config: dict[str, Any]):
+        super().__init__()
+        self.spec = spec
+        self.config = config
+        self.shapes = spec.shapes()
+        device = torch.device(config["device"])
+        noise = NoiseModel.from_any(config.get("noise"))
+        self.blocks = nn.ModuleDict()
+        for block, (in_shape, _) in zip(spec.blocks, self.shapes):
+            if isinstance(block, S.Quantum):
+                module = QuantumLayer(block, in_shape[0], target=config["target"], gradient=config["gradient"],
+                                      device=device, noise=noise, shots=config.get("shots"),
+                                      precision=config["precision"], target_options=config.get("target_options"),
+                                      emulate=config.get("emulate", True))
+            else:
+                module = _classical_module(block, in_shape)
+            self.blocks[block.id] = module
+        self.to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = tuple(self.spec.input_shape)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"model {self.spec.name!r} expects input of shape (batch, {', '.join(map(str, expected))}) "
+                             f"but got {tuple(x.shape)}")
+        for module in self.blocks.values():
+            x = module(x)
+        return x
+
+    @property
+    def quantum_layers(self) -> dict[str, QuantumLayer]:
+        return {name: m for name, m in self.blocks.items() if isinstance(m, QuantumLayer)}
+
+    def gradient_info(self) -> dict[str, dict[str, str]]:
+        """Per quantum block: the gradient method in use and why it was chosen."""
+        return {name: {"method": layer.choice.method, "reason": layer.choice.reason}
+                for name, layer in self.quantum_layers.items()}
+
+    def circuit_executions(self) -> int:
+        return sum(layer.circuit_executions for layer in self.quantum_layers.values())
+
+    def describe(self, batch: int = 32, file=None) -> str:
+        """A table of blocks, shapes and parameters, then target, gradient method and memory estimate."""
+        lines = [f"{self.spec.name}: {self.spec.task}, input {tuple(self.spec.input_shape)}",
+                 f"{'block':<14}{'type':<12}{'in':<16}{'out':<12}{'params':>8}  details"]
+        total = 0
+        for block, (in_shape, out_shape) in zip(self.spec.blocks, self.shapes):
+            module = self.blocks[block.id]
+            params = sum(p.numel() for p in module.parameters())
+            total += params
+            details = ""
+            if isinstance(module, QuantumLayer):
+                details = (f"{block.qubits} qubits, {block.encoding} encoding, {block.ansatz} x{block.depth}, "
+                           f"{module.plan.mode}, role {block.role}")
+            lines.append(f"{block.id:<14}{block.type:<12}{str(in_shape):<16}{str(out_shape):<12}{params:>8}  {details}")
+        lines.append(f"total trainable parameters: {total}")
+        lines.append(f"target: {self.config['target']}  device: {self.config['device']}  "
+                     f"precision: {self.config['precision']}  shots: {self.config.get('shots') or 'exact'}")
+        if self.config.get("noise"):
+            lines.append(f"noise: {self.config['noise']}")
+        for name, layer in self.quantum_layers.items():
+            lines.append(f"{name}: gradient {layer.choice.method} ({layer.choice.reason}); "
+                         f"{len(layer.circuit.gates)} gates, {len(layer.circuit.rotation_gates)} angles; memory "
+                         f"≈ {_human(layer.memory_estimate(batch))} for a batch of {batch}")
+        text = "\n".join(lines)
+        print(text, file=file)
+        return text
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Spec, compile settings and weights in one file; written atomically. Holds no code."""
+        path = Path(path)
+        payload = {"format": "workbench-model", "version": 1, "spec": self.spec.to_json(indent=None),
+                   "config": json.dumps(self.config), "state_dict": {k: v.detach().cpu() for k, v in
+                                                                     self.state_dict().items()}}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            tmp.write(buffer.getvalue())
+        os.replace(tmp.name, path)
+        return path
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch", gradient: str = "auto",
+            device: str | torch.device = "cpu", *, noise: NoiseModel | dict | None = None, shots: int | None = None,
+            precision: str = "single", target_options: dict | None = None, emulate: bool = True,
+            seed: int | None = None) -> HybridModel:
+    """Compile a spec into a torch module whose quantum layers run on `target` with `gradient`.
+
+    target: 'torch' (native statevector), 'torch-density' (native noisy), or a CUDA-Q target
+    ('qpp-cpu', 'density-matrix-cpu', 'nvidia', 'nvidia-fp64', 'nvidia-mqpu', hardware names in emulate mode).
+    gradient: 'auto', 'adjoint', 'parameter_shift', 'finite_diff', 'density_matrix' or 'backprop'.
+    """
+    spec = S.load_spec(spec)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use 'single' (complex64) or 'double' (complex128)")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch sees no GPU: use device='cpu'")
+    noise_model = NoiseModel.from_any(noise)
+    if target == "torch" and noise_model is not None and noise_model.gate_noise():
+        target = "torch-density"
+    if seed is not None:
+        torch.manual_seed(seed)
+    config = {"target": target, "gradient": gradient, "device": str(device), "precision": precision,
+              "shots": shots, "noise": noise_model.to_dict() if noise_model else None,
+              "target_options": target_options, "emulate": emulate}
+    return HybridModel(spec, config)
+
+
+def load_model(path: str | os.PathLike, **overrides: Any) -> HybridModel:
+    """Rebuild a saved model from its spec and settings, then load its weights (never unpickles code)."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a saved workbench model ({err.__class__.__name__}): save one with "
+                         "model.save(path)") from err
+    if not isinstance(payload, dict) or payload.get("format") != "workbench-model":
+        raise ValueError(f"{path} is not a saved workbench model: save one with model.save(path)")
+    config = json.loads(payload["config"])
+    config.update(overrides)
+    model = compile(payload["spec"], **{k: v for k, v in config.items()})
+    model.load_state_dict(payload["state_dict"])
+    return model
+

@@ -1,0 +1,200 @@
+"""Run circuits of the IR on CUDA-Q.
+
+One generic interpreter kernel per executor, compiled once for every circuit structure: the gate list
+travels as arguments (codes, wires, angles). A batch is one broadcast `observe` with every observable
+in that call, or one `sample`; states for the adjoint method come from `get_state` per sample.
+Each executor makes its own kernel object, so one model's compiled variants never evict another's.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from ._cudaq import TargetConfig, check_target, session
+from .circuits import Circuit, ReadoutPlan
+from .noise import NoiseModel, cudaq_noise_model
+
+GATE_CODES = {"h": 0, "x": 1, "y": 2, "z": 3, "s": 4, "t": 5, "rx": 6, "ry": 7, "rz": 8, "cx": 9, "cz": 10, "swap": 11}
+
+_BODY = """
+    for i in range(len(codes)):
+        c = codes[i]
+        if c == 0:
+            h(q[q0[i]])
+        elif c == 1:
+            x(q[q0[i]])
+        elif c == 2:
+            y(q[q0[i]])
+        elif c == 3:
+            z(q[q0[i]])
+        elif c == 4:
+            s(q[q0[i]])
+        elif c == 5:
+            t(q[q0[i]])
+        elif c == 6:
+            rx(theta[i], q[q0[i]])
+        elif c == 7:
+            ry(theta[i], q[q0[i]])
+        elif c == 8:
+            rz(theta[i], q[q0[i]])
+        elif c == 9:
+            x.ctrl(q[q0[i]], q[q1[i]])
+        elif c == 10:
+            z.ctrl(q[q0[i]], q[q1[i]])
+        elif c == 11:
+            swap(q[q0[i]], q[q1[i]])
+"""
+_PLAIN = "def {name}(n: int, codes: list[int], q0: list[int], q1: list[int], theta: list[float]):\n" \
+         "    q = cudaq.qvector(n)\n" + _BODY
+_AMPLITUDE = "def {name}(init: list[complex], codes: list[int], q0: list[int], q1: list[int], theta: list[float]):\n" \
+             "    q = cudaq.qvector(init)\n" + _BODY
+_serial = itertools.count()
+
+
+def pauli_operator(cudaq, pauli: str):
+    factors = {"X": cudaq.spin.x, "Y": cudaq.spin.y, "Z": cudaq.spin.z}
+    op = None
+    for q, ch in enumerate(pauli):
+        if ch != "I":
+            op = factors[ch](q) if op is None else op * factors[ch](q)
+    return op
+
+
+class CudaqExecutor:
+    """Evaluates a circuit's readout and states on one CUDA-Q target."""
+
+    def __init__(self, circuit: Circuit, target: TargetConfig, noise: NoiseModel | None = None):
+        check_target(target)
+        if noise is not None and noise.gate_noise() and not target.is_density_matrix:
+            raise ValueError(f"gate noise needs a density-matrix target, but target is {target.name!r}: "
+                             "use target='density-matrix-cpu' (CUDA-Q) or 'torch-density'")
+        self.circuit = circuit
+        self.target = target
+        self.noise = noise if noise is not None and noise.gate_noise() else None
+        self.n = circuit.n_qubits
+        self.codes = [GATE_CODES[g.name] for g in circuit.gates]
+        self.q0 = [g.wires[0] for g in circuit.gates]
+        self.q1 = [g.wires[1] if len(g.wires) > 1 else 0 for g in circuit.gates]
+        self.rotation_positions = np.array(circuit.rotation_gates, dtype=np.int64)
+        self.executions = 0
+        with session(target) as cudaq:
+            name = f"workbench_circuit_{next(_serial)}"
+            source = (_AMPLITUDE if circuit.amplitude_inputs else _PLAIN).format(name=name)
+            self.kernel = cudaq.kernel(source, kernelName=name)
+            self._cudaq_noise = cudaq_noise_model(self.noise) if self.noise else None
+            self._operators: dict[tuple[str, ...], list] = {}
+
+    # -- argument building ----------------------------------------------------------------------
+    def _theta(self, angles: torch.Tensor) -> np.ndarray:
+        theta = np.zeros((angles.shape[0], len(self.codes)))
+        if len(self.rotation_positions):
+            theta[:, self.rotation_positions] = angles.detach().double().cpu().numpy()
+        return theta
+
+    def _args(self, angles: torch.Tensor, init: torch.Tensor | None) -> list[tuple]:
+        theta = self._theta(angles)
+        first = (init.detach().cpu().numpy().astype(np.complex128) if init is not None
+                 else np.full(angles.shape[0], self.n))
+        return [(first[b].tolist() if init is not None else int(first[b]), self.codes, self.q0, self.q1,
+                 theta[b].tolist()) for b in range(angles.shape[0])]
+
+    def _broadcast(self, angles: torch.Tensor, init: torch.Tensor | None) -> tuple:
+        batch = angles.shape[0]
+        first = (init.detach().cpu().numpy().astype(np.complex128) if init is not None
+                 else np.full(batch, self.n, dtype=np.int64))
+        tile = lambda row: np.tile(np.asarray(row, dtype=np.int64), (batch, 1))  # noqa: E731
+        return first, tile(self.codes), tile(self.q0), tile(self.q1), self._theta(angles)
+
+    def _call_kwargs(self, shots: int | None) -> dict:
+        kwargs = {}
+        if shots:
+            kwargs["shots_count"] = int(shots)
+        if self._cudaq_noise is not None:
+            kwargs["noise_model"] = self._cudaq_noise
+        return kwargs
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def readout(self, angles: torch.Tensor, init: torch.Tensor | None, plan: ReadoutPlan,
+                shots: int | None = None) -> torch.Tensor:
+        """Per-term expectations (batch, n_terms) or probabilities (batch, 2**k), float64."""
+        if angles.shape[0] == 0:
+            return torch.zeros(0, len(plan.paulis) if plan.mode == "estimator" else plan.width, dtype=torch.float64)
+        if plan.mode == "sampler":
+            return self._probabilities(angles, init, plan, shots)
+        return self._expectations(angles, init, plan, shots)
+
+    def _expectations(self, angles, init, plan: ReadoutPlan, shots) -> torch.Tensor:
+        batch = angles.shape[0]
+        active = [k for k, p in enumerate(plan.paulis) if set(p) != {"I"}]
+        out = np.ones((batch, len(plan.paulis)))
+        if active:
+            with session(self.target) as cudaq:
+                key = tuple(plan.paulis[k] for k in active)
+                if key not in self._operators:
+                    self._operators[key] = [pauli_operator(cudaq, plan.paulis[k]) for k in active]
+                try:
+                    if batch == 1:
+                        results = [cudaq.observe(self.kernel, self._operators[key], *self._args(angles, init)[0],
+                                                 **self._call_kwargs(shots))]
+                    else:
+                        results = cudaq.observe(self.kernel, self._operators[key], *self._broadcast(angles, init),
+                                                **self._call_kwargs(shots))
+                finally:
+                    if self._cudaq_noise is not None:
+                        cudaq.unset_noise()
+            out[:, active] = np.array([[r.expectation() for r in row] for row in results])
+        self.executions += batch
+        return torch.from_numpy(out)
+
+    def _probabilities(self, angles, init, plan: ReadoutPlan, shots) -> torch.Tensor:
+        batch, k = angles.shape[0], len(plan.marginal)
+        if not shots:
+            states = self.states(angles, init)
+            if states.dim() == 3:  # density matrices
+                probs = torch.diagonal(states, dim1=-2, dim2=-1).real
+            else:
+                probs = (states.conj() * states).real
+            idx = torch.arange(2**self.n)
+            target_index = torch.zeros_like(idx)
+            for j, q in enumerate(plan.marginal):
+                target_index |= ((idx >> q) & 1) << j
+            return probs.new_zeros(batch, 2**k).index_add(1, target_index, probs)
+        with session(self.target) as cudaq:
+            try:
+                if batch == 1:
+                    results = [cudaq.sample(self.kernel, *self._args(angles, init)[0], **self._call_kwargs(shots))]
+                else:
+                    results = cudaq.sample(self.kernel, *self._broadcast(angles, init), **self._call_kwargs(shots))
+            finally:
+                if self._cudaq_noise is not None:
+                    cudaq.unset_noise()
+        out = np.zeros((batch, 2**k))
+        for b, result in enumerate(results):
+            for bits, count in result.items():
+                # Sample bitstrings print qubit 0 leftmost.
+                index = sum(int(bits[q]) << j for j, q in enumerate(plan.marginal))
+                out[b, index] += count
+        self.executions += batch
+        return torch.from_numpy(out / shots)
+
+    def states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets."""
+        rows = []
+        with session(self.target) as cudaq:
+            if self._cudaq_noise is not None:
+                cudaq.set_noise(self._cudaq_noise)
+            try:
+                for args in self._args(angles, init):
+                    rows.append(np.array(cudaq.get_state(self.kernel, *args), dtype=np.complex128))
+            finally:
+                if self._cudaq_noise is not None:
+                    cudaq.unset_noise()
+        self.executions += len(rows)
+        return torch.from_numpy(np.stack(rows))
+
+    def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:
+        with session(self.target) as cudaq:
+            return cudaq.draw(self.kernel, *self._args(angles[:1], init[:1] if init is not None else None)[0])

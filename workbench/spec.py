@@ -1,0 +1,445 @@
+"""The architecture spec: a versioned, JSON round-trippable description of a hybrid network.
+
+A spec is data, not code. It is an ordered list of blocks; validation infers the shape
+flowing out of every block and reports each problem against the block and field that
+causes it, with a fix the user can apply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+SPEC_VERSION = 1
+MAX_QUBITS = 30
+PAULI_CHARS = set("IXYZ")
+
+Shape = tuple[int, ...]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be built. `block` and `field` say where; the message says how to fix it."""
+
+    def __init__(self, message: str, block: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.block = block
+        self.field = field
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="Unique name of the block, used in messages and the GUI.")
+
+
+class Linear(_Block):
+    type: Literal["linear"] = "linear"
+    out_features: int = Field(ge=1, description="Number of output features.")
+    bias: bool = True
+
+
+class Conv2d(_Block):
+    type: Literal["conv2d"] = "conv2d"
+    out_channels: int = Field(ge=1)
+    kernel_size: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1)
+    padding: int = Field(0, ge=0)
+
+
+class Pool(_Block):
+    type: Literal["pool"] = "pool"
+    mode: Literal["max", "avg"] = "max"
+    kernel_size: int = Field(2, ge=1)
+
+
+class Flatten(_Block):
+    type: Literal["flatten"] = "flatten"
+
+
+class Reshape(_Block):
+    type: Literal["reshape"] = "reshape"
+    shape: list[int] = Field(description="Shape without the batch dimension.")
+
+
+class Activation(_Block):
+    type: Literal["activation"] = "activation"
+    fn: Literal["relu", "tanh", "sigmoid", "gelu", "scaled_tanh"] = "relu"
+    scale: float = Field(math.pi, description="Only for scaled_tanh: output = scale * tanh(x), mapping features to angles.")
+
+
+class Dropout(_Block):
+    type: Literal["dropout"] = "dropout"
+    p: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class BatchNorm(_Block):
+    type: Literal["batchnorm"] = "batchnorm"
+
+
+class PauliTerm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coeff: float
+    pauli: str = Field(description="One character per qubit from I, X, Y, Z; character i acts on qubit i.")
+
+
+class Readout(BaseModel):
+    """How the circuit's result becomes the layer's output."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["estimator", "sampler"] = "estimator"
+    observables: list[str] | None = Field(
+        None, description="Estimator: Pauli strings, one output each. Default: Z on each qubit."
+    )
+    hamiltonian: list[PauliTerm] | None = Field(
+        None, description="Estimator: a weighted Pauli sum; the output is its energy (one value)."
+    )
+    shots: int | None = Field(None, ge=1, description="Finite shots; None means exact.")
+    marginal: list[int] | None = Field(None, description="Sampler: qubits whose bitstring probabilities are returned.")
+
+
+class GateSpec(BaseModel):
+    """One gate of a user-given circuit. Parameter sources: a trainable weight, an input feature, or a constant."""
+
+    model_config = ConfigDict(extra="forbid")
+    gate: Literal["h", "x", "y", "z", "s", "t", "rx", "ry", "rz", "cx", "cz", "swap", "rzz"]
+    wires: list[int]
+    source: Literal["weight", "input", "const"] | None = None
+    index: int | None = Field(None, ge=0, description="Weight or input feature index for source weight/input.")
+    value: float | None = Field(None, description="Angle for source const.")
+    scale: float = 1.0
+
+
+class Quantum(_Block):
+    type: Literal["quantum"] = "quantum"
+    role: Literal["intermediate", "output", "parameter_input"] = "intermediate"
+    qubits: int = Field(4, ge=1, le=MAX_QUBITS)
+    encoding: Literal["angle", "dense_angle", "amplitude", "iqp", "reupload", "none"] = "angle"
+    rotation: Literal["rx", "ry", "rz"] = Field("ry", description="Rotation used by angle and re-uploading encodings.")
+    input_scaling: float = Field(1.0, description="Encoded angle = input_scaling * feature.")
+    ansatz: Literal["hardware_efficient", "strongly_entangling", "basic_entangler", "custom"] = "hardware_efficient"
+    depth: int = Field(2, ge=1, le=64)
+    entanglement: Literal["linear", "ring", "all_to_all", "none"] = "ring"
+    rotations: list[Literal["rx", "ry", "rz"]] = Field(
+        default_factory=lambda: ["ry", "rz"], description="Hardware-efficient ansatz: trainable rotations per qubit per layer."
+    )
+    gates: list[GateSpec] | None = Field(None, description="The circuit for ansatz=custom.")
+    readout: Readout = Field(default_factory=Readout)
+
+    @field_validator("rotations")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one rotation, e.g. ['ry', 'rz']")
+        return value
+
+
+Block = Annotated[
+    Union[Linear, Conv2d, Pool, Flatten, Reshape, Activation, Dropout, BatchNorm, Quantum],
+    Field(discriminator="type"),
+]
+BLOCK_TYPES: dict[str, type[_Block]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (Linear, Conv2d, Pool, Flatten, Reshape, Activation, Dropout, BatchNorm, Quantum)
+}
+
+
+class ArchitectureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = SPEC_VERSION
+    name: str = "untitled"
+    description: str = ""
+    task: Literal["classification", "regression", "energy"] = "classification"
+    input_shape: list[int] = Field(min_length=1, description="Shape of one sample, without the batch dimension.")
+    blocks: list[Block] = Field(min_length=1)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def block(self, block_id: str) -> _Block:
+        for block in self.blocks:
+            if block.id == block_id:
+                return block
+        raise KeyError(block_id)
+
+    def quantum_blocks(self) -> list[Quantum]:
+        return [b for b in self.blocks if isinstance(b, Quantum)]
+
+    def shapes(self) -> list[tuple[Shape, Shape]]:
+        """(input shape, output shape) of every block; raises SpecError for the first problem."""
+        return infer_shapes(self)
+
+    def validate_all(self) -> list[SpecError]:
+        """Every problem found (shape inference stops at the first shape error)."""
+        try:
+            infer_shapes(self)
+        except SpecError as err:
+            return [err]
+        return []
+
+    def output_shape(self) -> Shape:
+        return self.shapes()[-1][1]
+
+
+def load_spec(source: str | Path | dict | ArchitectureSpec) -> ArchitectureSpec:
+    """A spec from a dict, a JSON string, a path to a JSON file, or a spec (copied). Validates shapes too."""
+    if isinstance(source, ArchitectureSpec):
+        return source.model_copy(deep=True)
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+        path = Path(source)
+        if not path.exists():
+            raise SpecError(f"spec file {path} does not exist: check the path")
+        try:
+            source = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SpecError(f"{path} is not a JSON spec ({err}): export one with spec.to_json() or the GUI's download") from err
+    elif isinstance(source, str):
+        try:
+            source = json.loads(source)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"spec text is not valid JSON: {err}") from err
+    if not isinstance(source, dict):
+        raise SpecError("a spec must be a JSON object with 'input_shape' and 'blocks'")
+    version = source.get("version", SPEC_VERSION)
+    if version != SPEC_VERSION:
+        raise SpecError(f"spec version {version} is not supported (this workbench reads version {SPEC_VERSION})")
+    try:
+        spec = ArchitectureSpec.model_validate(source)
+    except ValidationError as err:
+        raise _spec_error_from_pydantic(err, source) from None
+    _check_unique_ids(spec)
+    infer_shapes(spec)
+    return spec
+
+
+def _spec_error_from_pydantic(err: ValidationError, source: dict) -> SpecError:
+    first = err.errors()[0]
+    loc = first["loc"]
+    block_id = None
+    if len(loc) >= 2 and loc[0] == "blocks" and isinstance(loc[1], int):
+        blocks = source.get("blocks") or []
+        raw = blocks[loc[1]] if loc[1] < len(blocks) else {}
+        block_id = raw.get("id", f"#{loc[1]}") if isinstance(raw, dict) else f"#{loc[1]}"
+        field_path = [str(p) for p in loc[2:] if not (isinstance(p, str) and p in BLOCK_TYPES)]
+        field = ".".join(field_path) or "type"
+        if first["type"] == "union_tag_invalid" or first["type"] == "union_tag_not_found":
+            kinds = ", ".join(BLOCK_TYPES)
+            return SpecError(f"block {block_id}: unknown or missing block type: use one of {kinds}", block_id, "type")
+        return SpecError(f"block {block_id}: field {field}: {first['msg']}", block_id, field)
+    field = ".".join(str(p) for p in loc)
+    return SpecError(f"spec field {field}: {first['msg']}", None, field)
+
+
+def _check_unique_ids(spec: ArchitectureSpec) -> None:
+    seen: set[str] = set()
+    for block in spec.blocks:
+        if block.id in seen:
+            raise SpecError(f"block {block.id}: the id is used twice: give each block its own id", block.id, "id")
+        seen.add(block.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantum block arithmetic shared by validation, the compiler and the GUI.
+
+
+def encoding_features(block: Quantum) -> int | None:
+    """How many input features the encoding consumes; None means 'up to 2**qubits' (amplitude)."""
+    n = block.qubits
+    if block.role == "parameter_input":
+        return ansatz_weight_count(block)
+    return {"angle": n, "iqp": n, "reupload": n, "dense_angle": 2 * n, "amplitude": None, "none": 0}[block.encoding]
+
+
+def ansatz_weight_count(block: Quantum) -> int:
+    n, depth = block.qubits, block.depth
+    if block.ansatz == "hardware_efficient":
+        return depth * n * len(block.rotations)
+    if block.ansatz == "strongly_entangling":
+        return depth * n * 3
+    if block.ansatz == "basic_entangler":
+        return depth * n
+    gates = block.gates or []
+    indices = [g.index for g in gates if g.source == "weight" and g.index is not None]
+    return max(indices) + 1 if indices else 0
+
+
+def readout_width(block: Quantum) -> int:
+    readout = block.readout
+    if readout.mode == "sampler":
+        return 2 ** len(readout.marginal) if readout.marginal else 2**block.qubits
+    if readout.hamiltonian:
+        return 1
+    return len(readout.observables) if readout.observables else block.qubits
+
+
+def _check_quantum(block: Quantum, incoming: Shape, previous: str | None, is_last: bool) -> None:
+    n = block.qubits
+    where = f"block {block.id}"
+    readout = block.readout
+    for name in ("observables",):
+        for pauli in getattr(readout, name) or []:
+            _check_pauli(block, pauli, f"readout.{name}")
+    for term in readout.hamiltonian or []:
+        _check_pauli(block, term.pauli, "readout.hamiltonian")
+    if readout.mode == "sampler" and (readout.observables or readout.hamiltonian):
+        raise SpecError(f"{where}: sampler readout returns bitstring probabilities and takes no observables: "
+                        "remove readout.observables/hamiltonian or set readout.mode='estimator'", block.id, "readout.mode")
+    if readout.observables and readout.hamiltonian:
+        raise SpecError(f"{where}: give readout.observables or readout.hamiltonian, not both", block.id, "readout")
+    for q in readout.marginal or []:
+        if not 0 <= q < n:
+            raise SpecError(f"{where}: readout.marginal names qubit {q} but the block has {n} qubits (0..{n - 1})",
+                            block.id, "readout.marginal")
+    if block.ansatz == "custom":
+        if not block.gates:
+            raise SpecError(f"{where}: ansatz 'custom' needs a gate list in 'gates'", block.id, "gates")
+        for i, gate in enumerate(block.gates):
+            _check_gate(block, i, gate)
+    elif block.gates:
+        raise SpecError(f"{where}: 'gates' is only used with ansatz='custom'", block.id, "gates")
+    if block.role == "parameter_input" and block.encoding != "none":
+        raise SpecError(f"{where}: role parameter_input feeds the incoming features into the circuit's parameters, "
+                        "so it takes no data encoding: set encoding='none'", block.id, "encoding")
+    if block.role != "parameter_input" and block.encoding == "none" and block.ansatz != "custom":
+        raise SpecError(f"{where}: encoding 'none' leaves the circuit without its input: choose angle, dense_angle, "
+                        "amplitude, iqp or reupload, or set role='parameter_input'", block.id, "encoding")
+    if block.role == "output" and not is_last:
+        raise SpecError(f"{where}: role 'output' must be the last block: move it to the end or set role='intermediate'",
+                        block.id, "role")
+    if len(incoming) != 1:
+        raise SpecError(f"{where}: a quantum layer needs flat features but gets shape {incoming}: "
+                        "add a flatten block before it", block.id, "encoding")
+    features = incoming[0]
+    src = f"block {previous}" if previous else "the input"
+    if block.role == "parameter_input":
+        need = ansatz_weight_count(block)
+        if features != need:
+            fix = f"set {previous} out_features={need}" if previous else f"set input_shape=[{need}]"
+            raise SpecError(f"{where}: parameter input needs {need} features (one per circuit parameter) but {src} "
+                            f"gives {features}: {fix}", block.id, "role")
+        return
+    if block.encoding == "amplitude":
+        if features > 2**n:
+            raise SpecError(f"{where}: amplitude encoding of {n} qubits holds at most {2 ** n} features but {src} gives "
+                            f"{features}: use {math.ceil(math.log2(features))} qubits or reduce the features",
+                            block.id, "qubits")
+        return
+    need = encoding_features(block)
+    if block.ansatz == "custom" and block.encoding == "none":
+        inputs = [g.index for g in block.gates or [] if g.source == "input" and g.index is not None]
+        need = max(inputs) + 1 if inputs else 0
+    if features != need:
+        fix = f"set {previous} out_features={need}" if previous else f"set input_shape=[{need}]"
+        alt = " or use amplitude encoding" if block.encoding != "amplitude" and features <= 2**n else ""
+        alt = alt or (f" or use {features} qubits" if block.encoding in ("angle", "iqp", "reupload") else "")
+        raise SpecError(f"{where}: {block.encoding.replace('_', ' ')} encoding needs {need} features but {src} gives "
+                        f"{features}: {fix}{alt}", block.id, "encoding")
+
+
+def _check_pauli(block: Quantum, pauli: str, field: str) -> None:
+    if len(pauli) != block.qubits or not set(pauli) <= PAULI_CHARS:
+        raise SpecError(f"block {block.id}: {field} entry {pauli!r} must have one of I/X/Y/Z per qubit "
+                        f"({block.qubits} characters), e.g. {'Z' + 'I' * (block.qubits - 1)!r}", block.id, field)
+
+
+def _check_gate(block: Quantum, i: int, gate: GateSpec) -> None:
+    arity = 2 if gate.gate in ("cx", "cz", "swap", "rzz") else 1
+    where = f"block {block.id}: gates[{i}] ({gate.gate})"
+    if len(gate.wires) != arity or len(set(gate.wires)) != arity:
+        raise SpecError(f"{where} acts on {arity} distinct qubit(s) but wires={gate.wires}", block.id, f"gates.{i}.wires")
+    if any(not 0 <= w < block.qubits for w in gate.wires):
+        raise SpecError(f"{where}: wires {gate.wires} outside 0..{block.qubits - 1}", block.id, f"gates.{i}.wires")
+    parametric = gate.gate in ("rx", "ry", "rz", "rzz")
+    if parametric and gate.source is None:
+        raise SpecError(f"{where} is a rotation: set source to weight, input or const", block.id, f"gates.{i}.source")
+    if not parametric and gate.source is not None:
+        raise SpecError(f"{where} takes no parameter: remove source", block.id, f"gates.{i}.source")
+    if gate.source in ("weight", "input") and gate.index is None:
+        raise SpecError(f"{where}: source {gate.source} needs an index", block.id, f"gates.{i}.index")
+    if gate.source == "const" and gate.value is None:
+        raise SpecError(f"{where}: source const needs a value", block.id, f"gates.{i}.value")
+
+
+def infer_shapes(spec: ArchitectureSpec) -> list[tuple[Shape, Shape]]:
+    """Walk the blocks, returning (in, out) shapes; raise SpecError naming block, field and fix."""
+    _check_unique_ids(spec)
+    if any(d < 1 for d in spec.input_shape):
+        raise SpecError(f"input_shape {spec.input_shape} must have positive sizes", None, "input_shape")
+    shape: Shape = tuple(spec.input_shape)
+    previous: str | None = None
+    previous_sizing: str | None = None  # last block that sets a feature count (so fixes can name it)
+    result: list[tuple[Shape, Shape]] = []
+    for position, block in enumerate(spec.blocks):
+        is_last = position == len(spec.blocks) - 1
+        out = _block_output(block, shape, previous_sizing, is_last)
+        result.append((shape, out))
+        shape = out
+        previous = block.id
+        if isinstance(block, (Linear, Quantum)):
+            previous_sizing = block.id
+        elif isinstance(block, (Conv2d, Pool, Flatten, Reshape)):
+            previous_sizing = None
+    del previous
+    if spec.task == "energy" and not isinstance(spec.blocks[-1], Quantum):
+        last = spec.blocks[-1]
+        raise SpecError(f"block {last.id}: an energy task ends with a quantum block whose readout is the energy "
+                        "(or its Pauli terms): move the quantum block last", last.id, "type")
+    return result
+
+
+def _block_output(block: _Block, shape: Shape, previous: str | None, is_last: bool) -> Shape:
+    where = f"block {block.id}"
+    if isinstance(block, Linear):
+        if len(shape) != 1:
+            raise SpecError(f"{where}: linear needs flat features but gets shape {shape}: add a flatten block before it",
+                            block.id, "type")
+        return (block.out_features,)
+    if isinstance(block, Conv2d):
+        if len(shape) != 3:
+            raise SpecError(f"{where}: conv2d needs (channels, height, width) but gets {shape}: "
+                            "set input_shape like [1, 8, 8] or add a reshape block", block.id, "type")
+        c, h, w = shape
+        oh = (h + 2 * block.padding - block.kernel_size) // block.stride + 1
+        ow = (w + 2 * block.padding - block.kernel_size) // block.stride + 1
+        if oh < 1 or ow < 1:
+            raise SpecError(f"{where}: kernel_size {block.kernel_size} is larger than the {h}x{w} input: "
+                            "reduce kernel_size or add padding", block.id, "kernel_size")
+        return (block.out_channels, oh, ow)
+    if isinstance(block, Pool):
+        if len(shape) != 3:
+            raise SpecError(f"{where}: pooling needs (channels, height, width) but gets {shape}", block.id, "type")
+        c, h, w = shape
+        if h < block.kernel_size or w < block.kernel_size:
+            raise SpecError(f"{where}: kernel_size {block.kernel_size} is larger than the {h}x{w} input: "
+                            "reduce kernel_size", block.id, "kernel_size")
+        return (c, h // block.kernel_size, w // block.kernel_size)
+    if isinstance(block, Flatten):
+        return (math.prod(shape),)
+    if isinstance(block, Reshape):
+        if any(d < 1 for d in block.shape) or math.prod(block.shape) != math.prod(shape):
+            raise SpecError(f"{where}: cannot reshape {shape} ({math.prod(shape)} values) to {tuple(block.shape)}: "
+                            f"choose a shape with {math.prod(shape)} values", block.id, "shape")
+        return tuple(block.shape)
+    if isinstance(block, BatchNorm):
+        if len(shape) not in (1, 3):
+            raise SpecError(f"{where}: batchnorm needs flat features or (channels, h, w), got {shape}", block.id, "type")
+        return shape
+    if isinstance(block, (Activation, Dropout)):
+        return shape
+    if isinstance(block, Quantum):
+        _check_quantum(block, shape, previous, is_last)
+        return (readout_width(block),)
+    raise SpecError(f"{where}: unknown block type", block.id, "type")
+
+
+BLOCK_ADAPTER: TypeAdapter = TypeAdapter(Block)
+
+
+def block_schema(block_type: str) -> dict[str, Any]:
+    """JSON schema of one block type, for generated forms."""
+    return BLOCK_TYPES[block_type].model_json_schema()
