@@ -190,7 +190,8 @@ def build_circuit(block: Quantum, n_features: int) -> Circuit:
         return Param("input" if parameter_input else "weight", next(counter))
 
     if block.ansatz == "custom":
-        if block.encoding not in ("none", "reupload"):
+        # A custom gate list is one layer: re-uploading encodes the input once before it, like angle encoding.
+        if block.encoding != "none":
             _encode(circuit, block, n_features)
         _custom_gates(circuit, block)
         return circuit

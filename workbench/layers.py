@@ -84,7 +84,8 @@ class QuantumLayer(nn.Module):
         else:
             self.register_parameter("weight", None)
         if plan.coefficients is not None:
-            self.register_buffer("coefficients", torch.tensor(plan.coefficients, dtype=torch.float32,
+            # float64: the coefficients must not round the energy of a double-precision layer.
+            self.register_buffer("coefficients", torch.tensor(plan.coefficients, dtype=torch.float64,
                                                               device=self.device_))
         else:
             self.coefficients = None

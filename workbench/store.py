@@ -449,7 +449,7 @@ def _process_alive(pid: int, started: float) -> bool:
     try:
         process = psutil.Process(pid)
         # A reused pid belongs to a process that started at another time.
-        return abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+        return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:

@@ -109,7 +109,7 @@ _TEMPLATES: dict[str, Callable[[], dict]] = {
 
 # The dataset (and its options) each template was designed for.
 DEFAULT_DATASETS: dict[str, tuple[str, dict]] = {
-    "vqc-circles": ("circles", {"n_samples": 300, "noise": 0.05, "factor": 0.4, "standardize": True}),
+    "vqc-circles": ("circles", {"n_samples": 300, "noise": 0.05, "standardize": True}),
     "hybrid-digits": ("digits", {}),
     "tyxonq-3x3": ("digits", {"classes": [1, 5], "downsample": [3, 3], "binarize": 0.5}),
     "quantum-output": ("iris", {"standardize": True}),

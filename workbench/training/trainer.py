@@ -1,0 +1,464 @@
+"""The training loop: classification, regression and energy minimisation, with a live metric stream,
+pause/cancel from any thread, checkpoints in the run store, and exact resume.
+
+A run is deterministic given its seed: each epoch's sample order and the RNG state are part of every
+checkpoint, so a run resumed from a checkpoint replays exactly what the uninterrupted run would have
+done, and its history continues with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import platform
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import compiler, spec as S
+from ..data import Dataset, load_dataset
+from ..layers import QuantumLayer
+from ..store import RunStore
+from .metrics import MetricStream
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "lbfgs")
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 0.05
+    seed: int = 0
+    val_fraction: float = 0.2
+    early_stopping: int | None = None  # patience in epochs on the validation loss
+    boundary_every: int = 5  # epochs between decision-boundary refreshes (2-D data); 0 disables
+    boundary_resolution: int = 40
+    checkpoint_every_steps: int = 50  # a checkpoint at every epoch end and every this many steps
+    target: str = "torch"
+    gradient: str = "auto"
+    device: str = "cpu"
+    shots: int | None = None
+    noise: dict | None = None
+    precision: str = "single"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise TrainingError("epochs and batch_size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainingError(f"learning rate {self.lr} must be a positive number")
+        if not 0 <= self.val_fraction < 1:
+            raise TrainingError("val_fraction must lie in [0, 1)")
+
+    def compile_options(self) -> dict[str, Any]:
+        return {"target": self.target, "gradient": self.gradient, "device": self.device, "shots": self.shots,
+                "noise": self.noise, "precision": self.precision}
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    status: str
+    final: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: nn.Module | None = None
+
+
+def environment(config: TrainConfig) -> dict[str, Any]:
+    from .._cudaq import cudaq, gpu_count
+
+    version = re.search(r"\d+\.\d+(\.\d+)?", getattr(cudaq, "__version__", ""))
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "cudaq": version.group(0) if version else "unknown", "platform": platform.platform(),
+            "machine": platform.machine(), "gpus": gpu_count(), "target": config.target, "device": config.device}
+
+
+def loss_function(task: str, width: int):
+    """The loss for a task and output width; energy: the output is the energy or its per-term values."""
+    if task == "classification":
+        if width == 1:
+            bce = nn.BCEWithLogitsLoss()
+            return lambda out, y: bce(out.squeeze(1), y.float())
+        return nn.CrossEntropyLoss()
+    if task == "regression":
+        mse = nn.MSELoss()
+        return lambda out, y: mse(out.squeeze(1) if y.dim() == 1 else out, y.float())
+    if width == 1:
+        return lambda out, y: out.mean()
+    return lambda out, y: (out * y.to(out.dtype)).sum(dim=1).mean()
+
+
+def task_metric(task: str, out: torch.Tensor, y: torch.Tensor) -> tuple[str, float]:
+    if task == "classification":
+        predicted = (out.squeeze(1) > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
+        return "accuracy", float((predicted == y).float().mean())
+    if task == "regression":
+        return "mae", float((out.squeeze(1) if y.dim() == 1 else out).sub(y).abs().mean())
+    energy = out.squeeze(1) if out.shape[1] == 1 else (out * y.to(out.dtype)).sum(dim=1)
+    return "energy", float(energy.mean())
+
+
+class Trainer:
+    """One training run. `run()` blocks; `start()` runs it on a background thread."""
+
+    def __init__(self, spec: S.ArchitectureSpec | dict | str, dataset: Dataset | str, config: TrainConfig | None = None,
+                 *, dataset_options: dict | None = None, store: RunStore | None = None,
+                 stream: MetricStream | None = None, name: str | None = None, parent_id: str | None = None,
+                 model: nn.Module | None = None):
+        self.spec = S.load_spec(spec)
+        self.config = config or TrainConfig()
+        self.dataset = load_dataset(dataset, **(dataset_options or {})) if isinstance(dataset, str) else dataset
+        self._check_dataset()
+        self.store = store
+        self.stream = stream or MetricStream()
+        self.name = name or self.spec.name
+        self.parent_id = parent_id
+        torch.manual_seed(self.config.seed)
+        self.model = model or compiler.compile(self.spec, **self.config.compile_options())
+        self.optimizer = self._make_optimizer()
+        self.loss_fn = loss_function(self.spec.task, self.spec.output_shape()[0])
+        self.status = "idle"
+        self.run_id: str | None = None
+        self.error: str | None = None
+        self._pause = threading.Event()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: list[dict] = []
+        self._last_flush = 0.0
+        self._position = {"epoch": 0, "batch": 0, "step": 0}
+        self._order: torch.Tensor | None = None
+        self._rng_state = None
+        self._best_val = math.inf
+        self._stale_epochs = 0
+        self._split()
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _check_dataset(self) -> None:
+        expected = tuple(self.spec.input_shape)
+        got = tuple(self.dataset.input_shape)
+        if expected != got:
+            hint = f"set the spec's input_shape to {list(got)}"
+            if math.prod(expected) == math.prod(got):
+                hint += " (or add a reshape/flatten block)"
+            raise TrainingError(f"dataset {self.dataset.name!r} gives samples of shape {got} but the spec "
+                                f"{self.spec.name!r} expects {expected}: {hint}")
+        if self.spec.task != self.dataset.task:
+            raise TrainingError(f"dataset {self.dataset.name!r} is a {self.dataset.task} task but the spec is "
+                                f"{self.spec.task}: pick a matching dataset or set the spec's task")
+        width = self.spec.output_shape()[0]
+        if self.spec.task == "classification" and width > 1 and self.dataset.n_classes > width:
+            raise TrainingError(f"dataset {self.dataset.name!r} has {self.dataset.n_classes} classes but the network "
+                                f"outputs {width} scores: set the last block's width to {self.dataset.n_classes}")
+        if self.spec.task == "classification" and width == 1 and self.dataset.n_classes != 2:
+            raise TrainingError(f"a single-logit network is a binary classifier but dataset {self.dataset.name!r} "
+                                f"has {self.dataset.n_classes} classes: output {self.dataset.n_classes} scores")
+        if self.spec.task == "energy" and width > 1 and self.dataset.y_train.shape[1] != width:
+            raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {self.dataset.name!r} gives "
+                                f"{self.dataset.y_train.shape[1]} coefficients per sample")
+
+    def _split(self) -> None:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        n = len(self.dataset.X_train)
+        order = torch.randperm(n, generator=generator)
+        n_val = int(round(n * self.config.val_fraction)) if n > 4 else 0
+        val, train = order[:n_val], order[n_val:]
+        self.X_train, self.y_train = self.dataset.X_train[train], self.dataset.y_train[train]
+        self.X_val, self.y_val = self.dataset.X_train[val], self.dataset.y_train[val]
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        lr = self.config.lr
+        return {"adam": lambda: torch.optim.Adam(params, lr=lr), "sgd": lambda: torch.optim.SGD(params, lr=lr),
+                "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr),
+                "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=5)}[self.config.optimizer]()
+
+    # -- control from other threads -------------------------------------------------------------
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name=f"train-{self.name}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._pause.clear()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        if self.store is not None and self.run_id is None:
+            self.run_id = self.store.create_run(spec=self.spec.to_dict(), config=asdict(self.config),
+                                                dataset=self.dataset.description, environment=environment(self.config),
+                                                name=self.name, parent_id=self.parent_id)
+        self._set_status("running")
+        self._emit({"kind": "start", "run_id": self.run_id, "gradient": self.model.gradient_info(),
+                    "epochs": self.config.epochs, "steps_per_epoch": self.steps_per_epoch,
+                    "step": self._position["step"], "epoch": self._position["epoch"]})
+        try:
+            self._loop()
+        except Exception as err:
+            self.error = f"{err.__class__.__name__}: {err}" if not isinstance(err, TrainingError) else str(err)
+            self._emit({"kind": "error", "message": self.error, "step": self._position["step"],
+                        "epoch": self._position["epoch"]})
+            self._set_status("failed", {"error": self.error})
+            self._flush(force=True)
+            return TrainResult(self.run_id, "failed", {"error": self.error}, self.stream.events(), self.model)
+        final = self.evaluate()
+        status = "cancelled" if self._cancel.is_set() else "completed"
+        self._emit({"kind": "end", "status": status, "step": self._position["step"], "epoch": self._position["epoch"],
+                    **final})
+        self._set_status(status, final)
+        self._flush(force=True)
+        return TrainResult(self.run_id, status, final, self.stream.events(), self.model)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.X_train) / self.config.batch_size))
+
+    def _loop(self) -> None:
+        config = self.config
+        while self._position["epoch"] < config.epochs:
+            epoch = self._position["epoch"]
+            if self._order is None:
+                self._rng_state = torch.get_rng_state()
+                self._order = torch.randperm(len(self.X_train))
+            epoch_losses, epoch_metrics, epoch_start = [], [], time.perf_counter()
+            while self._position["batch"] < self.steps_per_epoch:
+                while self._pause.is_set() and not self._cancel.is_set():
+                    self._set_status("paused")
+                    self._flush(force=True)
+                    time.sleep(0.05)
+                if self.status == "paused":
+                    self._set_status("running")
+                if self._cancel.is_set():
+                    self._checkpoint()
+                    return
+                batch_index = self._order[self._position["batch"] * config.batch_size:
+                                          (self._position["batch"] + 1) * config.batch_size]
+                event = self._step(self.X_train[batch_index], self.y_train[batch_index])
+                epoch_losses.append(event["loss"])
+                epoch_metrics.append(event[event["metric"]])
+                self._position["batch"] += 1
+                self._position["step"] += 1
+                if self._position["step"] % config.checkpoint_every_steps == 0:
+                    self._checkpoint()
+            self._end_epoch(epoch, epoch_losses, epoch_metrics, time.perf_counter() - epoch_start)
+            if self._stale_epochs and config.early_stopping and self._stale_epochs >= config.early_stopping:
+                self._emit({"kind": "early_stop", "epoch": epoch, "step": self._position["step"],
+                            "message": f"validation loss did not improve for {config.early_stopping} epochs"})
+                return
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, Any]:
+        start = time.perf_counter()
+        quantum = self.model.quantum_layers
+        executions_before = {name: layer.circuit_executions for name, layer in quantum.items()}
+        input_grads: dict[str, torch.Tensor] = {}
+        hooks = [layer.register_full_backward_hook(
+            lambda module, grad_in, grad_out, name=name: input_grads.__setitem__(name, grad_in[0]))
+            for name, layer in quantum.items() if layer.weight is None]
+        self.model.train()
+        holder: dict[str, torch.Tensor] = {}
+
+        def closure():
+            self.optimizer.zero_grad()
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at step {self._position['step']} (epoch "
+                    f"{self._position['epoch']}): lower the learning rate (now {self.config.lr:g}), standardise the "
+                    "inputs or use a scaled_tanh before the quantum layer; the run stopped at its last checkpoint")
+            loss.backward()
+            holder["out"], holder["loss"] = out.detach(), loss.detach()
+            return loss
+
+        try:
+            if self.config.optimizer == "lbfgs":
+                self.optimizer.step(closure)
+            else:
+                closure()
+                self.optimizer.step()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        elapsed = time.perf_counter() - start
+        metric, value = task_metric(self.spec.task, holder["out"], yb)
+        event = {"kind": "step", "step": self._position["step"], "epoch": self._position["epoch"],
+                 "loss": float(holder["loss"]), "metric": metric, metric: value, "step_time": elapsed,
+                 "samples_per_s": len(xb) / elapsed if elapsed > 0 else None,
+                 "grad_norm": self._grad_norms(), "quantum": {}}
+        for name, layer in quantum.items():
+            if layer.weight is not None and layer.weight.grad is not None:
+                grads = layer.weight.grad
+            else:
+                grads = input_grads.get(name, torch.zeros(1)).mean(dim=0) if name in input_grads else torch.zeros(1)
+            event["quantum"][name] = {
+                "gradient_method": layer.gradient_method,
+                "grad_variance": float(grads.var()) if grads.numel() > 1 else 0.0,
+                "circuit_executions": layer.circuit_executions - executions_before[name],
+            }
+        self._emit(event)
+        return event
+
+    def _grad_norms(self) -> dict[str, float]:
+        norms = {}
+        for name, module in self.model.blocks.items():
+            grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+            if grads:
+                norms[name] = float(torch.cat(grads).norm())
+        return norms
+
+    def _end_epoch(self, epoch: int, losses: list[float], metrics: list[float], elapsed: float) -> None:
+        val = self._evaluate_split(self.X_val, self.y_val) if len(self.X_val) else {}
+        metric = task_metric(self.spec.task, torch.zeros(1, self.spec.output_shape()[0]), self.y_train[:1])[0]
+        event = {"kind": "epoch", "epoch": epoch, "step": self._position["step"],
+                 "loss": sum(losses) / len(losses), "metric": metric, metric: sum(metrics) / len(metrics),
+                 "epoch_time": elapsed, **{f"val_{k}": v for k, v in val.items()}}
+        self._emit(event)
+        if val:
+            if val["loss"] < self._best_val - 1e-6:
+                self._best_val, self._stale_epochs = val["loss"], 0
+            else:
+                self._stale_epochs += 1
+        if self._wants_boundary(epoch):
+            self._emit(self.decision_boundary())
+        self._position.update(epoch=epoch + 1, batch=0)
+        self._order = None
+        self._checkpoint()
+
+    def _wants_boundary(self, epoch: int) -> bool:
+        every = self.config.boundary_every
+        two_d = tuple(self.spec.input_shape) == (2,) and self.spec.task == "classification"
+        return bool(every) and two_d and ((epoch + 1) % every == 0 or epoch + 1 == self.config.epochs)
+
+    def decision_boundary(self) -> dict[str, Any]:
+        """The model's class-1 probability (or winning class) on a grid over the data, in one batched call."""
+        data = torch.cat([self.dataset.X_train, self.dataset.X_test])
+        low, high = data.min(0).values, data.max(0).values
+        pad = 0.1 * (high - low)
+        low, high = low - pad, high + pad
+        r = self.config.boundary_resolution
+        xs, ys = torch.linspace(low[0], high[0], r), torch.linspace(low[1], high[1], r)
+        grid = torch.cartesian_prod(ys, xs)[:, [1, 0]]
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(grid.to(data.dtype))
+        z = torch.sigmoid(out.squeeze(1)) if out.shape[1] == 1 else out.argmax(1).float()
+        return {"kind": "boundary", "step": self._position["step"], "epoch": self._position["epoch"],
+                "x": xs.tolist(), "y": ys.tolist(), "z": z.reshape(r, r).tolist(),
+                "binary": out.shape[1] == 1}
+
+    def _evaluate_split(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            outs = [self.model(X[i:i + 256]) for i in range(0, len(X), 256)]
+        out = torch.cat(outs)
+        metric, value = task_metric(self.spec.task, out, y)
+        return {"loss": float(self.loss_fn(out, y)), metric: value}
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and task metric on the test split (and train split)."""
+        result = {f"test_{k}": v for k, v in self._evaluate_split(self.dataset.X_test, self.dataset.y_test).items()} \
+            if len(self.dataset.X_test) else {}
+        result.update({f"train_{k}": v for k, v in self._evaluate_split(self.X_train, self.y_train).items()})
+        result["steps"] = self._position["step"]
+        result["epochs_done"] = self._position["epoch"]
+        result["parameters"] = sum(p.numel() for p in self.model.parameters())
+        return result
+
+    # -- stream, store, checkpoints --------------------------------------------------------------
+    def _emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("time", time.time())
+        self.stream.emit(event)
+        if self.store is not None and event["kind"] in ("step", "epoch", "boundary"):
+            self._pending.append(event)
+            self._flush()
+
+    def _flush(self, force: bool = False) -> None:
+        if self.store is None or not self._pending:
+            return
+        if force or time.monotonic() - self._last_flush > 1.0:
+            self.store.append_events(self.run_id, self._pending)
+            self._pending = []
+            self._last_flush = time.monotonic()
+
+    def _set_status(self, status: str, final: dict | None = None) -> None:
+        self.status = status
+        if self.store is not None and self.run_id is not None:
+            self.store.set_status(self.run_id, status, final)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "position": dict(self._position), "order": self._order,
+                "epoch_rng": self._rng_state, "rng": torch.get_rng_state(),
+                "best_val": self._best_val, "stale_epochs": self._stale_epochs}
+
+    def _checkpoint(self) -> None:
+        if self.store is None:
+            return
+        self._flush(force=True)
+        buffer = io.BytesIO()
+        torch.save(self.checkpoint_state(), buffer)
+        self.store.save_checkpoint(self.run_id, step=self._position["step"], epoch=self._position["epoch"],
+                                   state=buffer.getvalue())
+
+    def restore(self, state: bytes) -> None:
+        saved = torch.load(io.BytesIO(state), weights_only=True)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self._position = dict(saved["position"])
+        self._order = saved["order"]
+        self._rng_state = saved["epoch_rng"]
+        torch.set_rng_state(saved["rng"])
+        self._best_val, self._stale_epochs = saved["best_val"], saved["stale_epochs"]
+
+
+def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, epochs: int | None = None) -> Trainer:
+    """A trainer that continues run `run_id` from its last checkpoint; events after it are dropped, then replayed."""
+    record = store.get_run(run_id)
+    checkpoint = store.latest_checkpoint(record.id)
+    if checkpoint is None:
+        raise TrainingError(f"run {record.id} has no checkpoint to resume from: start it again with `workbench train`")
+    config = TrainConfig(**{**record.config, **({"epochs": epochs} if epochs else {})})
+    dataset = load_dataset(record.dataset["name"], **record.dataset.get("options", {}))
+    trainer = Trainer(record.spec, dataset, config, store=store, stream=stream, name=record.name,
+                      parent_id=record.parent_id)
+    trainer.run_id = record.id
+    step, _, state = checkpoint
+    store.truncate_events_after(record.id, step)
+    trainer.restore(state)
+    if stream is not None:
+        for event in store.events(record.id):
+            stream.emit(event)
+    return trainer
+
+
+def train(spec: S.ArchitectureSpec | dict | str, dataset: Dataset | str, *, store: RunStore | None = None,
+          stream: MetricStream | None = None, dataset_options: dict | None = None, **config: Any) -> TrainResult:
+    """Train a spec on a dataset (blocking) and return the result with the trained model."""
+    return Trainer(spec, dataset, TrainConfig(**config), dataset_options=dataset_options, store=store,
+                   stream=stream).run()
