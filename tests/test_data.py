@@ -216,6 +216,30 @@ def test_classes_by_name():
     assert len(y) == 100
 
 
+def _reload(ds: Dataset) -> Dataset:
+    """What a resumed run does: load again from the description stored as JSON."""
+    description = json.loads(json.dumps(ds.description))
+    return load_dataset(description["name"], **description["options"])
+
+
+def _assert_same_data(a: Dataset, b: Dataset) -> None:
+    for split in ("X_train", "y_train", "X_test", "y_test"):
+        assert torch.equal(getattr(a, split), getattr(b, split))
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("digits", {"classes": [3, 8], "downsample": (4, 4), "standardize": True, "seed": 5}),
+        ("iris", {"pca": 2, "limit": 90}),
+        ("tfim", {"n_qubits": 3, "test_fraction": 0.25}),
+    ],
+)
+def test_description_reloads_the_same_data(name, options):
+    ds = load_dataset(name, **options)
+    _assert_same_data(ds, _reload(ds))
+
+
 def test_limit_draws_a_stratified_subset():
     ds = load_dataset("iris", limit=60, test_fraction=0.5)
     assert len(ds.y_train) == 30 and len(ds.y_test) == 30
@@ -297,6 +321,7 @@ def test_idx_limit_takes_the_first_samples(idx_dir):
     assert len(ds.y_train) == 30 and len(ds.y_test) == 10
     np.testing.assert_array_equal(_to_bytes(ds.X_train), arrays["train-images-idx3-ubyte"][:30])
     assert len(load_dataset("mnist", path=path, limit=30, test_limit=4).y_test) == 4
+    _assert_same_data(ds, _reload(ds))
 
 
 def test_idx_downsample_binarize_and_classes(idx_dir):

@@ -228,7 +228,9 @@ def _downsample_size(key: str, value: Any) -> list[int] | None:
         or len(value) != 2
         or not all(_is_integer(v) and v >= 1 for v in value)
     ):
-        raise DatasetError(f"option {key!r} must be a (height, width) pair of positive integers such as (3, 3), got {value!r}")
+        raise DatasetError(
+            f"option {key!r} must be a (height, width) pair of positive integers such as (3, 3), got {value!r}"
+        )
     return [int(v) for v in value]
 
 
@@ -458,7 +460,9 @@ def _find_idx_file(directory: Path, stem: str, url: str) -> Path:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise DatasetError(f"{stem} (or {stem}.gz) is missing from {directory}; 'path' must be {_IDX_HINT}. Download them from {url}")
+    raise DatasetError(
+        f"{stem} (or {stem}.gz) is missing from {directory}; 'path' must be {_IDX_HINT}. Download them from {url}"
+    )
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -505,7 +509,8 @@ def _csv(o: dict[str, Any]) -> _Raw:
     if missing:
         raise DatasetError(f"column {missing[0]!r} is not in {path}; the columns present are: {', '.join(header)}")
     if set(targets) & set(features):
-        raise DatasetError(f"column(s) {sorted(set(targets) & set(features))} are both target and feature; leave them out of 'features'")
+        both = sorted(set(targets) & set(features))
+        raise DatasetError(f"column(s) {both} are both target and feature; leave them out of 'features'")
     if not features:
         raise DatasetError(f"{path} has no columns left to use as features besides the target {targets}")
 
@@ -568,7 +573,9 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], l
     except csv.Error as err:
         raise DatasetError(f"{path} is not valid CSV: {err}") from err
     if not rows:
-        raise DatasetError(f"{path} has no data rows; the first line must name the columns and each further line hold one sample")
+        raise DatasetError(
+            f"{path} has no data rows; the first line must name the columns and each further line hold one sample"
+        )
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise DatasetError(f"{path} has duplicate column name(s) {duplicated}; rename them so each column is unique")
@@ -671,7 +678,9 @@ _SOURCES: dict[str, _Source] = {
 def _select_classes(raw: _Raw, wanted: list[int | str]) -> _Raw:
     """Keep the wanted classes, relabelled 0..k-1 in the order given."""
     if raw.task != "classification":
-        raise DatasetError(f"option 'classes' only applies to classification datasets; this one is a {raw.task} dataset")
+        raise DatasetError(
+            f"option 'classes' only applies to classification datasets; this one is a {raw.task} dataset"
+        )
     names = raw.class_names
     # Every original label, mapped to its new label or -1 when dropped.
     relabel = np.full(len(names), -1)
@@ -683,7 +692,9 @@ def _select_classes(raw: _Raw, wanted: list[int | str]) -> _Raw:
         elif isinstance(item, int) and 0 <= item < len(names):
             relabel[item] = new_label
         else:
-            raise DatasetError(f"class {item!r} is not present; the classes are {names} (give labels 0..{len(names) - 1} or names)")
+            raise DatasetError(
+                f"class {item!r} is not present; the classes are {names} (give labels 0..{len(names) - 1} or names)"
+            )
 
     def keep(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = relabel[y] >= 0
@@ -724,7 +735,9 @@ def _downsample(train: np.ndarray, test: np.ndarray, size: list[int]) -> tuple[n
     """Block-average images to `size` with adaptive average pooling (blocks may overlap)."""
     height, width = train.shape[-2:]
     if size[0] > height or size[1] > width:
-        raise DatasetError(f"downsample {tuple(size)} is larger than the {height}x{width} images; use at most ({height}, {width})")
+        raise DatasetError(
+            f"downsample {tuple(size)} is larger than the {height}x{width} images; use at most ({height}, {width})"
+        )
 
     def pool(images: np.ndarray) -> np.ndarray:
         return F.adaptive_avg_pool2d(torch.from_numpy(images), tuple(size)).numpy()
@@ -753,7 +766,9 @@ def _pca(train: np.ndarray, test: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     if k > d:
         raise DatasetError(f"pca={k} asks for more components than the {d} features there are; use pca <= {d}")
     if k > n:
-        raise DatasetError(f"pca={k} needs at least {k} training samples but there are {n}; lower pca or use more samples")
+        raise DatasetError(
+            f"pca={k} needs at least {k} training samples but there are {n}; lower pca or use more samples"
+        )
     mean = train.mean(axis=0)
     # The d x d covariance keeps memory at d**2 even for 60000 MNIST images, where an SVD of
     # the data matrix would build a 60000 x d factor.

@@ -90,17 +90,22 @@ def _shifted_batch(angles: torch.Tensor, shift: float) -> torch.Tensor:
 
 
 def _differences(evaluate: Evaluator, angles: torch.Tensor, init: torch.Tensor | None, shift: float,
-                 divisor: float, init_features: int, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 divisor: float, init_features: int, grad_out: torch.Tensor,
+                 init_step: float = FINITE_DIFF_STEP) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Vector-Jacobian product from ±shift evaluations of every angle (and init component), one batched call."""
     batch, g = angles.shape
     rows = [_shifted_batch(angles, shift)] if g else []
     inits = [init.repeat_interleave(2 * g, dim=0)] if (g and init is not None) else []
     if init is not None and init_features:
-        # Amplitude-encoded inputs: central differences of the normalised state. The radial part this
-        # adds is removed by the normalisation's own Jacobian upstream.
-        eye = torch.eye(init.shape[1], dtype=init.dtype, device=init.device)[:init_features] * FINITE_DIFF_STEP
+        # Amplitude-encoded inputs. Every readout (expectation or probability, noisy or not) is a quadratic
+        # form f(v) = v^T A v of the initial vector, so central differences of f are exact for any step:
+        # evaluate at the normalised vector v/|v| and scale by |v|^2 (f(v) = |v|^2 f(v/|v|)). This gives
+        # ∂f/∂v = 2Av, the same quantity as the adjoint sweep; the normalisation's own Jacobian upstream
+        # removes the radial part.
+        eye = torch.eye(init.shape[1], dtype=init.dtype, device=init.device)[:init_features] * init_step
         moved = torch.cat([init.unsqueeze(1) + eye, init.unsqueeze(1) - eye], dim=1)
-        moved = moved / moved.norm(dim=-1, keepdim=True)
+        norms = moved.norm(dim=-1, keepdim=True)
+        moved = moved / norms
         rows.append(angles.repeat_interleave(2 * init_features, dim=0))
         inits.append(moved.reshape(-1, init.shape[1]))
     values = evaluate(torch.cat(rows), torch.cat(inits) if inits else None).to(grad_out.dtype)
@@ -111,8 +116,9 @@ def _differences(evaluate: Evaluator, angles: torch.Tensor, init: torch.Tensor |
         jac = (shifted[:, 0] - shifted[:, 1]) / divisor  # (batch, G, width)
         grad_angles = torch.einsum("bgk,bk->bg", jac, grad_out)
     if init is not None and init_features:
-        moved_values = values[batch * 2 * g:].reshape(batch, 2, init_features, width)
-        jac = (moved_values[:, 0] - moved_values[:, 1]) / (2 * FINITE_DIFF_STEP)
+        scale = (norms.reshape(batch, 2, init_features, 1) ** 2).to(values.dtype)
+        moved_values = values[batch * 2 * g:].reshape(batch, 2, init_features, width) * scale
+        jac = (moved_values[:, 0] - moved_values[:, 1]) / (2 * init_step)
         grad_init = torch.zeros_like(init)
         grad_init[:, :init_features] = torch.einsum("bfk,bk->bf", jac, grad_out).to(init.dtype)
     return grad_angles, grad_init
@@ -169,8 +175,9 @@ class Runner:
             lam = self.program.observable_action(saved, self.plan, grad_out)
             return self.program.adjoint_vjp(saved, lam, angles, need_initial=need_init)
         if self.method == "parameter_shift":
+            # Shot-robust: a large exact step for the amplitude-encoded initial vector too (|v ± e/2| >= 1/2).
             return _differences(self.evaluate, angles, init, math.pi / 2, 2.0,
-                                self.init_features if need_init else 0, grad_out)
+                                self.init_features if need_init else 0, grad_out, init_step=0.5)
         if self.method == "finite_diff":
             return _differences(self.evaluate, angles, init, FINITE_DIFF_STEP, 2 * FINITE_DIFF_STEP,
                                 self.init_features if need_init else 0, grad_out)

@@ -79,8 +79,10 @@ class QuantumLayer(nn.Module):
                              program=self.program, dm_program=self.dm_program)
         if self.circuit.n_weights:
             # Small angles start near the identity, away from the flat regions of random circuits.
-            self.weight = nn.Parameter(torch.empty(self.circuit.n_weights, device=self.device_).uniform_(-math.pi / 4,
-                                                                                                       math.pi / 4))
+            # Double precision keeps its weights in float64 too, so gradients are not rounded to float32.
+            weight_dtype = torch.float64 if precision == "double" else torch.float32
+            self.weight = nn.Parameter(torch.empty(self.circuit.n_weights, device=self.device_, dtype=weight_dtype)
+                                       .uniform_(-math.pi / 4, math.pi / 4))
         else:
             self.register_parameter("weight", None)
         if plan.coefficients is not None:

@@ -118,7 +118,9 @@ class RunStore:
         self.keep_checkpoints = keep_checkpoints
         self._local = threading.local()
         if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory; give the path of a file such as {self.path / 'runs.sqlite3'}")
+            raise StoreError(
+                f"{self.path} is a directory; give the path of a file such as {self.path / 'runs.sqlite3'}"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._initialise()
 
@@ -163,17 +165,21 @@ class RunStore:
 
     def append_events(self, run_id: str, events: list[dict]) -> None:
         """Store events; one with the same (kind, step) as a stored one replaces it."""
+        # Encoded before the write lock is taken, so other writers wait only for SQLite.
+        rows = [_event_columns(event) for event in events]
         with self._write() as connection:
             run_id = self._touch(connection, run_id)
             connection.executemany(
                 "INSERT OR REPLACE INTO events (run_id, kind, step, epoch, data) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, *_event_columns(event)) for event in events],
+                [(run_id, *row) for row in rows],
             )
 
     def save_checkpoint(self, run_id: str, *, step: int, epoch: int, state: bytes) -> None:
         """Store a checkpoint and drop all but the latest `keep_checkpoints` of the run."""
         if not isinstance(state, (bytes, bytearray, memoryview)):
-            raise StoreError(f"a checkpoint's state must be bytes (e.g. from torch.save to a BytesIO), got {type(state).__name__}")
+            raise StoreError(
+                f"a checkpoint's state must be bytes (e.g. from torch.save to a BytesIO), got {type(state).__name__}"
+            )
         with self._write() as connection:
             run_id = self._touch(connection, run_id)
             connection.execute(
@@ -302,7 +308,10 @@ class RunStore:
         # Runs without events yet (just started) are no mistake; a metric nobody records is.
         if recorded and not any(series.values()):
             names = sorted(recorded - {"kind", "step", "epoch"})
-            raise StoreError(f"no {kind!r} event of these runs has a numeric {metric!r}; the recorded values are: {', '.join(names)}")
+            raise StoreError(
+                f"no {kind!r} event of these runs has a numeric {metric!r}; "
+                f"the recorded values are: {', '.join(names)}"
+            )
         return series
 
     def export_run(self, run_id: str, path: str | os.PathLike, fmt: str = "json") -> Path:
@@ -408,14 +417,15 @@ class RunStore:
             raise StoreError(f"a run id is a non-empty string, got {run_id!r}")
         if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             return run_id
-        matches = [
-            row[0] for row in connection.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(run_id), run_id))
-        ]
+        rows = connection.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(run_id), run_id))
+        matches = [row[0] for row in rows]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise StoreError(f"no run {run_id!r} in {self.path}; `workbench runs list` shows the runs there")
-        raise StoreError(f"run id {run_id!r} is ambiguous, it starts {', '.join(sorted(matches))}; give more characters")
+        raise StoreError(
+            f"run id {run_id!r} is ambiguous, it starts {', '.join(sorted(matches))}; give more characters"
+        )
 
     def _touch(self, connection: sqlite3.Connection, run_id: str) -> str:
         """Resolve the id and stamp the run as just written by this process."""
@@ -449,7 +459,7 @@ def _process_alive(pid: int, started: float) -> bool:
     try:
         process = psutil.Process(pid)
         # A reused pid belongs to a process that started at another time.
-        return process.status() != psutil.STATUS_ZOMBIE
+        return abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
@@ -477,7 +487,9 @@ def _to_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, default=_plain)
     except (TypeError, ValueError) as err:
-        raise StoreError(f"the {what} cannot be stored as JSON ({err}); pass numbers, strings, lists and dicts") from err
+        raise StoreError(
+            f"the {what} cannot be stored as JSON ({err}); pass numbers, strings, lists and dicts"
+        ) from err
 
 
 def _plain(value: Any) -> Any:

@@ -122,7 +122,7 @@ class Trainer:
         self.dataset = load_dataset(dataset, **(dataset_options or {})) if isinstance(dataset, str) else dataset
         self._check_dataset()
         self.store = store
-        self.stream = stream or MetricStream()
+        self.stream = stream if stream is not None else MetricStream()
         self.name = name or self.spec.name
         self.parent_id = parent_id
         torch.manual_seed(self.config.seed)

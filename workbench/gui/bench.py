@@ -1,0 +1,166 @@
+"""The GUI's benchmark: time one training step of the network on the canvas for every (target, gradient
+method) that applies, each model built with workbench.compile. Runs in a background thread; the UI
+polls `BenchmarkRun.rows`."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from typing import Any
+
+import torch
+
+from .. import compile as wb_compile
+from ..gradients import METHODS, GradientError, choose_gradient
+from ..spec import ArchitectureSpec, load_spec
+
+
+def plan(spec: ArchitectureSpec, *, targets: list[dict], noise: dict | None, shots: int | None,
+         include_hardware: bool = False) -> list[dict]:
+    """Every (target, gradient) pair with '' or the reason it does not apply here."""
+    noisy = any(v > 0 for k, v in (noise or {}).items() if k != "readout")
+    has_quantum = bool(spec.quantum_blocks())
+    rows = []
+    for choice in targets:
+        name, kind = choice["name"], choice["kind"]
+        if kind == "hardware" and not include_hardware:
+            continue
+        if kind in ("other",):
+            continue
+        if not has_quantum:
+            if name == "torch":
+                rows.append({"target": name, "gradient": "backprop", "skip": ""})
+            continue
+        for method in METHODS[1:]:
+            row = {"target": name, "gradient": method, "skip": ""}
+            if choice["reason"]:
+                row["skip"] = choice["reason"]
+            elif name == "density-matrix-cpu" and not noisy:
+                row["skip"] = "noise-free network: density-matrix-cpu only adds cost (set a noise model to include it)"
+            elif name == "torch-density" and not noisy:
+                row["skip"] = "noise-free network: the statevector engine computes the same values"
+            elif noisy and name not in ("torch", "torch-density", "density-matrix-cpu"):
+                row["skip"] = f"{name} simulates pure states and cannot apply gate noise"
+            elif noisy and name == "torch":
+                row["skip"] = "with gate noise the torch engine runs as torch-density"
+            else:
+                hardware = kind == "hardware"
+                engine = name
+                effective_shots = shots or (1000 if hardware else None)
+                try:
+                    choose_gradient(method, engine=engine, shots=effective_shots, hardware=hardware, noisy=noisy)
+                except GradientError as err:
+                    row["skip"] = str(err)
+            rows.append(row)
+    return rows
+
+
+def _batch(spec: ArchitectureSpec, dataset, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if dataset is not None and tuple(dataset.input_shape) == tuple(spec.input_shape):
+        return dataset.X_train[:batch], dataset.y_train[:batch]
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(batch, *spec.input_shape, generator=generator)
+    width = spec.output_shape()[0]
+    if spec.task == "classification":
+        y = torch.randint(0, max(2, width) if width > 1 else 2, (batch,), generator=generator)
+    elif spec.task == "regression":
+        y = torch.randn(batch, generator=generator) if width == 1 else torch.randn(batch, width, generator=generator)
+    else:
+        y = torch.ones(batch, width)
+    return X, y
+
+
+def time_step(spec: ArchitectureSpec, target: str, gradient: str, X: torch.Tensor, y: torch.Tensor, *,
+              noise: dict | None = None, shots: int | None = None, precision: str = "single", repeats: int = 2,
+              budget_s: float = 20.0) -> dict[str, Any]:
+    """Seconds for one optimiser step (forward, loss, backward, update): median of `repeats` after a warm-up."""
+    from ..training.trainer import loss_function
+
+    torch.manual_seed(0)
+    model = wb_compile(spec, target=target, gradient=gradient, noise=noise, shots=shots, precision=precision)
+    loss_fn = loss_function(spec.task, spec.output_shape()[0])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> float:
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    warm = step()
+    executions_before = model.circuit_executions()
+    times = []
+    for _ in range(repeats):
+        if warm * (len(times) + 1) > budget_s:
+            break
+        times.append(step())
+    runs = max(1, len(times))
+    executions = (model.circuit_executions() - executions_before) / runs if times else None
+    return {"seconds": statistics.median(times) if times else warm, "executions": executions,
+            "methods": {k: v["method"] for k, v in model.gradient_info().items()}}
+
+
+class BenchmarkRun:
+    """One benchmark in a background thread; rows fill in as each combination finishes."""
+
+    def __init__(self, spec: ArchitectureSpec | dict, *, targets: list[dict], dataset=None, batch: int = 16,
+                 noise: dict | None = None, shots: int | None = None, precision: str = "single",
+                 include_hardware: bool = False, repeats: int = 2):
+        self.spec = load_spec(spec)
+        self.rows = plan(self.spec, targets=targets, noise=noise, shots=shots, include_hardware=include_hardware)
+        self.X, self.y = _batch(self.spec, dataset, batch)
+        self.batch = len(self.X)
+        self.noise, self.shots, self.precision, self.repeats = noise, shots, precision, repeats
+        self.done = 0
+        self.finished = False
+        self.version = 0
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(1 for r in self.rows if not r["skip"])
+
+    def start(self) -> "BenchmarkRun":
+        self._thread = threading.Thread(target=self.run, name="workbench-benchmark", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> list[dict]:
+        for row in self.rows:
+            if self._cancel.is_set():
+                break
+            if row["skip"]:
+                continue
+            with self._lock:
+                row["status"] = "running"
+                self.version += 1
+            try:
+                result = time_step(self.spec, row["target"], row["gradient"], self.X, self.y, noise=self.noise,
+                                   shots=self.shots, precision=self.precision, repeats=self.repeats)
+                update = {"seconds": result["seconds"], "executions": result["executions"], "status": "done"}
+            except Exception as err:  # a combination that fails here is reported, not fatal
+                update = {"seconds": None, "status": "failed", "skip": f"{err.__class__.__name__}: {err}"}
+            with self._lock:
+                row.update(update)
+                self.done += 1
+                self.version += 1
+        with self._lock:
+            self.finished = True
+            self.version += 1
+        return self.rows
+
+    def snapshot(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self.rows]
