@@ -17,7 +17,7 @@ app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hyb
                   no_args_is_help=True, pretty_exceptions_enable=False)
 runs_app = typer.Typer(help="Inspect, export, resume and delete recorded training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -174,8 +174,9 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
     store = _store(store_path)
     store.mark_stale_running_as_interrupted()
     table = Table(title=f"runs in {store.path}")
-    for column in ("id", "name", "status", "created", "dataset", "target", "final"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=12)
+    for column in ("name", "status", "created", "dataset", "target", "final"):
+        table.add_column(column, overflow="fold")
     for run in store.list_runs(status=status, limit=limit):
         final = run.final_metrics or {}
         headline = ", ".join(f"{k}={v:.3f}" for k, v in final.items() if k.startswith("test_") and

@@ -136,9 +136,11 @@ class CudaqExecutor:
                 if key not in self._operators:
                     self._operators[key] = [pauli_operator(cudaq, plan.paulis[k]) for k in active]
                 try:
-                    if batch == 1:
-                        results = [cudaq.observe(self.kernel, self._operators[key], *self._args(angles, init)[0],
-                                                 **self._call_kwargs(shots))]
+                    if batch == 1 or init is not None:
+                        # Broadcasting a list[complex] argument in cudaq 0.16 silently runs every row from the
+                        # first row's (or |0..0>) initial state: amplitude-encoded batches go row by row.
+                        results = [cudaq.observe(self.kernel, self._operators[key], *args, **self._call_kwargs(shots))
+                                   for args in self._args(angles, init)]
                     else:
                         results = cudaq.observe(self.kernel, self._operators[key], *self._broadcast(angles, init),
                                                 **self._call_kwargs(shots))
@@ -164,8 +166,9 @@ class CudaqExecutor:
             return probs.new_zeros(batch, 2**k).index_add(1, target_index, probs)
         with session(self.target) as cudaq:
             try:
-                if batch == 1:
-                    results = [cudaq.sample(self.kernel, *self._args(angles, init)[0], **self._call_kwargs(shots))]
+                if batch == 1 or init is not None:  # see _expectations: no broadcasting of initial states
+                    results = [cudaq.sample(self.kernel, *args, **self._call_kwargs(shots))
+                               for args in self._args(angles, init)]
                 else:
                     results = cudaq.sample(self.kernel, *self._broadcast(angles, init), **self._call_kwargs(shots))
             finally:

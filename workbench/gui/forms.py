@@ -14,6 +14,16 @@ from typing import Any, Callable
 
 from ..spec import block_schema
 
+def get_value(data: dict, path: str) -> Any:
+    """A dotted-path value of a (nested) dict, None when absent."""
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 # Fields that only mean something for some settings of the block (hidden otherwise).
 RELEVANT: dict[tuple[str, str], Callable[[dict], bool]] = {
     ("quantum", "rotation"): lambda b: b.get("encoding", "angle") in ("angle", "reupload"),

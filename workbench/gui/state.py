@@ -291,7 +291,7 @@ class BuilderState(param.Parameterized):
 
     def __init__(self, spec: dict | None = None, **params):
         super().__init__(**params)
-        self._history: list[tuple[dict, int | None]] = []
+        self._history: list[tuple[dict, int | None, int | None]] = []
         self._position = -1
         self._commit(copy.deepcopy(spec) if spec is not None else empty_spec(), None, "new")
 
@@ -319,9 +319,12 @@ class BuilderState(param.Parameterized):
         return load_spec(copy.deepcopy(self.spec))
 
     # -- history ---------------------------------------------------------------------------------
-    def _commit(self, spec: dict, selected: int | None, action: str) -> None:
+    def _commit(self, spec: dict, selected: int | None, action: str, undo_select: Any = "same") -> None:
+        """Record a new state. `undo_select`: the selection to restore when this action is undone
+        (default: the selection it was made with)."""
         del self._history[self._position + 1:]
-        self._history.append((copy.deepcopy(spec), selected))
+        before = self.selected if undo_select == "same" else undo_select
+        self._history.append((copy.deepcopy(spec), selected, before))
         if len(self._history) > HISTORY_LIMIT:
             del self._history[0]
         self._position = len(self._history) - 1
@@ -345,16 +348,17 @@ class BuilderState(param.Parameterized):
     def undo(self) -> bool:
         if self._position <= 0:
             return False
+        _, _, select = self._history[self._position]
         self._position -= 1
-        spec, selected = self._history[self._position]
-        self._apply(copy.deepcopy(spec), selected, "undo")
+        spec = self._history[self._position][0]
+        self._apply(copy.deepcopy(spec), select, "undo")
         return True
 
     def redo(self) -> bool:
         if self._position >= len(self._history) - 1:
             return False
         self._position += 1
-        spec, selected = self._history[self._position]
+        spec, selected, _ = self._history[self._position]
         self._apply(copy.deepcopy(spec), selected, "redo")
         return True
 
@@ -374,7 +378,7 @@ class BuilderState(param.Parameterized):
             _fit_readout(block)
         index = len(blocks) if index is None else max(0, min(int(index), len(blocks)))
         blocks.insert(index, block)
-        self._commit(spec, index, f"add {block['id']}")
+        self._commit(spec, index, f"add {block['id']}", undo_select=None)
         return block
 
     def apply_readout(self, index: int, key: str) -> None:
@@ -387,7 +391,7 @@ class BuilderState(param.Parameterized):
         block["readout"] = copy.deepcopy(item.block["readout"])
         block["role"] = "output"
         _fit_readout(block)
-        self._commit(spec, index, f"readout {block['id']}")
+        self._commit(spec, index, f"readout {block['id']}", undo_select=index)
 
     def move(self, source: int, target: int) -> None:
         """Move block `source` so that it lands before the block now at `target` (len = the end)."""
@@ -402,7 +406,7 @@ class BuilderState(param.Parameterized):
         if target == source:
             return
         blocks.insert(target, block)
-        self._commit(spec, target, f"move {block.get('id')}")
+        self._commit(spec, target, f"move {block.get('id')}", undo_select=source)
 
     def duplicate(self, index: int) -> None:
         spec = self._edited()
@@ -412,7 +416,7 @@ class BuilderState(param.Parameterized):
         clone = copy.deepcopy(blocks[index])
         clone["id"] = unique_id(blocks, clone.get("type", "block"), prefix=_id_stem(clone.get("id", "block")))
         blocks.insert(index + 1, clone)
-        self._commit(spec, index + 1, f"duplicate {blocks[index].get('id')}")
+        self._commit(spec, index + 1, f"duplicate {blocks[index].get('id')}", undo_select=index)
 
     def delete(self, index: int) -> None:
         spec = self._edited()
@@ -421,7 +425,7 @@ class BuilderState(param.Parameterized):
             return
         removed = blocks.pop(index)
         selected = min(index, len(blocks) - 1) if blocks else None
-        self._commit(spec, selected, f"delete {removed.get('id')}")
+        self._commit(spec, selected, f"delete {removed.get('id')}", undo_select=index)
 
     def clear(self) -> None:
         spec = self._edited()
@@ -446,7 +450,7 @@ class BuilderState(param.Parameterized):
             # A sampler takes no observables: drop them so the switch alone is a valid edit.
             for key in ("observables", "hamiltonian"):
                 block.get("readout", {}).pop(key, None)
-        self._commit(spec, index, f"edit {block.get('id')}.{path}")
+        self._commit(spec, index, f"edit {block.get('id')}.{path}", undo_select=index)
 
     def set_spec_field(self, name: str, value: Any) -> None:
         """Set a top-level field: name, description, task or input_shape."""

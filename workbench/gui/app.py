@@ -1,0 +1,1200 @@
+"""The workbench GUI: builder, circuit view, run setup, live dashboard, compare, benchmark, export.
+
+`WorkbenchApp` is built once per browser session (or notebook display), so every session has its
+own builder, settings, runs and charts. All state lives in the param classes of .state and .session;
+this module only lays out widgets and binds them to that state.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+
+from .. import templates
+from ..store import RunStore, StoreError
+from . import charts, forms, share
+from .bench import BenchmarkRun
+from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
+from .components import BuilderCanvas
+from .dashboard import POLL_MS, LiveDashboard
+from .session import StartError, TrainingSession
+from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
+                    shape_text, target_choices)
+
+TITLE = "Hybrid Quantum Workbench"
+TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Compare", "Benchmark", "Export & share")
+TAB = {name: i for i, name in enumerate(TAB_NAMES)}
+DEFAULT_TEMPLATE = "vqc-circles"
+METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
+
+CSS = """
+:root { --wb-font: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+body { font-family: var(--wb-font); }
+.wb-card { background: #ffffff; border: 1px solid #e2e8f0; border-radius: 10px; padding: 6px 10px 10px;
+           box-shadow: 0 1px 2px rgba(15,23,42,.04); }
+.wb-section-title { font-weight: 700; font-size: 15px; color: #0f172a; margin: 4px 0 2px; }
+.wb-muted { color: #64748b; font-size: 12.5px; }
+.wb-kv { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; font-size: 13px; }
+.wb-kv b { color: #0f172a; }
+.wb-table { border-collapse: collapse; width: 100%; font-size: 13px; }
+.wb-table th { text-align: left; color: #475569; font-weight: 600; border-bottom: 2px solid #e2e8f0; padding: 5px 8px; }
+.wb-table td { border-bottom: 1px solid #f1f5f9; padding: 5px 8px; vertical-align: top; }
+.wb-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.wb-pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
+.wb-ok-pill { background: #dcfce7; color: #166534; }
+.wb-bad-pill { background: #fee2e2; color: #991b1b; }
+.wb-warn-pill { background: #fef3c7; color: #92400e; }
+.wb-note { background: #f8fafc; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px 12px; font-size: 13px; }
+.wb-alert { background: #fef2f2; border: 1px solid #fecaca; color: #991b1b; border-radius: 8px; padding: 8px 12px;
+            font-size: 13px; }
+.wb-success { background: #f0fdf4; border: 1px solid #bbf7d0; color: #166534; border-radius: 8px; padding: 8px 12px;
+              font-size: 13px; }
+.wb-circuit-scroll { overflow-x: auto; border: 1px solid #e2e8f0; border-radius: 10px; background: #fff; padding: 6px; }
+pre.wb-listing { font-size: 12px; max-height: 260px; overflow: auto; background: #f8fafc; padding: 8px;
+                 border-radius: 8px; }
+"""
+
+
+def _html_note(text: str, kind: str = "note") -> str:
+    return f"<div class='wb-{kind}'>{text}</div>"
+
+
+def _stat(label: str, value: Any) -> str:
+    return (f"<div style='display:inline-block;min-width:118px;margin:0 10px 6px 0;padding:6px 10px;"
+            f"border:1px solid #e2e8f0;border-radius:8px;background:#fff'><div style='font-size:11px;color:#64748b;"
+            f"text-transform:uppercase;letter-spacing:.04em'>{html.escape(label)}</div><div style='font-size:17px;"
+            f"font-weight:700;color:#0f172a'>{html.escape(str(value))}</div></div>")
+
+
+def default_store() -> RunStore:
+    return RunStore(os.environ.get("WORKBENCH_STORE") or None)
+
+
+class WorkbenchApp(param.Parameterized):
+    """Everything one user sees and does; create one per session."""
+
+    active_tab = param.Integer(default=0)
+
+    def __init__(self, *, store: RunStore | None = None, state: str | None = None, notebook: bool = False,
+                 template: str | None = DEFAULT_TEMPLATE, **params):
+        super().__init__(**params)
+        self.notebook = notebook
+        try:
+            self.store = store if store is not None else default_store()
+        except StoreError as err:
+            self.store = None
+            self._store_error = str(err)
+        else:
+            self._store_error = ""
+        self.builder = BuilderState()
+        self.setup = RunSetup()
+        self.session = TrainingSession(store=self.store)
+        self.benchmark: BenchmarkRun | None = None
+        self._bench_version = -1
+        self._syncing = False
+        self._form_key: tuple | None = None
+        self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
+        self._url_enabled = False
+        self._last_query = None
+        self.restore_message = ""
+        self.baseline_data = charts.LiveData()
+        self._baseline_cursor = 0
+        self._known_runs: tuple = ()
+
+        restored = False
+        if state:
+            restored = self.restore(state)
+        if not restored and template:
+            self.open_template(template)
+        self._build()
+        self._refresh_all()
+
+    # ==============================================================================================
+    # State actions (also used by tests and the notebook API)
+
+    def open_template(self, name: str) -> None:
+        self.builder.load_template(name)
+        self.setup.use_template_dataset(name)
+
+    def restore(self, text: str) -> bool:
+        """Restore network and settings from a shared link's state; False (and a message) if unreadable."""
+        try:
+            payload = share.decode_state(text)
+            self.builder.load(payload["spec"], action="restore link")
+        except (share.ShareError, ValueError) as err:
+            self.restore_message = f"Could not open the shared link: {err}"
+            return False
+        problems = self.setup.update_from(payload.get("setup") or {})
+        self.restore_message = "Restored the network and settings from the link." + (
+            " " + "; ".join(problems) if problems else "")
+        return True
+
+    def state_token(self) -> str:
+        return share.encode_state(session_payload(self.builder, self.setup))
+
+    def match_dataset(self) -> None:
+        """Set the network's input shape and task to the dataset's."""
+        try:
+            data = self.setup.load_dataset()
+        except Exception as err:  # DatasetError and friends: shown where the user pressed
+            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
+            return
+        spec = copy.deepcopy(self.builder.spec)
+        spec["input_shape"] = list(data.input_shape)
+        spec["task"] = data.task
+        self.builder.load(spec, action="match dataset")
+
+    def train_blockers(self) -> list[str]:
+        """Why Train is disabled (empty when it may start)."""
+        reasons = []
+        if not self.builder.valid:
+            reasons.append("Fix the network: " + self.builder.error["message"])
+            return reasons
+        problem, _ = self.setup.dataset_problem(self.builder.spec)
+        if problem:
+            reasons.append(problem)
+        explanation = self.setup.gradient_explanation(self.builder.spec)
+        if not explanation["ok"]:
+            reasons.append(explanation["error"])
+        if self.session.status in ("running", "paused"):
+            reasons.append("a run is in progress")
+        return reasons
+
+    def start_training(self) -> bool:
+        blockers = [b for b in self.train_blockers() if b != "a run is in progress"]
+        if blockers:
+            self.train_message.value = _html_note(html.escape(blockers[0]), "alert")
+            return False
+        try:
+            trainer = self.session.start(self.builder.spec, self.setup)
+        except StartError as err:
+            self.train_message.value = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset))
+        self.train_message.value = ""
+        self.tabs.active = TAB["Train"]
+        self._update_controls()
+        return True
+
+    def _boundary_points(self, dataset) -> tuple[list, list, list] | None:
+        if dataset is None or tuple(dataset.input_shape) != (2,) or dataset.task != "classification":
+            return None
+        X, y = dataset.X_train[:400], dataset.y_train[:400]
+        names = dataset.class_names or []
+        labels = [names[int(c)] if int(c) < len(names) else str(int(c)) for c in y.tolist()]
+        return X[:, 0].tolist(), X[:, 1].tolist(), labels
+
+    # ==============================================================================================
+    # Layout
+
+    def _build(self) -> None:
+        pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
+        self._build_sidebar()
+        build = self._build_builder_tab()
+        circuit = self._build_circuit_tab()
+        setup = self._build_setup_tab()
+        self.dashboard = LiveDashboard(controls=False)
+        train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
+        compare = self._build_compare_tab()
+        bench = self._build_benchmark_tab()
+        export = self._build_export_tab()
+        self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, compare, bench, export)),
+                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+        self.tabs.param.watch(self._on_tab, "active")
+        self.builder.param.watch(self._on_builder, ["revision", "selected"])
+        self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))
+        self.session.param.watch(lambda *_: self._update_controls(), ["status", "message"])
+        self.session.param.watch(lambda *_: self._on_baseline_status(), ["baseline_status", "baseline_message"])
+        self.session.param.watch(lambda *_: self._refresh_runs(), ["run_ids"])
+
+    # ---------------------------------------------------------------------------------------- sidebar
+    def _build_sidebar(self) -> None:
+        self.template_buttons = []
+        for name in templates.names():
+            button = pn.widgets.Button(name=name, button_type="light", sizing_mode="stretch_width",
+                                       css_classes=["wb-template", f"wb-template-{name}"], margin=(2, 4))
+            button.on_click(lambda _, n=name: self._on_template(n))
+            self.template_buttons.append(button)
+        self.network_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                    css_classes=["wb-network-status"], margin=(4, 6))
+        self.train_button = pn.widgets.Button(name="▶ Train", button_type="success", sizing_mode="stretch_width",
+                                              css_classes=["wb-train"], height=40, margin=(6, 4))
+        self.train_button.on_click(lambda _: self.start_training())
+        self.pause_button = pn.widgets.Button(name="⏸ Pause", button_type="warning", css_classes=["wb-pause"],
+                                              sizing_mode="stretch_width", margin=(2, 2))
+        self.resume_button = pn.widgets.Button(name="▶ Resume", button_type="primary", css_classes=["wb-resume"],
+                                               sizing_mode="stretch_width", margin=(2, 2))
+        self.stop_button = pn.widgets.Button(name="■ Stop", button_type="danger", css_classes=["wb-stop"],
+                                             sizing_mode="stretch_width", margin=(2, 2))
+        self.pause_button.on_click(lambda _: (self.session.pause(), self._update_controls()))
+        self.resume_button.on_click(lambda _: (self.session.resume(), self._update_controls()))
+        self.stop_button.on_click(lambda _: (self.session.stop(), self._update_controls()))
+        self.run_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width", css_classes=["wb-run-status"],
+                                                margin=(4, 6))
+        self.train_blocker = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                   css_classes=["wb-train-blocker"], margin=(4, 6))
+        self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                   css_classes=["wb-train-message"], margin=(4, 8))
+        self.sidebar = pn.Column(
+            pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
+                         "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
+                         margin=(0, 6)),
+            *self.template_buttons,
+            pn.layout.Divider(margin=(8, 4)),
+            pn.pane.HTML("<div class='wb-section-title'>Network</div>", margin=(0, 6)),
+            self.network_status,
+            pn.layout.Divider(margin=(8, 4)),
+            pn.pane.HTML("<div class='wb-section-title'>Training</div>", margin=(0, 6)),
+            self.train_button, self.train_blocker,
+            pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
+            self.run_status,
+            sizing_mode="stretch_width", css_classes=["wb-sidebar"])
+
+    # ---------------------------------------------------------------------------------------- build
+    def _build_builder_tab(self):
+        self.canvas = BuilderCanvas(on_action=self._on_canvas_action, palette=palette_payload(),
+                                    view=self.builder.canvas_payload(), sizing_mode="stretch_width",
+                                    min_height=600, css_classes=["wb-canvas-component"])
+        self.undo_button = pn.widgets.Button(name="↶ Undo", button_type="default", css_classes=["wb-undo"], width=84)
+        self.redo_button = pn.widgets.Button(name="↷ Redo", button_type="default", css_classes=["wb-redo"], width=84)
+        self.duplicate_button = pn.widgets.Button(name="⧉ Duplicate", css_classes=["wb-duplicate"], width=106)
+        self.delete_button = pn.widgets.Button(name="✕ Delete", css_classes=["wb-delete"], width=90)
+        self.clear_button = pn.widgets.Button(name="Clear canvas", button_type="light", css_classes=["wb-clear"],
+                                              width=110)
+        self.undo_button.on_click(lambda _: self.builder.undo())
+        self.redo_button.on_click(lambda _: self.builder.redo())
+        self.duplicate_button.on_click(lambda _: self._on_selected("duplicate"))
+        self.delete_button.on_click(lambda _: self._on_selected("delete"))
+        self.clear_button.on_click(lambda _: self.builder.clear())
+        self.last_action = pn.widgets.StaticText(value="", css_classes=["wb-last-action"], margin=(10, 8))
+        toolbar = pn.Row(self.undo_button, self.redo_button, self.duplicate_button, self.delete_button,
+                         self.clear_button, self.last_action, sizing_mode="stretch_width")
+        self.form_title = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 4))
+        self.form_error = pn.widgets.StaticText(value="", sizing_mode="stretch_width", css_classes=["wb-form-error"])
+        self.form_body = pn.Column(sizing_mode="stretch_width", css_classes=["wb-form"])
+        self.form_card = pn.Column(self.form_title, self.form_error, self.form_body, width=380,
+                                   css_classes=["wb-card", "wb-settings"], margin=(8, 4, 8, 8))
+        return pn.Column(toolbar, pn.Row(pn.Column(self.canvas, sizing_mode="stretch_width"), self.form_card,
+                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    def _on_canvas_action(self, message: dict) -> None:
+        self.builder.dispatch(message)
+
+    def _on_selected(self, what: str) -> None:
+        index = self.builder.selected
+        if index is None or index < 0:
+            return
+        getattr(self.builder, what)(index)
+
+    def _on_template(self, name: str) -> None:
+        self.open_template(name)
+        self.tabs.active = TAB["Build"]
+
+    # -- settings form ---------------------------------------------------------------------------
+    def _sync_form(self) -> None:
+        b = self.builder
+        index = b.selected
+        if index is None:
+            key = ("none",)
+        elif index == INPUT:
+            key = ("input",)
+        else:
+            block = b.blocks[index] if index < len(b.blocks) else None
+            key = ("block", index, block.get("type") if block else None)
+        if key != self._form_key:
+            self._form_key = key
+            self._rebuild_form()
+        else:
+            self._update_form_values()
+        self._mark_form_error()
+
+    def _rebuild_form(self) -> None:
+        b = self.builder
+        self._form_widgets = {}
+        self.form_error.value = ""
+        kind = self._form_key[0]
+        if kind == "none":
+            self.form_title.object = ("<div class='wb-section-title'>Block settings</div><div class='wb-muted'>"
+                                      "Click a block on the canvas to edit its settings, or the input node to set "
+                                      "the input shape and task.</div>")
+            self.form_body.objects = []
+            return
+        if kind == "input":
+            self.form_title.object = ("<div class='wb-section-title'>Network input</div><div class='wb-muted'>Name, "
+                                      "task and the shape of one sample (without the batch).</div>")
+            fields = [
+                forms.FieldSpec("name", "Network name", "str", required=True),
+                forms.FieldSpec("task", "Task", "enum", options=["classification", "regression", "energy"]),
+                forms.FieldSpec("input_shape", "Input shape", "int_list", required=True,
+                                description="e.g. 2 for points in the plane, 1, 8, 8 for 8×8 images"),
+                forms.FieldSpec("description", "Description", "str"),
+            ]
+            widgets = []
+            for f in fields:
+                widget = forms.build_widget(f, b.spec.get(f.path))
+                widget.param.watch(lambda e, f=f: self._on_input_field(f, e.new), "value")
+                self._form_widgets[f.path] = (f, widget)
+                widgets.append(widget)
+            match = pn.widgets.Button(name="Match the run setup's dataset", button_type="light",
+                                      css_classes=["wb-match-dataset"], sizing_mode="stretch_width")
+            match.on_click(lambda _: self.match_dataset())
+            self.form_body.objects = [*widgets, match]
+            return
+        index = self._form_key[1]
+        block = b.blocks[index]
+        self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(block.get('id')))} "
+                                  f"<span class='wb-muted'>· {html.escape(block.get('type', ''))}</span></div>"
+                                  "<div class='wb-muted'>Changes apply at once; ↶ Undo reverts them.</div>")
+        shown = forms.with_defaults(block)
+        widgets = []
+        group = ""
+        for f in forms.schema_fields(block["type"]):
+            if f.group and f.group != group:
+                group = f.group
+                widgets.append(pn.pane.HTML(f"<div class='wb-section-title' style='font-size:13.5px;margin-top:6px'>"
+                                            f"{html.escape(group)}</div>", margin=(4, 10, 0, 10)))
+            widget = forms.build_widget(f, forms.get_value(shown, f.path))
+            widget.visible = forms.relevant(shown, f)
+            widget.param.watch(lambda e, f=f: self._on_block_field(f, e.new), "value")
+            self._form_widgets[f.path] = (f, widget)
+            widgets.append(widget)
+        self.form_body.objects = widgets
+
+    def _update_form_values(self) -> None:
+        b = self.builder
+        if self._form_key[0] == "input":
+            source = b.spec
+        elif self._form_key[0] == "block":
+            source = forms.with_defaults(b.blocks[self._form_key[1]])
+            self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(source.get('id')))} "
+                                      f"<span class='wb-muted'>· {html.escape(source.get('type', ''))}</span></div>"
+                                      "<div class='wb-muted'>Changes apply at once; ↶ Undo reverts them.</div>")
+        else:
+            return
+        self._syncing = True
+        try:
+            for path, (f, widget) in self._form_widgets.items():
+                value = forms.format_value(f, forms.get_value(source, path))
+                if f.kind in ("opt_int", "opt_float", "int_list", "str_list", "json") and value is None:
+                    value = ""
+                if self._form_key[0] == "block":
+                    widget.visible = forms.relevant(source, f)
+                try:
+                    current = forms.parse_text(f, widget.value) if f.kind not in ("enum", "int", "float", "bool",
+                                                                                  "enum_list") else widget.value
+                except ValueError:
+                    current = object()
+                stored = forms.get_value(source, path)
+                if current != stored and value is not None:
+                    widget.value = value
+        finally:
+            self._syncing = False
+
+    def _mark_form_error(self) -> None:
+        b = self.builder
+        error = b.error
+        message = ""
+        if error and self._form_key and self._form_key[0] == "block" and b.error_index == self._form_key[1]:
+            message = error["message"]
+        elif error and self._form_key and self._form_key[0] == "input" and error.get("block") is None:
+            message = error["message"]
+        field = (error or {}).get("field") or ""
+        for path, (_, widget) in self._form_widgets.items():
+            flagged = bool(message) and (field == path or field.startswith(path + "."))
+            classes = [c for c in widget.css_classes if c != "wb-field-invalid"] + (["wb-field-invalid"] if flagged
+                                                                                    else [])
+            if classes != widget.css_classes:
+                widget.css_classes = classes
+        self.form_error.value = _html_note("✗ " + html.escape(message), "alert") if message else ""
+
+    def _on_block_field(self, f: forms.FieldSpec, raw: Any) -> None:
+        if self._syncing or self._form_key is None or self._form_key[0] != "block":
+            return
+        try:
+            value = forms.parse_text(f, raw)
+        except ValueError as err:
+            self.form_error.value = _html_note(html.escape(str(err)), "alert")
+            return
+        self.builder.set_field(self._form_key[1], f.path, value)
+
+    def _on_input_field(self, f: forms.FieldSpec, raw: Any) -> None:
+        if self._syncing:
+            return
+        try:
+            value = forms.parse_text(f, raw)
+        except ValueError as err:
+            self.form_error.value = _html_note(html.escape(str(err)), "alert")
+            return
+        self.builder.set_spec_field(f.path, value if value is not None else "")
+
+    # ---------------------------------------------------------------------------------------- circuit
+    def _build_circuit_tab(self):
+        self.circuit_block = pn.widgets.Select(name="Quantum block", options=[], width=260,
+                                               css_classes=["wb-circuit-block"])
+        self.circuit_block.param.watch(self._on_circuit_block, "value")
+        self.circuit_stats = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-stats"])
+        self.circuit_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-view"],
+                                         min_height=200)
+        self.circuit_listing = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-listing"])
+        intro = pn.pane.HTML("<div class='wb-section-title'>Circuit of the selected quantum block</div>"
+                             "<div class='wb-muted'>Drawn from the same gate list the simulators run; it follows "
+                             "every change in the block's settings.</div>", sizing_mode="stretch_width")
+        return pn.Column(intro, pn.Row(self.circuit_block), self.circuit_stats, self.circuit_view,
+                         self.circuit_listing, sizing_mode="stretch_width")
+
+    def _on_circuit_block(self, event) -> None:
+        if self._syncing or event.new is None:
+            return
+        index = self._block_position(event.new)
+        if index is not None and index != self.builder.selected:
+            self.builder.select(index)
+        self._render_circuit()
+
+    def _block_position(self, block_id: str) -> int | None:
+        for i, block in enumerate(self.builder.blocks):
+            if block.get("id") == block_id and block.get("type") == "quantum":
+                return i
+        return None
+
+    def _sync_circuit_choice(self) -> None:
+        ids = [str(b.get("id")) for b in self.builder.blocks if b.get("type") == "quantum"]
+        selected = self.builder.selected_block
+        value = self.circuit_block.value
+        if selected is not None and selected.get("type") == "quantum":
+            value = str(selected.get("id"))
+        if value not in ids:
+            value = ids[0] if ids else None
+        self._syncing = True
+        try:
+            self.circuit_block.options = ids
+            self.circuit_block.value = value
+        finally:
+            self._syncing = False
+        self._render_circuit()
+
+    def _render_circuit(self) -> None:
+        block_id = self.circuit_block.value
+        index = self._block_position(block_id) if block_id else None
+        if index is None:
+            self.circuit_stats.object = ""
+            self.circuit_view.object = _html_note("The network has no quantum block yet: drag one from the palette's "
+                                                  "<b>Quantum layers</b> group.")
+            self.circuit_listing.object = ""
+            return
+        block = self.builder.blocks[index]
+        shapes = self.builder.shapes[index] if index < len(self.builder.shapes) else None
+        features = shapes[0][0] if shapes and shapes[0] and len(shapes[0]) == 1 else None
+        try:
+            circuit, plan, quantum = block_circuit(block, features)
+        except Exception as err:  # pydantic or IR errors of a half-edited block
+            self.circuit_stats.object = ""
+            self.circuit_view.object = _html_note(f"This block cannot be drawn yet: {html.escape(str(err))}", "alert")
+            self.circuit_listing.object = ""
+            return
+        stats = circuit_stats(circuit, quantum, batch=self.setup.batch_size, noisy=self.setup.noisy,
+                              precision=self.setup.precision)
+        self.circuit_stats.object = "".join([
+            _stat("qubits", stats["qubits"]),
+            _stat("trainable params", stats["trainable"]),
+            _stat("input angles", stats["input_angles"]),
+            _stat("gates", f"{stats['gates']} ({stats['two_qubit']} 2-q)"),
+            _stat("depth", stats["depth"]),
+            _stat(f"{stats['representation']}", human_bytes(stats["state_bytes"])),
+            _stat(f"memory · batch {stats['batch']}", human_bytes(stats["batch_bytes"])),
+        ])
+        svg = circuit_svg(circuit, plan)
+        self.circuit_view.object = f"<div class='wb-circuit-scroll'>{svg}</div>"
+        from ..circuits import draw_text
+
+        self.circuit_listing.object = (f"<details><summary class='wb-muted'>Gate list (text)</summary>"
+                                       f"<pre class='wb-listing'>{html.escape(draw_text(circuit))}</pre></details>")
+
+    # ---------------------------------------------------------------------------------------- run setup
+    def _build_setup_tab(self):
+        from ..data import dataset_names
+
+        s = self.setup
+        self.dataset_select = pn.widgets.Select(name="Dataset", options=dataset_names(), value=s.dataset,
+                                                css_classes=["wb-dataset"], sizing_mode="stretch_width")
+        self.dataset_select.param.watch(lambda e: self._from_widget("dataset", e.new), "value")
+        self.dataset_options_box = pn.Column(sizing_mode="stretch_width", css_classes=["wb-dataset-options"])
+        self.dataset_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-dataset-info"])
+        self.setup_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                   css_classes=["wb-setup-message"])
+        self.match_button = pn.widgets.Button(name="Match network input to this dataset", button_type="primary",
+                                              css_classes=["wb-match"], visible=False)
+        self.match_button.on_click(lambda _: self.match_dataset())
+        self.preview = pn.pane.Plotly(charts.empty_figure("Preview", "loading…", 320), height=320,
+                                      sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
+                                      css_classes=["wb-preview"])
+        dataset_card = pn.Column(
+            pn.pane.HTML("<div class='wb-section-title'>Dataset</div>"), self.dataset_select,
+            self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
+            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+
+        self.optimizer_w = pn.widgets.Select(name="Optimiser", options=list(s.param.optimizer.objects),
+                                             value=s.optimizer, css_classes=["wb-optimizer"], sizing_mode="stretch_width")
+        self.lr_w = pn.widgets.FloatInput(name="Learning rate", value=s.lr, start=1e-6, end=10.0, step=0.01,
+                                          css_classes=["wb-lr"], sizing_mode="stretch_width")
+        self.epochs_w = pn.widgets.IntInput(name="Epochs", value=s.epochs, start=1, end=100000,
+                                            css_classes=["wb-epochs"], sizing_mode="stretch_width")
+        self.batch_w = pn.widgets.IntInput(name="Batch size", value=s.batch_size, start=1, end=100000,
+                                           css_classes=["wb-batch"], sizing_mode="stretch_width")
+        self.seed_w = pn.widgets.IntInput(name="Seed", value=s.seed, start=0, css_classes=["wb-seed"],
+                                          sizing_mode="stretch_width")
+        for name, widget in (("optimizer", self.optimizer_w), ("lr", self.lr_w), ("epochs", self.epochs_w),
+                             ("batch_size", self.batch_w), ("seed", self.seed_w)):
+            widget.param.watch(lambda e, n=name: self._from_widget(n, e.new), "value")
+        optimiser_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Optimiser</div>"), self.optimizer_w,
+                                   self.lr_w, pn.Row(self.epochs_w, self.batch_w, self.seed_w,
+                                                     sizing_mode="stretch_width"),
+                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+
+        choices = target_choices()
+        self.target_choices = choices
+        labels = {c["label"]: c["name"] for c in choices}
+        self.target_w = pn.widgets.Select(name="Target", options=labels, value=s.target,
+                                          disabled_options=[c["name"] for c in choices if c["reason"]],
+                                          css_classes=["wb-target"], sizing_mode="stretch_width")
+        self.target_w.param.watch(lambda e: self._from_widget("target", e.new), "value")
+        unavailable = [c for c in choices if c["reason"]]
+        reasons = "".join(f"<li><b>{html.escape(c['name'])}</b>: {html.escape(c['reason'])}</li>" for c in unavailable)
+        self.target_reasons = pn.pane.HTML(
+            (f"<details class='wb-target-reasons'><summary class='wb-muted'>{len(unavailable)} target(s) greyed out "
+             f"on this machine (why)</summary><ul style='font-size:12.5px;margin:4px 0'>{reasons}</ul></details>")
+            if unavailable else "<div class='wb-muted'>Every target can run here.</div>",
+            sizing_mode="stretch_width", css_classes=["wb-target-reasons-box"])
+        self.gradient_w = pn.widgets.Select(name="Gradient method", options=list(s.param.gradient.objects),
+                                            value=s.gradient, css_classes=["wb-gradient"], sizing_mode="stretch_width")
+        self.gradient_w.param.watch(lambda e: self._from_widget("gradient", e.new), "value")
+        self.gradient_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-gradient-explanation"])
+        self.shots_w = pn.widgets.IntInput(name="Shots (0 = exact)", value=s.shots, start=0, css_classes=["wb-shots"],
+                                           sizing_mode="stretch_width")
+        self.shots_w.param.watch(lambda e: self._from_widget("shots", e.new), "value")
+        self.precision_w = pn.widgets.Select(name="Precision", options=["single", "double"], value=s.precision,
+                                             css_classes=["wb-precision"], sizing_mode="stretch_width")
+        self.precision_w.param.watch(lambda e: self._from_widget("precision", e.new), "value")
+        execution_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Execution</div>"), self.target_w,
+                                   self.target_reasons, self.gradient_w, self.gradient_info,
+                                   pn.Row(self.shots_w, self.precision_w, sizing_mode="stretch_width"),
+                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+
+        self.noise_w = {}
+        for channel in NOISE_CHANNELS:
+            widget = pn.widgets.FloatInput(name=channel.replace("_", " ").replace("depolarizing2",
+                                                                                  "depolarizing (2-qubit)"),
+                                           value=float(s.noise.get(channel, 0.0)), start=0.0,
+                                           end=NOISE_LIMITS.get(channel, 1.0), step=0.005, width=150,
+                                           css_classes=[f"wb-noise-{channel}"])
+            widget.param.watch(lambda e: self._noise_from_widgets(), "value")
+            self.noise_w[channel] = widget
+        self.noise_note = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-noise-note"])
+        noise_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Noise model</div><div class='wb-muted'>"
+                                            "Probabilities per gate (readout: per measured bit). 0 = off.</div>"),
+                               pn.GridBox(*self.noise_w.values(), ncols=3), self.noise_note,
+                               sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+        return pn.Row(pn.Column(dataset_card, sizing_mode="stretch_width"),
+                      pn.Column(optimiser_card, execution_card, noise_card, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")
+
+    def _from_widget(self, name: str, value: Any) -> None:
+        if self._syncing:
+            return
+        if name == "dataset":
+            # A new dataset starts from its own default options.
+            self.setup.param.update(dataset=value, dataset_options={})
+            return
+        try:
+            setattr(self.setup, name, value)
+        except ValueError as err:
+            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
+
+    def _noise_from_widgets(self) -> None:
+        if self._syncing:
+            return
+        self.setup.noise = {k: float(w.value) for k, w in self.noise_w.items() if w.value}
+
+    def _rebuild_dataset_options(self) -> None:
+        from ..data import dataset_options
+
+        try:
+            defaults = dataset_options(self.setup.dataset)
+        except Exception:
+            defaults = {}
+        widgets = []
+        current = self.setup.dataset_options
+        for key, default in defaults.items():
+            value = current.get(key, default)
+            kind = forms.dataset_option_kind(default)
+            common = {"name": key.replace("_", " "), "css_classes": [f"wb-opt-{key}"], "width": 150}
+            if kind == "bool":
+                widget = pn.widgets.Checkbox(value=bool(value), **common)
+            elif kind == "int" and not isinstance(value, (list, dict, str)):
+                widget = pn.widgets.IntInput(value=int(value) if value is not None else 0, **common)
+            elif kind == "float" and not isinstance(value, (list, dict, str)):
+                widget = pn.widgets.FloatInput(value=float(value) if value is not None else 0.0, step=0.01, **common)
+            else:
+                widget = pn.widgets.TextInput(value=forms.format_option(value), placeholder="default", **common)
+            widget.param.watch(lambda e, k=key, kind=kind: self._on_dataset_option(k, kind, e.new), "value")
+            widgets.append(widget)
+        self.dataset_options_box.objects = [pn.GridBox(*widgets, ncols=3)] if widgets else []
+
+    def _on_dataset_option(self, key: str, kind: str, raw: Any) -> None:
+        if self._syncing:
+            return
+        from ..data import dataset_options
+
+        value = forms.parse_option_text(raw) if kind == "text" else raw
+        options = dict(self.setup.dataset_options)
+        default = dataset_options(self.setup.dataset).get(key)
+        if value == default:
+            options.pop(key, None)
+        else:
+            options[key] = value
+        self.setup.dataset_options = options
+
+    def _render_dataset(self) -> None:
+        problem, data = self.setup.dataset_problem(self.builder.spec)
+        if data is None:
+            self.dataset_info.object = ""
+            self.preview.object = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
+        else:
+            classes = f" · {data.n_classes} classes" if data.n_classes else ""
+            self.dataset_info.object = (f"<div class='wb-muted'>{data.task} · samples of shape "
+                                        f"{shape_text(data.input_shape)} · {len(data.X_train)} train / "
+                                        f"{len(data.X_test)} test{classes}</div>")
+            try:
+                self.preview.object = charts.dataset_preview_figure(data)
+            except Exception as err:  # an unusual dataset layout: say so instead of failing the page
+                self.preview.object = charts.empty_figure("Preview", f"no preview: {err}", 320)
+        self.setup_message.value = _html_note(html.escape(problem), "alert") if problem else ""
+        self.match_button.visible = bool(problem and data is not None)
+
+    def _render_gradient(self) -> None:
+        explanation = self.setup.gradient_explanation(self.builder.spec if self.builder.valid else
+                                                      self.builder.spec)
+        if not explanation["ok"]:
+            self.gradient_info.object = _html_note("✗ " + html.escape(explanation["error"]), "alert")
+        elif not explanation["lines"]:
+            self.gradient_info.object = _html_note(html.escape(explanation.get("note", "")))
+        else:
+            rows = "".join(f"<li><b>{html.escape(str(line['block']))}</b> → <b>{html.escape(line['method'])}</b>: "
+                           f"{html.escape(line['reason'])}</li>" for line in explanation["lines"])
+            prefix = "auto picks" if self.setup.gradient == "auto" else "using"
+            self.gradient_info.object = _html_note(f"<div class='wb-muted'>{prefix}:</div>"
+                                                   f"<ul style='margin:2px 0 0 -12px'>{rows}</ul>", "success")
+        if self.setup.noise:
+            if self.setup.target == "torch" and self.setup.noisy:
+                note = "With gate noise the torch engine simulates density matrices (torch-density)."
+            elif not self.setup.noisy:
+                note = "Readout error only: applied to the measured results."
+            else:
+                note = ""
+            self.noise_note.object = f"<div class='wb-muted'>{note}</div>" if note else ""
+        else:
+            self.noise_note.object = ""
+
+    def _sync_setup_widgets(self) -> None:
+        s = self.setup
+        self._syncing = True
+        try:
+            for widget, value in ((self.dataset_select, s.dataset), (self.optimizer_w, s.optimizer),
+                                  (self.lr_w, s.lr), (self.epochs_w, s.epochs), (self.batch_w, s.batch_size),
+                                  (self.seed_w, s.seed), (self.target_w, s.target), (self.gradient_w, s.gradient),
+                                  (self.shots_w, s.shots), (self.precision_w, s.precision)):
+                if widget.value != value:
+                    try:
+                        widget.value = value
+                    except ValueError:  # e.g. a GPU target from a shared link: the setup shows why it can't run
+                        pass
+            for channel, widget in self.noise_w.items():
+                value = float(s.noise.get(channel, 0.0))
+                if widget.value != value:
+                    widget.value = value
+        finally:
+            self._syncing = False
+
+    # ---------------------------------------------------------------------------------------- compare
+    def _build_compare_tab(self):
+        self.run_select = pn.widgets.CheckBoxGroup(name="Runs", options={}, value=[], inline=False,
+                                                   css_classes=["wb-run-list"])
+        self.run_select.param.watch(lambda e: self._render_compare(), "value")
+        self.include_earlier = pn.widgets.Checkbox(name="Include runs from earlier sessions", value=False,
+                                                   css_classes=["wb-include-earlier"])
+        self.include_earlier.param.watch(lambda e: self._refresh_runs(), "value")
+        self.refresh_runs_button = pn.widgets.Button(name="↻ Refresh", width=100, css_classes=["wb-refresh-runs"])
+        self.refresh_runs_button.on_click(lambda _: self._refresh_runs())
+        self.metric_select = pn.widgets.Select(name="Metric", options=list(METRICS), value="val_accuracy", width=180,
+                                               css_classes=["wb-compare-metric"])
+        self.metric_select.param.watch(lambda e: self._render_compare(), "value")
+        self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
+        self.compare_plot = pn.pane.Plotly(charts.compare_figure({}, {}, "val_accuracy"), height=360,
+                                           sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
+                                           css_classes=["wb-compare-chart"])
+        self.compare_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-compare-table"])
+        self.compare_message = pn.pane.HTML("", sizing_mode="stretch_width")
+        history = pn.Column(
+            pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
+                         "(stored in the run store); tick runs to overlay their curves.</div>"),
+            pn.Row(self.include_earlier, self.refresh_runs_button),
+            self.runs_empty, self.run_select, width=360, css_classes=["wb-card"], margin=(4, 8))
+        curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
+                           sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+        self.baseline_button = pn.widgets.Button(name="Train matched classical baseline", button_type="primary",
+                                                 css_classes=["wb-baseline"], width=280)
+        self.baseline_button.on_click(lambda _: self.start_baseline())
+        self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                     css_classes=["wb-baseline-status"])
+        self.baseline_plot = pn.pane.Plotly(charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
+                                            height=340, sizing_mode="stretch_width",
+                                            config={"displaylogo": False, "responsive": True},
+                                            css_classes=["wb-baseline-chart"])
+        baseline = pn.Column(
+            pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
+                         "The same network with every quantum block replaced by dense layers with at least as many "
+                         "trainable parameters, trained with the same settings.</div>"),
+            pn.Row(self.baseline_button, self.baseline_status), self.baseline_plot,
+            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+        return pn.Column(pn.Row(history, curves, sizing_mode="stretch_width"), baseline, sizing_mode="stretch_width")
+
+    def start_baseline(self) -> bool:
+        if not self.builder.valid:
+            self.baseline_status.value = _html_note("Fix the network first.", "alert")
+            return False
+        try:
+            self.session.start_baseline(self.builder.spec, self.setup)
+        except StartError as err:
+            self.baseline_status.value = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.baseline_data.reset()
+        self._baseline_cursor = 0
+        self.baseline_status.value = "<span class='wb-muted'>training the classical baseline…</span>"
+        return True
+
+    def _on_baseline_status(self) -> None:
+        s = self.session
+        text = {"running": "training the classical baseline…", "completed": "classical baseline done",
+                "cancelled": "classical baseline stopped", "failed": f"baseline failed: {s.baseline_message}"}.get(
+            s.baseline_status, "")
+        final = self.baseline_data.final
+        if s.baseline_status == "completed" and final:
+            metric = self.baseline_data.metric_name or "accuracy"
+            value = final.get(f"test_{metric}")
+            if value is not None:
+                text += f" · test {metric} {value:.3g}"
+        self.baseline_status.value = f"<span class='wb-muted'>{html.escape(text)}</span>" if text else ""
+        self.baseline_button.disabled = s.baseline_status == "running"
+
+    def _refresh_runs(self) -> None:
+        try:
+            records = self.session.visible_runs(include_earlier=self.include_earlier.value)
+        except StoreError as err:
+            self.runs_empty.object = _html_note(html.escape(str(err)), "alert")
+            return
+        options = {}
+        for r in records:
+            final = r.final_metrics or {}
+            metric = next((f"{k.removeprefix('test_')} {v:.3g}" for k, v in final.items()
+                           if k in ("test_accuracy", "test_mae", "test_energy") and isinstance(v, (int, float))), "")
+            kind = " · baseline" if r.parent_id else ""
+            label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
+            options[label] = r.id
+        key = tuple(options.items())
+        if key != self._known_runs:
+            seen = {run_id for _, run_id in self._known_runs}
+            self._known_runs = key
+            selected = [v for v in self.run_select.value if v in options.values()]
+            # Runs of this session that just appeared are ticked, so their curves show at once.
+            fresh = [v for v in options.values() if v not in seen and v in self.session.run_ids and v not in selected]
+            self.run_select.options = options
+            self.run_select.value = selected + fresh
+        self.runs_empty.object = "" if options else (
+            "<div class='wb-muted'>No runs yet in this session: train the network and it appears here.</div>")
+        self._render_compare()
+
+    def _render_compare(self) -> None:
+        ids = list(self.run_select.value)
+        metric = self.metric_select.value
+        labels = {v: k.rsplit(" · ", 1)[0] for k, v in self.run_select.options.items()}
+        if self.store is None or not ids:
+            self.compare_plot.object = charts.compare_figure({}, {}, metric)
+            self.compare_table.object = ""
+            self.compare_message.object = ""
+            return
+        try:
+            series = self.store.compare(ids, metric)
+            self.compare_message.object = ""
+        except StoreError as err:
+            series = {}
+            self.compare_message.object = _html_note(html.escape(str(err)), "alert")
+        self.compare_plot.object = charts.compare_figure(series, labels, metric)
+        rows = []
+        for run_id in ids:
+            try:
+                record = self.store.get_run(run_id)
+            except StoreError:
+                continue
+            final = record.final_metrics or {}
+            cfg = record.config or {}
+            cells = [html.escape(record.name), html.escape(record.status),
+                     html.escape(f"{cfg.get('target', '')} · {cfg.get('gradient', '')}"),
+                     *(f"{final[k]:.4g}" if isinstance(final.get(k), (int, float)) else "–"
+                       for k in ("test_accuracy", "test_loss", "parameters", "epochs_done"))]
+            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 2 else ''}>{c}</td>" for i, c in enumerate(cells))
+                        + "</tr>")
+        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>status</th><th>target · gradient</th>"
+                                     "<th>test acc.</th><th>test loss</th><th>params</th><th>epochs</th></tr>"
+                                     + "".join(rows) + "</table>")
+
+    # ---------------------------------------------------------------------------------------- benchmark
+    def _build_benchmark_tab(self):
+        runnable = [c for c in target_choices() if not c["reason"] and c["kind"] in ("torch", "cpu", "gpu")]
+        self.bench_targets = pn.widgets.CheckBoxGroup(name="Targets", options=[c["name"] for c in runnable],
+                                                      value=[c["name"] for c in runnable if c["name"] in
+                                                             ("torch", "torch-density", "qpp-cpu")
+                                                             or c["kind"] == "gpu"],
+                                                      inline=True, css_classes=["wb-bench-targets"])
+        self.bench_batch = pn.widgets.IntInput(name="Batch size", value=8, start=1, end=4096, width=120,
+                                               css_classes=["wb-bench-batch"])
+        self.bench_repeats = pn.widgets.IntInput(name="Timed steps", value=2, start=1, end=20, width=120,
+                                                 css_classes=["wb-bench-repeats"])
+        self.bench_hardware = pn.widgets.Checkbox(name="Include emulated hardware targets (slow: shots)", value=False,
+                                                  css_classes=["wb-bench-hardware"])
+        self.bench_button = pn.widgets.Button(name="⏱ Run benchmark", button_type="primary", width=170,
+                                              css_classes=["wb-bench-run"])
+        self.bench_cancel = pn.widgets.Button(name="Cancel", width=90, disabled=True, css_classes=["wb-bench-cancel"])
+        self.bench_button.on_click(lambda _: self.start_benchmark())
+        self.bench_cancel.on_click(lambda _: self.benchmark and self.benchmark.cancel())
+        self.bench_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                  css_classes=["wb-bench-status"])
+        self.bench_plot = pn.pane.Plotly(charts.benchmark_figure([]), sizing_mode="stretch_width", height=320,
+                                         config={"displaylogo": False, "responsive": True},
+                                         css_classes=["wb-bench-chart"])
+        self.bench_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-bench-table"])
+        intro = pn.pane.HTML(
+            "<div class='wb-section-title'>Benchmark: one training step per target and gradient method</div>"
+            "<div class='wb-muted'>Times forward, loss, backward and the optimiser update of the network on the "
+            "canvas, compiled with each target and gradient method that applies (median of the timed steps after a "
+            "warm-up). Combinations that do not apply are listed with the reason.</div>",
+            sizing_mode="stretch_width")
+        controls = pn.Row(self.bench_batch, self.bench_repeats, pn.Column(self.bench_targets, self.bench_hardware),
+                          self.bench_button, self.bench_cancel, sizing_mode="stretch_width")
+        return pn.Column(intro, controls, self.bench_status, self.bench_plot, self.bench_table,
+                         sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+
+    def start_benchmark(self) -> bool:
+        if not self.builder.valid:
+            self.bench_status.value = _html_note("Fix the network first: " + html.escape(self.builder.error["message"]),
+                                                 "alert")
+            return False
+        if self.benchmark is not None and not self.benchmark.finished:
+            return False
+        wanted = set(self.bench_targets.value)
+        targets = [c for c in target_choices() if c["name"] in wanted or
+                   (self.bench_hardware.value and c["kind"] == "hardware")]
+        try:
+            _, dataset = self.setup.dataset_problem(self.builder.spec)
+            self.benchmark = BenchmarkRun(self.builder.spec, targets=targets, dataset=dataset,
+                                          batch=self.bench_batch.value, noise=dict(self.setup.noise) or None,
+                                          shots=self.setup.shots or None, precision=self.setup.precision,
+                                          include_hardware=self.bench_hardware.value,
+                                          repeats=self.bench_repeats.value)
+        except Exception as err:
+            self.bench_status.value = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.benchmark.start()
+        self._bench_version = -1
+        self._poll_benchmark()
+        return True
+
+    def _poll_benchmark(self) -> None:
+        run = self.benchmark
+        if run is None or run.version == self._bench_version:
+            return
+        self._bench_version = run.version
+        rows = run.snapshot()
+        self.bench_button.disabled = not run.finished
+        self.bench_cancel.disabled = run.finished
+        running = next((r for r in rows if r.get("status") == "running"), None)
+        if run.finished:
+            status = f"Done: {run.done} combination(s) timed with a batch of {run.batch}."
+        elif running:
+            status = (f"Timing {running['target']} · {running['gradient']} ({run.done + 1}/{run.total}, batch "
+                      f"{run.batch})…")
+        else:
+            status = "Starting…"
+        self.bench_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
+        self.bench_plot.object = charts.benchmark_figure(rows)
+        body = []
+        for r in sorted(rows, key=lambda r: (r.get("seconds") is None, r.get("seconds") or 0)):
+            seconds = r.get("seconds")
+            ms = f"{seconds * 1000:.2f}" if seconds is not None else "–"
+            execs = f"{r['executions']:.0f}" if r.get("executions") is not None else "–"
+            state = r.get("status") or ("skipped" if r.get("skip") else "queued")
+            pill = {"done": "wb-ok-pill", "failed": "wb-bad-pill", "skipped": "wb-warn-pill"}.get(state, "")
+            body.append(f"<tr><td>{html.escape(r['target'])}</td><td>{html.escape(r['gradient'])}</td>"
+                        f"<td class=num>{ms}</td><td class=num>{execs}</td><td><span class='wb-pill {pill}'>{state}"
+                        f"</span> <span class='wb-muted'>{html.escape(r.get('skip') or '')}</span></td></tr>")
+        self.bench_table.object = ("<table class='wb-table'><tr><th>target</th><th>gradient</th><th>ms / step</th>"
+                                   "<th>circuits / step</th><th>status</th></tr>" + "".join(body) + "</table>")
+
+    # ---------------------------------------------------------------------------------------- export
+    def _build_export_tab(self):
+        self.download_spec = pn.widgets.FileDownload(callback=self._spec_file, filename="network.json",
+                                                     label="⬇ Download spec JSON", button_type="primary",
+                                                     css_classes=["wb-download-spec"], width=240)
+        self.upload = pn.widgets.FileInput(accept=".json,application/json", multiple=False,
+                                           css_classes=["wb-upload"], width=320)
+        self.upload.param.watch(self._on_upload, "value")
+        self.upload_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
+                                                    css_classes=["wb-upload-message"])
+        self.share_url = pn.widgets.TextInput(name="Link to this network and its settings", value="",
+                                              sizing_mode="stretch_width", css_classes=["wb-share-url"])
+        self.code_view = pn.widgets.CodeEditor(value="", language="python", readonly=True, theme="github",
+                                               sizing_mode="stretch_width", height=420, css_classes=["wb-code"])
+        self.download_code = pn.widgets.FileDownload(callback=self._code_file, filename="train_network.py",
+                                                     label="⬇ Download Python script", button_type="primary",
+                                                     css_classes=["wb-download-code"], width=240)
+        self.download_weights = pn.widgets.FileDownload(callback=self._weights_file, filename="model.pt",
+                                                        label="⬇ Download trained weights", button_type="success",
+                                                        css_classes=["wb-download-weights"], width=240, disabled=True)
+        self.weights_note = pn.widgets.StaticText(value="<span class='wb-muted'>Train the network first.</span>",
+                                                  css_classes=["wb-weights-note"])
+
+        def card(*items, **kw):
+            return pn.Column(*items, sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8), **kw)
+
+        spec_card = card(pn.pane.HTML("<div class='wb-section-title'>Spec JSON</div><div class='wb-muted'>The network "
+                                      "as data: download it, or upload one to replace the canvas (undo brings the "
+                                      "old network back). A bad file changes nothing.</div>"),
+                         self.download_spec, self.upload, self.upload_message)
+        share_card = card(pn.pane.HTML("<div class='wb-section-title'>Share</div><div class='wb-muted'>The address "
+                                       "bar always holds the current network and settings; opening the link restores "
+                                       "both.</div>"), self.share_url)
+        weights_card = card(pn.pane.HTML("<div class='wb-section-title'>Trained weights</div><div class='wb-muted'>"
+                                         "Spec, settings and weights in one file: <code>workbench.load_model(path)"
+                                         "</code>.</div>"), self.download_weights, self.weights_note)
+        code_card = card(pn.pane.HTML("<div class='wb-section-title'>Python code</div><div class='wb-muted'>Rebuilds "
+                                      "and trains the same model outside the GUI with <code>workbench.compile</code> "
+                                      "and <code>workbench.training.train</code>.</div>"),
+                         self.download_code, self.code_view)
+        return pn.Row(pn.Column(spec_card, share_card, weights_card, width=440), code_card,
+                      sizing_mode="stretch_width")
+
+    def _spec_file(self):
+        name = (self.builder.spec.get("name") or "network").replace("/", "_")
+        self.download_spec.filename = f"{name}.json"
+        return io.StringIO(share.spec_json(self.builder.spec))
+
+    def _code_file(self):
+        return io.StringIO(share.generate_code(self.builder.spec, self.setup.to_dict()))
+
+    def _weights_file(self):
+        model = self.session.model
+        if model is None:
+            return io.BytesIO(b"")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = model.save(Path(tmp) / "model.pt")
+            data = path.read_bytes()
+        self.download_weights.filename = f"{self.builder.spec.get('name') or 'model'}.pt"
+        return io.BytesIO(data)
+
+    def _on_upload(self, event) -> None:
+        if event.new is None:
+            return
+        filename = self.upload.filename or "upload"
+        try:
+            spec = share.parse_upload(event.new, filename)
+        except share.ShareError as err:
+            self.upload_message.value = _html_note("✗ " + html.escape(str(err)) + " Nothing was changed.", "alert")
+            return
+        self.builder.load(spec, action=f"upload {filename}")
+        self.upload_message.value = _html_note(f"✓ Loaded {html.escape(filename)} ({len(spec['blocks'])} blocks).",
+                                               "success")
+
+    def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
+        """Upload without a browser (tests, notebooks); returns the message shown."""
+        self.upload.filename = filename
+        self._on_upload(type("Event", (), {"new": data})())
+        return self.upload_message.value
+
+    # ==============================================================================================
+    # Reactions
+
+    def _on_builder(self, *events) -> None:
+        self._refresh_builder_views()
+        self._update_url()
+
+    def _on_setup(self, *events) -> None:
+        names = {e.name for e in events}
+        self._sync_setup_widgets()
+        if "dataset" in names:
+            self._rebuild_dataset_options()
+        if names & {"dataset", "dataset_options"}:
+            self._render_dataset()
+        if names & {"target", "gradient", "shots", "noise"}:
+            self._render_gradient()
+        if names & {"noise", "precision", "batch_size"}:
+            self._render_circuit()
+        self._update_controls()
+        self._update_url()
+
+    def _on_tab(self, event) -> None:
+        self.active_tab = event.new
+        if event.new == TAB["Compare"]:
+            self._refresh_runs()
+
+    def _refresh_builder_views(self) -> None:
+        b = self.builder
+        self.canvas.view = b.canvas_payload()
+        self.undo_button.disabled = not b.can_undo
+        self.redo_button.disabled = not b.can_redo
+        has_selection = b.selected is not None and b.selected >= 0
+        self.duplicate_button.disabled = not has_selection
+        self.delete_button.disabled = not has_selection
+        self.last_action.value = f"<span class='wb-muted'>last: {html.escape(b.last_action)}</span>" \
+            if b.last_action else ""
+        if b.valid:
+            self.network_status.value = _html_note(f"✓ {len(b.blocks)} blocks · output "
+                                                   f"{shape_text(b.shapes[-1][1])}", "success")
+        else:
+            where = f"<b>{html.escape(str(b.error['block']))}</b>: " if b.error.get("block") else ""
+            self.network_status.value = _html_note("✗ " + where + html.escape(b.error["message"]), "alert")
+        self._sync_form()
+        self._sync_circuit_choice()
+        self._render_dataset()
+        self._render_gradient()
+        self.code_view.value = share.generate_code(b.spec, self.setup.to_dict())
+        self._update_controls()
+
+    def _refresh_all(self) -> None:
+        self._sync_setup_widgets()
+        self._rebuild_dataset_options()
+        self._refresh_builder_views()
+        if self.restore_message:
+            kind = "success" if self.restore_message.startswith("Restored") else "alert"
+            self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
+            self.upload_message.value = _html_note(html.escape(self.restore_message), kind)
+        if self._store_error:
+            self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
+
+    def _update_controls(self) -> None:
+        s = self.session
+        blockers = self.train_blockers()
+        running = s.status in ("running", "paused")
+        self.train_button.disabled = bool(blockers)
+        self.train_blocker.value = ("<div class='wb-muted' style='color:#b91c1c'>" + html.escape(blockers[0]) +
+                                    "</div>") if blockers and not running else ""
+        self.pause_button.disabled = s.status != "running"
+        self.resume_button.disabled = s.status != "paused"
+        self.stop_button.disabled = not running
+        status = {"idle": "No run yet.", "running": "Training…", "paused": "Paused.", "completed": "Completed.",
+                  "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
+        self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
+        has_model = s.trainer is not None and s.status in ("completed", "cancelled")
+        self.download_weights.disabled = not has_model
+        self.weights_note.value = "" if has_model else "<span class='wb-muted'>Train the network first.</span>"
+
+    def _update_url(self) -> None:
+        token = self.state_token()
+        base = self._base_url()
+        self.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
+        if self._url_enabled and pn.state.location is not None and token != self._last_query:
+            self._last_query = token
+            pn.state.location.update_query(**{share.STATE_PARAM: token})
+
+    def _base_url(self) -> str:
+        try:
+            host = pn.state.headers.get("Host") if pn.state.curdoc and pn.state.curdoc.session_context else None
+        except Exception:
+            host = None
+        if not host:
+            return "http://localhost:5006/"
+        path = "/"
+        try:
+            request = pn.state.curdoc.session_context.request
+            path = request.path or "/"
+        except Exception:
+            pass
+        return f"http://{host}{path}"
+
+    # ==============================================================================================
+    # Polling (one periodic callback per session)
+
+    def poll(self) -> None:
+        self.session.refresh()
+        self.dashboard.poll()
+        if self.session.baseline_stream is not None:
+            events, self._baseline_cursor = self.session.baseline_stream.since(self._baseline_cursor)
+            if events:
+                self.baseline_data.extend(events)
+                self._on_baseline_status()
+        if self.session.baseline_stream is not None or self.dashboard.data.version:
+            key = (self.dashboard.data.version, self.baseline_data.version)
+            if key != getattr(self, "_baseline_key", None):
+                self._baseline_key = key
+                self.baseline_plot.object = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
+        self._poll_benchmark()
+        ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
+        if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
+            self._ended_refreshed = self.session.last_run_id
+            self._refresh_runs()
+        if self.baseline_data.status in ("completed", "cancelled", "failed") and \
+                getattr(self, "_baseline_refreshed", None) != self.baseline_data.run_id:
+            self._baseline_refreshed = self.baseline_data.run_id
+            self._refresh_runs()
+
+    def start_polling(self, period_ms: int = POLL_MS):
+        self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)
+        return self._poller
+
+    def shutdown(self) -> None:
+        poller = getattr(self, "_poller", None)
+        if poller is not None:
+            poller.stop()
+        if self.benchmark is not None:
+            self.benchmark.cancel()
+        self.session.shutdown()
+
+    # ==============================================================================================
+    # Views
+
+    def main_view(self):
+        """The tabs without a page template (notebooks)."""
+        header = pn.pane.HTML(f"<div style='font-size:20px;font-weight:700;color:#0f172a'>{TITLE}</div>",
+                              margin=(4, 8))
+        return pn.Row(pn.Column(self.sidebar, width=280, css_classes=["wb-card"], margin=(4, 8)),
+                      pn.Column(header, self.tabs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    def page(self):
+        """The full page for `panel serve` (Bootstrap template: no external fonts or icons)."""
+        template = pn.template.BootstrapTemplate(title=TITLE, sidebar=[self.sidebar], main=[self.tabs],
+                                                 header_background="#1e1b4b", sidebar_width=290,
+                                                 raw_css=[CSS], favicon=None)
+        return template
+
+
+def create_app(store: RunStore | None = None):
+    """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
+    pn.extension("plotly", "codeeditor", notifications=False)
+    state = None
+    args = pn.state.session_args or {}
+    if args.get(share.STATE_PARAM):
+        state = args[share.STATE_PARAM][0].decode("ascii", errors="replace")
+    app = WorkbenchApp(store=store, state=state)
+    app._url_enabled = True
+    app.start_polling()
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.on_session_destroyed(lambda context: app.shutdown())
+    template = app.page()
+    template._workbench_app = app  # reachable from tests and debugging
+    return template

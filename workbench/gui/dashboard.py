@@ -1,0 +1,177 @@
+"""The live training dashboard: charts fed by a MetricStream, polled from the UI loop.
+
+Training runs in its own thread (Trainer.start()); the dashboard never blocks on it. A periodic
+callback on the page's (or kernel's) event loop calls `poll()` every ~0.25 s, which reads the new
+events with `stream.since(cursor)` and redraws only the charts whose data changed.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Callable
+
+import panel as pn
+
+from . import charts
+
+POLL_MS = 250
+
+
+class LiveDashboard:
+    """Loss/metric curves, gradient-norm heatmap, quantum gradient variance with a plateau hint, decision
+    boundary, step time and circuit executions; optional pause/resume/stop buttons."""
+
+    def __init__(self, *, controls: bool = True, on_pause: Callable | None = None, on_resume: Callable | None = None,
+                 on_stop: Callable | None = None, chart_height: int = 290):
+        self.data = charts.LiveData()
+        self.stream = None
+        self.trainer = None
+        self.cursor = 0
+        self.points_xy: tuple[list, list, list] | None = None
+        self._rendered = -1
+        self._boundary_step = None
+        self._callback = None
+        self._on_pause, self._on_resume, self._on_stop = on_pause, on_resume, on_stop
+        h = chart_height
+        config = {"displaylogo": False, "responsive": True,
+                  "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
+
+        def pane(fig, css):
+            return pn.pane.Plotly(fig, config=config, sizing_mode="stretch_width", height=h, css_classes=[css],
+                                  margin=(4, 6))
+
+        self.loss = pane(charts.loss_figure(self.data, h), "wb-chart-loss")
+        self.metric = pane(charts.metric_figure(self.data, h), "wb-chart-metric")
+        self.gradnorm = pane(charts.gradnorm_figure(self.data, h), "wb-chart-gradnorm")
+        self.variance = pane(charts.variance_figure(self.data, h), "wb-chart-variance")
+        self.boundary = pn.pane.Plotly(charts.boundary_figure(self.data, None, h + 50), config=config,
+                                       sizing_mode="stretch_width", height=h + 50, css_classes=["wb-chart-boundary"],
+                                       margin=(4, 6))
+        self.throughput = pane(charts.throughput_figure(self.data, h), "wb-chart-throughput")
+        self.headline = pn.widgets.StaticText(value=self._headline_html(), css_classes=["wb-live-status"],
+                                              sizing_mode="stretch_width", margin=(4, 8))
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",
+                                               height=14, margin=(0, 8, 6, 8), css_classes=["wb-progress"])
+        self.hint = pn.widgets.StaticText(value=self._hint_html(), sizing_mode="stretch_width",
+                                          css_classes=["wb-plateau-hint"], margin=(4, 8))
+        self.pause_button = pn.widgets.Button(name="⏸ Pause", button_type="warning", disabled=True, width=110,
+                                              css_classes=["wb-pause"])
+        self.resume_button = pn.widgets.Button(name="▶ Resume", button_type="primary", disabled=True, width=110,
+                                               css_classes=["wb-resume"])
+        self.stop_button = pn.widgets.Button(name="■ Stop", button_type="danger", disabled=True, width=110,
+                                             css_classes=["wb-stop"])
+        self.pause_button.on_click(lambda _: self._control("pause"))
+        self.resume_button.on_click(lambda _: self._control("resume"))
+        self.stop_button.on_click(lambda _: self._control("stop"))
+        buttons = pn.Row(self.pause_button, self.resume_button, self.stop_button, margin=(0, 4)) if controls else None
+        header = pn.Column(*(x for x in (buttons, self.headline, self.progress) if x is not None),
+                           sizing_mode="stretch_width")
+        grid = pn.GridBox(self.loss, self.metric, self.gradnorm, self.variance, ncols=2, sizing_mode="stretch_width")
+        bottom = pn.Row(pn.Column(self.boundary, sizing_mode="stretch_width"),
+                        pn.Column(self.throughput, self.hint, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        self.layout = pn.Column(header, grid, bottom, sizing_mode="stretch_width", css_classes=["wb-dashboard"])
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def attach(self, stream, trainer=None, points: tuple[list, list, list] | None = None) -> None:
+        """Follow a new stream (and optionally control its trainer); the charts start over."""
+        self.stream, self.trainer, self.cursor = stream, trainer, 0
+        self.points_xy = points
+        self.data.reset()
+        self._rendered = -1
+        self._boundary_step = None
+        self.poll(force=True)
+
+    def start_polling(self, period_ms: int = POLL_MS):
+        """Poll from the current session's (or kernel's) event loop."""
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self.poll, period=period_ms)
+        return self._callback
+
+    def stop_polling(self) -> None:
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+
+    def _control(self, what: str) -> None:
+        custom = {"pause": self._on_pause, "resume": self._on_resume, "stop": self._on_stop}[what]
+        if custom is not None:
+            custom()
+        elif self.trainer is not None:
+            {"pause": self.trainer.pause, "resume": self.trainer.resume, "stop": self.trainer.cancel}[what]()
+        self.poll(force=True)
+
+    # -- updates ----------------------------------------------------------------------------------
+    def poll(self, force: bool = False) -> int:
+        """Fold in new events and redraw what changed; returns how many events arrived."""
+        count = 0
+        if self.stream is not None:
+            events, self.cursor = self.stream.since(self.cursor)
+            count = len(events)
+            self.data.extend(events)
+        if count or force:
+            self.render()
+        else:
+            self._update_controls()
+        return count
+
+    def render(self) -> None:
+        d = self.data
+        h = self.loss.height
+        if self._rendered != d.version:
+            self._rendered = d.version
+            self.loss.object = charts.loss_figure(d, h)
+            self.metric.object = charts.metric_figure(d, h)
+            self.gradnorm.object = charts.gradnorm_figure(d, h)
+            self.variance.object = charts.variance_figure(d, h)
+            self.throughput.object = charts.throughput_figure(d, h)
+            boundary_key = (d.boundary or {}).get("step"), id(d.boundary)
+            if boundary_key != self._boundary_step:
+                self._boundary_step = boundary_key
+                self.boundary.object = charts.boundary_figure(d, self.points_xy, self.boundary.height)
+            done, total = d.progress()
+            self.progress.max = total
+            self.progress.value = min(done, total)
+            self.hint.value = self._hint_html()
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        paused = bool(self.trainer is not None and getattr(self.trainer, "paused", False))
+        running = self.data.status == "running" or (self.trainer is not None and self.trainer.status == "running"
+                                                    and self.data.status not in ("completed", "cancelled", "failed"))
+        headline = self._headline_html(paused)
+        if self.headline.value != headline:
+            self.headline.value = headline
+        self.pause_button.disabled = not running or paused
+        self.resume_button.disabled = not (running and paused)
+        self.stop_button.disabled = not running
+
+    def _headline_html(self, paused: bool = False) -> str:
+        d = self.data
+        text = d.headline()
+        if paused and d.status == "running":
+            text = "Paused · " + text.split(" · ", 1)[-1]
+        color = {"running": "#1d4ed8", "completed": "#15803d", "cancelled": "#b45309", "failed": "#b91c1c"}.get(
+            d.status, "#475569")
+        body = f'<span style="font-weight:600;color:{color}">{html.escape(text)}</span>'
+        if d.error:
+            body += f'<div style="color:#b91c1c;margin-top:4px">{html.escape(d.error)}</div>'
+        if d.gradient_info:
+            methods = "; ".join(f"{html.escape(k)}: {html.escape(v.get('method', ''))}"
+                                for k, v in d.gradient_info.items())
+            body += f'<div style="color:#64748b;font-size:12px;margin-top:2px">gradients: {methods}</div>'
+        return body
+
+    def _hint_html(self) -> str:
+        level, text = self.data.plateau_hint()
+        colors = {"ok": ("#f0fdf4", "#166534", "#bbf7d0"), "weak": ("#fffbeb", "#92400e", "#fde68a"),
+                  "plateau": ("#fef2f2", "#991b1b", "#fecaca"), "none": ("#f8fafc", "#475569", "#e2e8f0")}[level]
+        title = {"ok": "Quantum gradients look healthy", "weak": "Quantum gradients are small",
+                 "plateau": "Barren plateau warning", "none": "Barren-plateau indicator"}[level]
+        paragraphs = "".join(f"<p style='margin:4px 0'>{_bold(html.escape(p))}</p>" for p in text.split("\n\n"))
+        return (f"<div style='background:{colors[0]};color:{colors[1]};border:1px solid {colors[2]};"
+                f"border-radius:8px;padding:8px 12px;font-size:13px'><b>{title}</b>{paragraphs}</div>")
+
+
+def _bold(text: str) -> str:
+    parts = text.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))

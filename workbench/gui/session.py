@@ -1,0 +1,193 @@
+"""One browser session's (or notebook's) training work: the run in progress, the matched classical
+baseline, which stored runs belong to whom. Nothing here is shared between sessions except the
+ownership registry, which exists precisely so that sessions do not see each other's runs."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+
+import param
+
+from ..spec import SpecError, load_spec
+from ..store import RunStore
+
+_OWNERS: dict[str, str] = {}  # run id -> owning session key, while that session is open
+_LIVE: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def claim(run_id: str, owner: str) -> None:
+    with _LOCK:
+        _OWNERS.setdefault(run_id, owner)
+
+
+def release(owner: str) -> None:
+    """A closed session's runs become history that any later session may open."""
+    with _LOCK:
+        for run_id in [r for r, o in _OWNERS.items() if o == owner]:
+            del _OWNERS[run_id]
+        _LIVE.discard(owner)
+
+
+def owner_of(run_id: str) -> str | None:
+    with _LOCK:
+        return _OWNERS.get(run_id)
+
+
+class StartError(RuntimeError):
+    """Training could not start; the message says why and what to change."""
+
+
+class TrainingSession(param.Parameterized):
+    """Starts, pauses, resumes and stops this session's runs; all of it per session."""
+
+    status = param.String(default="idle", doc="idle | running | paused | completed | cancelled | failed")
+    message = param.String(default="")
+    run_ids = param.List(default=[], doc="Runs started in this session, oldest first.")
+    baseline_status = param.String(default="idle")
+    baseline_message = param.String(default="")
+
+    def __init__(self, store: RunStore | None = None, **params):
+        super().__init__(**params)
+        self.key = uuid.uuid4().hex
+        with _LOCK:
+            _LIVE.add(self.key)
+        self.store = store
+        self.trainer = None
+        self.stream = None
+        self.dataset = None
+        self.baseline = None
+        self.baseline_stream = None
+        self.last_run_id: str | None = None
+        self.closed = False
+
+    # -- training --------------------------------------------------------------------------------
+    def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False):
+        from ..data import DatasetError
+        from ..gradients import GradientError
+        from ..training import MetricStream, TrainConfig, Trainer, TrainingError, matched_classical_spec
+
+        try:
+            checked = load_spec(copy.deepcopy(spec))
+        except SpecError as err:
+            raise StartError(f"fix the network first: {err}") from None
+        if classical:
+            try:
+                checked = matched_classical_spec(checked)
+            except SpecError as err:
+                raise StartError(str(err)) from None
+        problem, dataset = setup.dataset_problem(checked.to_dict())
+        if problem:
+            raise StartError(problem)
+        if not classical:
+            explanation = setup.gradient_explanation(checked.to_dict())
+            if not explanation["ok"]:
+                raise StartError(explanation["error"])
+        try:
+            config = TrainConfig(**setup.train_config())
+            stream = MetricStream()
+            trainer = Trainer(checked, dataset, config, store=self.store, stream=stream, parent_id=parent_id,
+                              name=checked.name)
+        except (TrainingError, GradientError, DatasetError, SpecError, ValueError, RuntimeError, MemoryError) as err:
+            raise StartError(str(err)) from None
+        return trainer, stream, dataset
+
+    def start(self, spec: dict, setup) -> object:
+        """Compile the network and start training in a background thread; raises StartError."""
+        if self.closed:
+            raise StartError("this session has ended: reload the page")
+        if self.trainer is not None and self.trainer.status == "running":
+            raise StartError("a run is already in progress: stop it first")
+        trainer, stream, dataset = self._make_trainer(spec, setup)
+        self.trainer, self.stream, self.dataset = trainer, stream, dataset
+        trainer.start()
+        self.param.update(status="running", message="")
+        return trainer
+
+    def start_baseline(self, spec: dict, setup) -> object:
+        """Train the matched classical network with the same settings (parent: this session's last run)."""
+        if self.closed:
+            raise StartError("this session has ended: reload the page")
+        if self.baseline is not None and self.baseline.status == "running":
+            raise StartError("the classical baseline is already training")
+        trainer, stream, _ = self._make_trainer(spec, setup, parent_id=self.last_run_id, classical=True)
+        self.baseline, self.baseline_stream = trainer, stream
+        trainer.start()
+        self.param.update(baseline_status="running", baseline_message="")
+        return trainer
+
+    def pause(self) -> None:
+        if self.trainer is not None and self.trainer.status == "running":
+            self.trainer.pause()
+            self.status = "paused"
+
+    def resume(self) -> None:
+        if self.trainer is not None and self.trainer.status == "running":
+            self.trainer.resume()
+            self.status = "running"
+
+    def stop(self) -> None:
+        for trainer in (self.trainer, self.baseline):
+            if trainer is not None and trainer.status == "running":
+                trainer.cancel()
+
+    def refresh(self) -> None:
+        """Pick up run ids and final states from the worker threads (called from the UI poller)."""
+        for trainer, is_baseline in ((self.trainer, False), (self.baseline, True)):
+            if trainer is None:
+                continue
+            if trainer.run_id and trainer.run_id not in self.run_ids:
+                claim(trainer.run_id, self.key)
+                self.run_ids = [*self.run_ids, trainer.run_id]
+                if not is_baseline:
+                    self.last_run_id = trainer.run_id
+            status = trainer.status
+            if status == "running" and trainer.paused and not is_baseline:
+                status = "paused"
+            if status == "idle":
+                status = "running"  # started, the thread has not set its status yet
+            message = trainer.error or ""
+            if is_baseline:
+                if (self.baseline_status, self.baseline_message) != (status, message):
+                    self.param.update(baseline_status=status, baseline_message=message)
+            elif (self.status, self.message) != (status, message):
+                self.param.update(status=status, message=message)
+
+    @property
+    def model(self):
+        """The trained (or training) model of the last run, for weight downloads."""
+        return self.trainer.model if self.trainer is not None else None
+
+    # -- history -----------------------------------------------------------------------------------
+    def visible_runs(self, include_earlier: bool = False) -> list:
+        """Runs this session may see: its own, plus (if asked) finished runs of sessions that have closed."""
+        if self.store is None:
+            return []
+        mine = set(self.run_ids)
+        out = []
+        for record in self.store.list_runs(limit=500):
+            if record.id in mine:
+                out.append(record)
+                continue
+            if not include_earlier:
+                continue
+            owner = owner_of(record.id)
+            if owner is not None and owner != self.key:
+                continue  # another open session's run
+            if record.status in ("running", "paused"):
+                continue  # in progress somewhere else
+            out.append(record)
+        return out
+
+    def shutdown(self) -> None:
+        """Stop everything this session started (the tab was closed)."""
+        self.closed = True
+        for trainer in (self.trainer, self.baseline):
+            if trainer is not None and trainer.status == "running":
+                trainer.cancel()
+        for trainer in (self.trainer, self.baseline):
+            if trainer is not None:
+                trainer.join(timeout=10)
+        release(self.key)
