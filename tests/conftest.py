@@ -8,6 +8,7 @@ workbench.circuits / statevector / densitymatrix, so a bug there cannot hide in 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +16,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+# Before anything loads torch: CUDA-Q's OpenMP parallel regions run on the first OpenMP runtime loaded
+# (torch's libgomp). With the default active wait policy its threads spin at every barrier, and on a busy
+# machine small CUDA-Q calls became 10-100x slower (20 three-qubit observe calls: 4 s instead of 20 ms).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -309,10 +315,83 @@ def shots_bound():
     return shot_bound
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    import torch
+# ------------------------------------------------------------------------------------------------
+# The block catalogue the engine and gradient tests sweep (3 qubits).
 
-    torch.manual_seed(1234)
-    np.random.seed(1234)
-    yield
+N_QUBITS = 3
+ENCODING_FEATURES = {"angle": 3, "dense_angle": 6, "amplitude": 7, "iqp": 3, "reupload": 3}
+CUSTOM_GATES = [
+    {"gate": "h", "wires": [0]},
+    {"gate": "rx", "wires": [1], "source": "weight", "index": 0},
+    {"gate": "rzz", "wires": [0, 2], "source": "weight", "index": 1, "scale": 0.5},
+    {"gate": "cz", "wires": [1, 2]},
+    {"gate": "ry", "wires": [2], "source": "input", "index": 1, "scale": 2.0},
+    {"gate": "swap", "wires": [0, 1]},
+    {"gate": "rz", "wires": [0], "source": "const", "value": 0.3},
+    {"gate": "s", "wires": [1]},
+    {"gate": "t", "wires": [2]},
+    {"gate": "y", "wires": [0]},
+    {"gate": "x", "wires": [2]},
+    {"gate": "z", "wires": [1]},
+    {"gate": "cx", "wires": [2, 0]},
+    {"gate": "ry", "wires": [0], "source": "weight", "index": 0},  # a weight used twice
+    {"gate": "rx", "wires": [2], "source": "weight", "index": 2, "scale": -1.5},
+]
+ANSATZE = {
+    "he-linear": {"ansatz": "hardware_efficient", "entanglement": "linear"},
+    "he-ring": {"ansatz": "hardware_efficient", "entanglement": "ring", "rotations": ["rx", "ry", "rz"]},
+    "he-all": {"ansatz": "hardware_efficient", "entanglement": "all_to_all"},
+    "strongly": {"ansatz": "strongly_entangling"},
+    "basic": {"ansatz": "basic_entangler"},
+    "custom": {"ansatz": "custom", "gates": CUSTOM_GATES},
+}
+READOUTS = {
+    "z": {},
+    "paulis": {"observables": ["XYZ", "YIX", "IZY", "XXI"]},
+    "hamiltonian": {"hamiltonian": [{"coeff": 0.7, "pauli": "ZZI"}, {"coeff": -1.3, "pauli": "XIY"},
+                                    {"coeff": 0.4, "pauli": "IYY"}, {"coeff": 0.2, "pauli": "III"}]},
+    "sampler": {"mode": "sampler"},
+    "marginal": {"mode": "sampler", "marginal": [2, 0]},
+}
+
+
+def make_block(encoding: str, ansatz: str, readout: str, **extra) -> dict:
+    block = {"type": "quantum", "id": "q", "qubits": N_QUBITS, "encoding": encoding, "depth": 2,
+             "input_scaling": 0.8, "rotation": "rx" if encoding == "reupload" else "ry",
+             "readout": READOUTS[readout], **ANSATZE[ansatz]}
+    block.update(extra)
+    return block
+
+
+def covering_combos() -> list[tuple[str, str, str]]:
+    """Every encoding with every ansatz and every readout with every encoding and every ansatz (pairwise)."""
+    encs, ans, ros = list(ENCODING_FEATURES), list(ANSATZE), list(READOUTS)
+    combos = set()
+    for i, e in enumerate(encs):
+        for j, a in enumerate(ans):
+            combos.add((e, a, ros[(i + j) % len(ros)]))
+    for i, e in enumerate(encs):
+        for k, r in enumerate(ros):
+            combos.add((e, ans[(i + 2 * k) % len(ans)], r))
+    for j, a in enumerate(ans):
+        for k, r in enumerate(ros):
+            combos.add((encs[(j + k) % len(encs)], a, r))
+    return sorted(combos)
+
+
+def layer_for(block: dict, features: int, **options):
+    from workbench.layers import QuantumLayer
+    from workbench.noise import NoiseModel
+    from workbench.spec import Quantum
+
+    noise = options.pop("noise", None)
+    options.setdefault("precision", "double")
+    return QuantumLayer(Quantum.model_validate(block), features, noise=NoiseModel.from_any(noise), **options)
+
+
+@pytest.fixture(scope="session")
+def cudaq_seed():
+    from workbench._cudaq import cudaq, on_cudaq_thread
+
+    on_cudaq_thread(lambda: cudaq.set_random_seed(7))
+    return cudaq

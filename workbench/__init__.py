@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import Any
 
-from . import templates
-from .compiler import HybridModel, compile, load_model
-from .spec import ArchitectureSpec, SpecError, load_spec
+# CUDA-Q's parallel regions run on torch's OpenMP runtime; spinning waiters made small CUDA-Q calls
+# 10-100x slower on a busy machine. This must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import templates  # noqa: E402
+from .compiler import HybridModel, compile, load_model  # noqa: E402
+from .function import CircuitFunction, circuit_function, expectation  # noqa: E402
+from .spec import ArchitectureSpec, SpecError, load_spec  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -19,7 +25,8 @@ _LAZY = {
     "Workbench": "workbench.gui.jupyter", "live": "workbench.gui.jupyter",
 }
 
-__all__ = ["ArchitectureSpec", "HybridModel", "SpecError", "compile", "load_model", "load_spec", "templates",
+__all__ = ["ArchitectureSpec", "CircuitFunction", "HybridModel", "SpecError", "circuit_function", "compile",
+           "expectation", "load_model", "load_spec", "templates",
            *_LAZY]
 
 

@@ -1,19 +1,24 @@
 """Import CUDA-Q once, quietly, and own its process-global state.
 
-CUDA-Q's target and noise model are process-global. Every call into CUDA-Q goes through `session()`,
-which holds one re-entrant lock and selects the caller's target first, so one model's settings never
-leak into another's calls, also when models run in several threads.
+CUDA-Q's target and noise model are process-global, and its runtime keeps per-OS-thread execution state
+(contexts keyed by thread id). So every call into CUDA-Q runs on one long-lived worker thread: `call()`
+hands a function to that thread, which selects the caller's target first and runs the calls one at a
+time under one re-entrant lock. One model's settings never leak into another's calls, also when models
+run in several threads, and CUDA-Q never sees a thread come and go.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import queue
 import sys
 import threading
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 _start_method = multiprocessing.get_start_method(allow_none=True)
 with warnings.catch_warnings():
@@ -63,11 +68,89 @@ class TargetConfig:
         return self.name in NOISY_TARGETS
 
 
+T = TypeVar("T")
+
+
+class _Worker:
+    """The one OS thread that makes every CUDA-Q call.
+
+    Seen crashing without it (cudaq 0.16): models on qpp-cpu and density-matrix-cpu used from three Python
+    threads, serialised by a lock, segfaulted in quantum_platform::get_noise / is_remote. Those read a
+    per-thread execution context kept in a map keyed by the hash of the thread id; thread ids are reused
+    once a thread ends, so a short-lived caller thread could find another thread's stale context.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._queue.get()
+            if future is None:  # dispose: drop the references here, on this thread
+                del fn
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                future.set_exception(err)
+            del fn, future
+
+    def _ensure(self) -> None:
+        with self._start:
+            # After os.fork the parent's worker does not exist in the child: start a new one.
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="workbench-cudaq", daemon=True)
+                self._thread.start()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        if threading.current_thread() is self._thread:
+            return fn()
+        self._ensure()
+        future: Future = Future()
+        self._queue.put((fn, future))
+        return future.result()
+
+    def dispose(self, *objects: Any) -> None:
+        """Release CUDA-Q objects (kernels, noise models) on the worker thread, without waiting."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put((objects, None))
+
+
+_WORKER = _Worker()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's worker thread (and a lock it may have held at the fork) do not exist in the child.
+    global _LOCK, _WORKER
+    _LOCK = threading.RLock()
+    _WORKER = _Worker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def on_cudaq_thread(fn: Callable[[], T]) -> T:
+    """Run fn() on the CUDA-Q worker thread (no target selected); returns its result or raises its error."""
+    return _WORKER.call(fn)
+
+
 def gpu_count() -> int:
-    try:
-        return int(cudaq.num_available_gpus())
-    except Exception:  # a driver that fails to answer means no usable GPU
-        return 0
+    def count() -> int:
+        try:
+            return int(cudaq.num_available_gpus())
+        except Exception:  # a driver that fails to answer means no usable GPU
+            return 0
+
+    return _WORKER.call(count)
 
 
 def available_targets() -> dict[str, str]:
@@ -78,17 +161,18 @@ def available_targets() -> dict[str, str]:
         result[name] = ""
     for name in GPU_TARGETS:
         result[name] = "" if gpus else "needs an NVIDIA GPU (none found): use qpp-cpu or the torch engine"
+    present = _WORKER.call(lambda: {name: bool(cudaq.has_target(name)) for name in HARDWARE_TARGETS})
     for name in HARDWARE_TARGETS:
-        result[name] = "" if cudaq.has_target(name) else "not in this CUDA-Q build"
+        result[name] = "" if present[name] else "not in this CUDA-Q build"
     return result
 
 
 def check_target(config: TargetConfig) -> None:
     """Raise TargetError before selecting a target that cannot run here (tensornet would abort the process)."""
-    known = [t.name for t in cudaq.get_targets()]
+    known = _WORKER.call(lambda: [t.name for t in cudaq.get_targets()])
     if config.name not in known:
         raise TargetError(f"unknown CUDA-Q target {config.name!r}: use one of {', '.join(CPU_TARGETS + GPU_TARGETS)}, "
-                          f"a hardware target ({', '.join(HARDWARE_TARGETS)}) or 'torch'")
+                          f"a hardware target ({', '.join(HARDWARE_TARGETS)}), 'torch' or 'torch-density'")
     if config.is_gpu and gpu_count() == 0:
         raise TargetError(f"target {config.name!r} needs an NVIDIA GPU and this machine has none: use target='qpp-cpu' "
                           "(CUDA-Q on the CPU), 'density-matrix-cpu' (noisy) or 'torch' (the native torch engine)")
@@ -117,7 +201,28 @@ def _select(config: TargetConfig) -> None:
 
 @contextlib.contextmanager
 def session(config: TargetConfig) -> Iterator[object]:
-    """Exclusive use of CUDA-Q with `config` selected; yields the cudaq module."""
+    """Exclusive use of CUDA-Q with `config` selected; yields the cudaq module. Only on the CUDA-Q thread
+    (inside a function given to `call`): anywhere else use `call`."""
+    if threading.current_thread() is not _WORKER.thread:
+        raise RuntimeError("workbench._cudaq.session() runs only on the CUDA-Q thread: use _cudaq.call(config, fn)")
     with _LOCK:
         _select(config)
         yield cudaq
+
+
+def call(config: TargetConfig, fn: Callable[[Any], T]) -> T:
+    """fn(cudaq) on the CUDA-Q thread, with `config` selected and the session lock held; returns its result.
+
+    fn should return plain data (numbers, lists, numpy arrays) so CUDA-Q objects never leave that thread.
+    """
+    def job() -> T:
+        with _LOCK:
+            _select(config)
+            return fn(cudaq)
+
+    return _WORKER.call(job)
+
+
+def dispose(*objects: Any) -> None:
+    """Drop references to CUDA-Q objects on the CUDA-Q thread."""
+    _WORKER.dispose(*objects)

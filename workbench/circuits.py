@@ -163,17 +163,26 @@ def _ansatz_layer(circuit: Circuit, block: Quantum, layer: int, weight_param) ->
 
 
 def _custom_gates(circuit: Circuit, block: Quantum) -> None:
+    # With role parameter_input the circuit's parameters (the 'weight' sources) are the block's input features.
+    weight_kind = "input" if block.role == "parameter_input" else "weight"
     for g in block.gates or []:
         if g.source is None:
             param = None
         elif g.source == "const":
             param = Param("const", scale=1.0, value=float(g.value))
         else:
-            param = Param("input" if g.source == "input" else "weight", int(g.index), scale=g.scale)
+            param = Param("input" if g.source == "input" else weight_kind, int(g.index), scale=g.scale)
         if g.gate == "rzz":
             a, b = g.wires
             circuit.add("cx", a, b)
             circuit.add("rz", b, param=param)
+            circuit.add("cx", a, b)
+        elif g.gate == "swap":
+            # Three CNOTs: CUDA-Q's noise model cannot attach a channel to swap, so every executor and noise
+            # model sees the same noisy CNOTs.
+            a, b = g.wires
+            circuit.add("cx", a, b)
+            circuit.add("cx", b, a)
             circuit.add("cx", a, b)
         else:
             circuit.add(g.gate, *g.wires, param=param)

@@ -181,14 +181,23 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
 def load_model(path: str | os.PathLike, **overrides: Any) -> HybridModel:
     """Rebuild a saved model from its spec and settings, then load its weights (never unpickles code)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist: check the path (save one with model.save(path))")
     try:
+        # weights_only: plain tensors and containers only; a pickle that would run code is refused, never run.
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path} is not a saved workbench model ({err.__class__.__name__}): save one with "
-                         "model.save(path)") from err
+                         "model.save(path)") from None
     if not isinstance(payload, dict) or payload.get("format") != "workbench-model":
         raise ValueError(f"{path} is not a saved workbench model: save one with model.save(path)")
-    config = json.loads(payload["config"])
+    if payload.get("version") != 1 or not all(k in payload for k in ("spec", "config", "state_dict")):
+        raise ValueError(f"{path} is a workbench model file of an unsupported version or is incomplete: "
+                         "save it again with model.save(path)")
+    try:
+        config = json.loads(payload["config"])
+    except (TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: the saved compile settings are damaged ({err}): save the model again") from None
     config.update(overrides)
     model = compile(payload["spec"], **{k: v for k, v in config.items()})
     model.load_state_dict(payload["state_dict"])

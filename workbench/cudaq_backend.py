@@ -9,11 +9,12 @@ Each executor makes its own kernel object, so one model's compiled variants neve
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import torch
 
-from ._cudaq import TargetConfig, check_target, session
+from ._cudaq import TargetConfig, call, check_target, dispose
 from .circuits import Circuit, ReadoutPlan
 from .noise import NoiseModel, cudaq_noise_model
 
@@ -63,6 +64,34 @@ def pauli_operator(cudaq, pauli: str):
     return op
 
 
+def _noise(cudaq, model) -> None:
+    """Set (or with None clear) CUDA-Q's process-wide noise model; callers hold the session lock.
+
+    get_state takes no noise_model argument in 0.16, so set_noise is the only way; its deprecation warning
+    is expected here and silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if model is None:
+            cudaq.unset_noise()
+        else:
+            cudaq.set_noise(model)
+
+
+def pauli_expectation(rho: np.ndarray, pauli: str) -> np.ndarray:
+    """tr(P ρ) for a batch of density matrices ρ[b, i, j] (qubit q = bit q of the index, character q of `pauli`)."""
+    dim = rho.shape[-1]
+    idx = np.arange(dim)
+    xmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "XY")
+    parity = np.zeros(dim, dtype=np.int64)
+    for q, ch in enumerate(pauli):
+        if ch in "YZ":
+            parity ^= (idx >> q) & 1
+    # P|r^x> = phase(r)|r>, phase(r) = (-i)^{#Y} (-1)^{parity of r on the Y/Z qubits}; tr(Pρ) = Σ_r phase(r) ρ[r^x, r].
+    phase = (1 - 2 * parity) * (-1j) ** pauli.count("Y")
+    return (rho[:, idx ^ xmask, idx] * phase).sum(axis=1).real
+
+
 class CudaqExecutor:
     """Evaluates a circuit's readout and states on one CUDA-Q target."""
 
@@ -71,6 +100,10 @@ class CudaqExecutor:
         if noise is not None and noise.gate_noise() and not target.is_density_matrix:
             raise ValueError(f"gate noise needs a density-matrix target, but target is {target.name!r}: "
                              "use target='density-matrix-cpu' (CUDA-Q) or 'torch-density'")
+        if circuit.amplitude_inputs and circuit.n_qubits > 10:
+            raise ValueError(f"amplitude encoding on CUDA-Q initialises the state from a list, which cudaq 0.16 "
+                             f"allows up to 10 qubits, not {circuit.n_qubits}: use target='torch', fewer qubits or "
+                             "another encoding")
         self.circuit = circuit
         self.target = target
         self.noise = noise if noise is not None and noise.gate_noise() else None
@@ -80,12 +113,22 @@ class CudaqExecutor:
         self.q1 = [g.wires[1] if len(g.wires) > 1 else 0 for g in circuit.gates]
         self.rotation_positions = np.array(circuit.rotation_gates, dtype=np.int64)
         self.executions = 0
-        with session(target) as cudaq:
-            name = f"workbench_circuit_{next(_serial)}"
-            source = (_AMPLITUDE if circuit.amplitude_inputs else _PLAIN).format(name=name)
-            self.kernel = cudaq.kernel(source, kernelName=name)
-            self._cudaq_noise = cudaq_noise_model(self.noise) if self.noise else None
-            self._operators: dict[tuple[str, ...], list] = {}
+        self._operators: dict[tuple[str, ...], list] = {}
+        name = f"workbench_circuit_{next(_serial)}"
+        source = (_AMPLITUDE if circuit.amplitude_inputs else _PLAIN).format(name=name)
+
+        def build(cudaq):
+            return cudaq.kernel(source, kernelName=name), (cudaq_noise_model(self.noise) if self.noise else None)
+
+        self.kernel, self._cudaq_noise = call(target, build)
+
+    def __del__(self) -> None:
+        # CUDA-Q objects are released on the CUDA-Q thread, like every other use of them.
+        try:
+            dispose(self.__dict__.pop("kernel", None), self.__dict__.pop("_cudaq_noise", None),
+                    self.__dict__.pop("_operators", None))
+        except Exception:  # interpreter shutdown
+            pass
 
     # -- argument building ----------------------------------------------------------------------
     def _theta(self, angles: torch.Tensor) -> np.ndarray:
@@ -130,24 +173,41 @@ class CudaqExecutor:
         batch = angles.shape[0]
         active = [k for k, p in enumerate(plan.paulis) if set(p) != {"I"}]
         out = np.ones((batch, len(plan.paulis)))
+        if active and self._cudaq_noise is not None:
+            # Noisy observe of an X/Y term appends basis-change gates (h, ...) that pick up the gate noise
+            # registered for those names, so it measures a different channel than the circuit's. Read the
+            # terms from the final density matrix instead, and draw shots from the exact values.
+            rho = self.states(angles, init).numpy()
+            out[:, active] = np.stack([pauli_expectation(rho, plan.paulis[k]) for k in active], axis=1)
+            values = torch.from_numpy(out)
+            if shots:
+                from .layers import _sample_shots
+
+                values = _sample_shots(values, plan, int(shots))
+                values[:, [k for k in range(len(plan.paulis)) if k not in active]] = 1.0
+            return values
         if active:
-            with session(self.target) as cudaq:
-                key = tuple(plan.paulis[k] for k in active)
+            key = tuple(plan.paulis[k] for k in active)
+            kwargs = self._call_kwargs(shots)
+
+            def run(cudaq):
                 if key not in self._operators:
                     self._operators[key] = [pauli_operator(cudaq, plan.paulis[k]) for k in active]
+                operators = self._operators[key]
                 try:
                     if batch == 1 or init is not None:
                         # Broadcasting a list[complex] argument in cudaq 0.16 silently runs every row from the
                         # first row's (or |0..0>) initial state: amplitude-encoded batches go row by row.
-                        results = [cudaq.observe(self.kernel, self._operators[key], *args, **self._call_kwargs(shots))
+                        results = [cudaq.observe(self.kernel, operators, *args, **kwargs)
                                    for args in self._args(angles, init)]
                     else:
-                        results = cudaq.observe(self.kernel, self._operators[key], *self._broadcast(angles, init),
-                                                **self._call_kwargs(shots))
+                        results = cudaq.observe(self.kernel, operators, *self._broadcast(angles, init), **kwargs)
+                    return np.array([[r.expectation() for r in row] for row in results])
                 finally:
                     if self._cudaq_noise is not None:
-                        cudaq.unset_noise()
-            out[:, active] = np.array([[r.expectation() for r in row] for row in results])
+                        _noise(cudaq, None)
+
+            out[:, active] = call(self.target, run)
         self.executions += batch
         return torch.from_numpy(out)
 
@@ -164,40 +224,59 @@ class CudaqExecutor:
             for j, q in enumerate(plan.marginal):
                 target_index |= ((idx >> q) & 1) << j
             return probs.new_zeros(batch, 2**k).index_add(1, target_index, probs)
-        with session(self.target) as cudaq:
+        kwargs = self._call_kwargs(shots)
+
+        def run(cudaq):
             try:
                 if batch == 1 or init is not None:  # see _expectations: no broadcasting of initial states
-                    results = [cudaq.sample(self.kernel, *args, **self._call_kwargs(shots))
-                               for args in self._args(angles, init)]
+                    results = [cudaq.sample(self.kernel, *args, **kwargs) for args in self._args(angles, init)]
                 else:
-                    results = cudaq.sample(self.kernel, *self._broadcast(angles, init), **self._call_kwargs(shots))
+                    results = cudaq.sample(self.kernel, *self._broadcast(angles, init), **kwargs)
+                return [dict(result.items()) for result in results]
             finally:
                 if self._cudaq_noise is not None:
-                    cudaq.unset_noise()
+                    _noise(cudaq, None)
+
         out = np.zeros((batch, 2**k))
-        for b, result in enumerate(results):
-            for bits, count in result.items():
+        for b, counts in enumerate(call(self.target, run)):
+            for bits, count in counts.items():
                 # Sample bitstrings print qubit 0 leftmost.
                 index = sum(int(bits[q]) << j for j, q in enumerate(plan.marginal))
                 out[b, index] += count
         self.executions += batch
         return torch.from_numpy(out / shots)
 
+    def statevectors(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """Final state vectors (batch, 2**n) complex128, also on a noiseless density-matrix target (for adjoint)."""
+        states = self.states(angles, init)
+        if states.dim() == 2:
+            return states
+        if self._cudaq_noise is not None:
+            raise ValueError("a noisy density matrix has no state vector: use the density_matrix gradient")
+        # A pure ρ = ψψ†: the column of its largest diagonal entry k is ψ·conj(ψ_k), ψ up to a global phase.
+        k = torch.diagonal(states, dim1=-2, dim2=-1).real.argmax(dim=1)
+        columns = states[torch.arange(states.shape[0]), :, k]
+        scale = torch.sqrt(states[torch.arange(states.shape[0]), k, k].real).unsqueeze(1)
+        return columns / scale
+
     def states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets."""
-        rows = []
-        with session(self.target) as cudaq:
+        def run(cudaq):
+            rows = []
             if self._cudaq_noise is not None:
-                cudaq.set_noise(self._cudaq_noise)
+                _noise(cudaq, self._cudaq_noise)
             try:
                 for args in self._args(angles, init):
                     rows.append(np.array(cudaq.get_state(self.kernel, *args), dtype=np.complex128))
             finally:
                 if self._cudaq_noise is not None:
-                    cudaq.unset_noise()
+                    _noise(cudaq, None)
+            return rows
+
+        rows = call(self.target, run)
         self.executions += len(rows)
         return torch.from_numpy(np.stack(rows))
 
     def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:
-        with session(self.target) as cudaq:
-            return cudaq.draw(self.kernel, *self._args(angles[:1], init[:1] if init is not None else None)[0])
+        args = self._args(angles[:1], init[:1] if init is not None else None)[0]
+        return call(self.target, lambda cudaq: cudaq.draw(self.kernel, *args))

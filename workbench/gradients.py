@@ -56,7 +56,8 @@ def choose_gradient(requested: str, *, engine: str, shots: int | None, hardware:
     if requested in exact_only and (shots or hardware):
         raise GradientError(f"gradient {requested!r} needs exact states, but this layer measures "
                             f"{'on hardware' if hardware else f'{shots} shots'}: use parameter_shift or finite_diff")
-    if requested in exact_only and noisy:
+    # backprop on the torch density-matrix engine differentiates the noisy density matrix itself: exact.
+    if requested in exact_only and noisy and not (requested == "backprop" and engine == "torch-density"):
         raise GradientError(f"gradient {requested!r} differentiates a noiseless statevector, but this layer has gate "
                             "noise: use density_matrix or parameter_shift")
     if requested == "backprop" and engine not in ("torch", "torch-density"):
@@ -67,7 +68,7 @@ def choose_gradient(requested: str, *, engine: str, shots: int | None, hardware:
                             "(e.g. noise={'depolarizing': 0.01}) or use adjoint")
     reasons = {
         "adjoint": "exact; cost of a few state sweeps, independent of the parameter count",
-        "backprop": "exact; torch autograd through the native engine",
+        "backprop": "exact; torch autograd through the native engine" + (" (noisy density matrix)" if noisy else ""),
         "parameter_shift": "hardware-compatible: two shifted circuits per gate angle",
         "finite_diff": f"central differences with step {FINITE_DIFF_STEP:g} (approximate)",
         "density_matrix": "exact gradient of the noisy expectation from the density matrix",

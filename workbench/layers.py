@@ -41,6 +41,8 @@ class QuantumLayer(nn.Module):
         self.block = block
         self.target = target
         self.device_ = torch.device(device)
+        if self.device_.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"block {block.id}: device 'cuda' was requested but torch sees no GPU: use device='cpu'")
         self.precision = precision
         self.noise = noise
         self.circuit: Circuit = build_circuit(block, n_features)
@@ -49,31 +51,41 @@ class QuantumLayer(nn.Module):
         self.plan: ReadoutPlan = ReadoutPlan(plan.mode, plan.paulis, plan.coefficients, plan.marginal, self.shots)
         self.density = bool(noise and noise.gate_noise())
         self.torch_executions = 0
+        self.program: StatevectorProgram | None = None
+        self._simulated_density = self.density  # the executor's state is a density matrix (memory estimate)
+        self._simulated_precision = precision
 
         hardware = False
+        config = None
         if target in TORCH_ENGINES:
             if self.density and target == "torch":
                 raise ValueError("gate noise needs a density-matrix engine: use target='torch-density' "
                                  "(or CUDA-Q's 'density-matrix-cpu')")
-            self.executor = None
         else:
-            from ._cudaq import TargetConfig
-            from .cudaq_backend import CudaqExecutor
+            from ._cudaq import TargetConfig, check_target
 
             options = tuple(sorted((target_options or {}).items()))
             config = TargetConfig(target, emulate=emulate, options=options)
+            check_target(config)  # before anything selects it: tensornet without a GPU aborts the process
             hardware = config.is_hardware
+            self._simulated_density = self.density or config.is_density_matrix
+            self._simulated_precision = "double"  # CUDA-Q's CPU simulators are complex128
             if hardware and not self.shots:
                 self.shots = 1000
                 self.plan = ReadoutPlan(plan.mode, plan.paulis, plan.coefficients, plan.marginal, self.shots)
-            self.executor = CudaqExecutor(self.circuit, config, noise)
         self.choice: GradientChoice = choose_gradient(gradient, engine=target, shots=self.shots, hardware=hardware,
                                                       noisy=self.density)
+        # Refuse a circuit that cannot fit before building anything of its size.
+        self._check_memory(batch=1)
+        self.executor = None
+        if config is not None:
+            from .cudaq_backend import CudaqExecutor
+
+            self.executor = CudaqExecutor(self.circuit, config, noise)
         complex_dtype = torch.complex128 if precision == "double" else torch.complex64
         self.program = StatevectorProgram(self.circuit, complex_dtype, self.device_)
         self.dm_program = DensityMatrixProgram(self.circuit, noise, torch.complex128, self.device_) \
             if self.density else None
-        self._check_memory(batch=1)
         self.runner = Runner(self._evaluate, self.choice.method, plan=self.plan,
                              init_features=self.circuit.amplitude_inputs, states=self._states,
                              program=self.program, dm_program=self.dm_program)
@@ -103,7 +115,7 @@ class QuantumLayer(nn.Module):
             angles = self.circuit.angles(x, self._weights())
             init = self.circuit.initial_state(x, torch.float64)
             if self.choice.method == "adjoint":
-                self.executor.states(angles, init)
+                self.executor.statevectors(angles, init)
             else:
                 self.executor.readout(angles, init, self.plan, self.shots)
         self.executor.executions = 0
@@ -113,7 +125,7 @@ class QuantumLayer(nn.Module):
 
     def _states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         if self.executor is not None:
-            return self.executor.states(angles, init)
+            return self.executor.statevectors(angles, init)
         self.torch_executions += angles.shape[0]
         with torch.no_grad():
             return self.program.run(angles, init)
@@ -143,13 +155,17 @@ class QuantumLayer(nn.Module):
 
     def memory_estimate(self, batch: int) -> int:
         """Bytes of simulation working set: a few states (adjoint keeps 2 and temporaries), more for backprop."""
-        per_state = state_bytes(self.block.qubits, density=self.density, precision=self.precision)
-        copies = 2 + len(self.program.ops) if self.choice.method == "backprop" else 4
+        per_state = state_bytes(self.block.qubits, density=self._simulated_density,
+                                precision=self._simulated_precision)
+        # Backprop keeps one state per op for autograd; before lowering, the gate count bounds the op count.
+        ops = len(self.program.ops) if self.program is not None else len(self.circuit.gates)
+        copies = 2 + ops if self.choice.method == "backprop" else 4
         return per_state * batch * copies
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"block {self.block.id}: expects (batch, features) input, got shape {tuple(x.shape)}")
+        self._check_memory(batch=x.shape[0])  # every method, before the executor allocates the batch's states
         real = torch.float64 if self.precision == "double" else torch.float32
         x = x.to(self.device_)
         angles = self.circuit.angles(x.to(real), self._weights().to(real))

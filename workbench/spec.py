@@ -190,7 +190,7 @@ def load_spec(source: str | Path | dict | ArchitectureSpec) -> ArchitectureSpec:
     """A spec from a dict, a JSON string, a path to a JSON file, or a spec (copied). Validates shapes too."""
     if isinstance(source, ArchitectureSpec):
         return source.model_copy(deep=True)
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
         path = Path(source)
         if not path.exists():
             raise SpecError(f"spec file {path} does not exist: check the path")
@@ -202,12 +202,14 @@ def load_spec(source: str | Path | dict | ArchitectureSpec) -> ArchitectureSpec:
         try:
             source = json.loads(source)
         except json.JSONDecodeError as err:
-            raise SpecError(f"spec text is not valid JSON: {err}") from err
+            raise SpecError(f"spec text is not valid JSON: {err}: check brackets, quotes and commas there, or "
+                            "export the spec with spec.to_json()") from err
     if not isinstance(source, dict):
         raise SpecError("a spec must be a JSON object with 'input_shape' and 'blocks'")
     version = source.get("version", SPEC_VERSION)
     if version != SPEC_VERSION:
-        raise SpecError(f"spec version {version} is not supported (this workbench reads version {SPEC_VERSION})")
+        raise SpecError(f"spec version {version!r} is not supported (this workbench reads version {SPEC_VERSION}): "
+                        f"set \"version\": {SPEC_VERSION} after converting the spec", None, "version")
     try:
         spec = ArchitectureSpec.model_validate(source)
     except ValidationError as err:
@@ -229,7 +231,9 @@ def _spec_error_from_pydantic(err: ValidationError, source: dict) -> SpecError:
         field = ".".join(field_path) or "type"
         if first["type"] == "union_tag_invalid" or first["type"] == "union_tag_not_found":
             kinds = ", ".join(BLOCK_TYPES)
-            return SpecError(f"block {block_id}: unknown or missing block type: use one of {kinds}", block_id, "type")
+            given = raw.get("type") if isinstance(raw, dict) else None
+            what = f"unknown block type {given!r}" if given is not None else "missing block type"
+            return SpecError(f"block {block_id}: field type: {what}: use one of {kinds}", block_id, "type")
         return SpecError(f"block {block_id}: field {field}: {first['msg']}", block_id, field)
     field = ".".join(str(p) for p in loc)
     return SpecError(f"spec field {field}: {first['msg']}", None, field)
@@ -291,10 +295,17 @@ def _check_quantum(block: Quantum, incoming: Shape, previous: str | None, is_las
                         "remove readout.observables/hamiltonian or set readout.mode='estimator'", block.id, "readout.mode")
     if readout.observables and readout.hamiltonian:
         raise SpecError(f"{where}: give readout.observables or readout.hamiltonian, not both", block.id, "readout")
+    for name in ("observables", "hamiltonian", "marginal"):
+        if getattr(readout, name) is not None and len(getattr(readout, name)) == 0:
+            raise SpecError(f"{where}: readout.{name} is an empty list: give at least one entry or remove the field",
+                            block.id, f"readout.{name}")
     for q in readout.marginal or []:
         if not 0 <= q < n:
             raise SpecError(f"{where}: readout.marginal names qubit {q} but the block has {n} qubits (0..{n - 1})",
                             block.id, "readout.marginal")
+    if readout.marginal and len(set(readout.marginal)) != len(readout.marginal):
+        raise SpecError(f"{where}: readout.marginal {readout.marginal} names a qubit twice: list each qubit once",
+                        block.id, "readout.marginal")
     if block.ansatz == "custom":
         if not block.gates:
             raise SpecError(f"{where}: ansatz 'custom' needs a gate list in 'gates'", block.id, "gates")
@@ -317,6 +328,11 @@ def _check_quantum(block: Quantum, incoming: Shape, previous: str | None, is_las
     features = incoming[0]
     src = f"block {previous}" if previous else "the input"
     if block.role == "parameter_input":
+        if any(g.source == "input" for g in block.gates or []):
+            i = next(j for j, g in enumerate(block.gates) if g.source == "input")
+            raise SpecError(f"{where}: with role parameter_input the incoming features are the circuit's parameters: "
+                            f"gates[{i}] should use source 'weight' (parameter index), not 'input'",
+                            block.id, f"gates.{i}.source")
         need = ansatz_weight_count(block)
         if features != need:
             fix = f"set {previous} out_features={need}" if previous else f"set input_shape=[{need}]"
@@ -330,9 +346,13 @@ def _check_quantum(block: Quantum, incoming: Shape, previous: str | None, is_las
                             block.id, "qubits")
         return
     need = encoding_features(block)
+    inputs = [g.index for g in block.gates or [] if g.source == "input" and g.index is not None]
     if block.ansatz == "custom" and block.encoding == "none":
-        inputs = [g.index for g in block.gates or [] if g.source == "input" and g.index is not None]
         need = max(inputs) + 1 if inputs else 0
+    elif inputs and max(inputs) >= features:
+        i = next(j for j, g in enumerate(block.gates) if g.source == "input" and g.index == max(inputs))
+        raise SpecError(f"{where}: gates[{i}] reads input feature {max(inputs)} but {src} gives {features} features "
+                        f"(0..{features - 1}): use an index below {features}", block.id, f"gates.{i}.index")
     if features != need:
         fix = f"set {previous} out_features={need}" if previous else f"set input_shape=[{need}]"
         alt = " or use amplitude encoding" if block.encoding != "amplitude" and features <= 2**n else ""

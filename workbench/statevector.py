@@ -1,14 +1,29 @@
 """A batched statevector simulator in native torch: the exact oracle, the backprop engine and the
 reverse sweep of the adjoint method.
 
-The state of a batch is a (batch, 2**n) complex tensor. Gates are applied as strided tensor
-operations, never as dense 2**n matrices: consecutive single-qubit gates on one qubit are fused into
-one 2x2 matrix per sample, and runs of CNOT/SWAP gates are fused into one index permutation.
+The state of a batch is a (batch, 2**n) complex tensor (qubit q is bit q of the index). The circuit
+is lowered once into *stages*, scheduled as soon as their qubits allow:
+
+- a single-qubit stage holds, for every qubit it touches, the run of single-qubit gates on that
+  qubit, fused into one 2x2 matrix per sample. A stage touching many qubits is applied as a few
+  dense blocks of up to `MAX_CHUNK` qubits (the Kronecker product of their 2x2 matrices): each block
+  is one batched matrix product whose output is written transposed, so the block's qubits move to
+  the top of the index and the next block's qubits arrive at the bottom; after the last block the
+  qubit order is back where it started. One pass over memory per block, no gather, no Python loop
+  over qubits. A stage touching few qubits applies their 2x2 matrices one by one.
+- a permutation stage holds a run of CNOT/SWAP/CZ gates as one signed permutation of the basis,
+  applied with one gather.
+
+When the circuit starts from |0...0⟩ the first single-qubit stage yields a product state, built by
+Kronecker products instead of matrix products. The adjoint sweep walks the stages backwards on the
+pair (ψ, λ) held in one tensor: per block one reduction gives the block's 2^k x 2^k correlation
+⟨λ|·|ψ⟩, from which every rotation gradient in the stage follows by 2x2 algebra done for all
+stages at once after the sweep.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,7 +38,15 @@ _FIXED = {
     "s": [[1, 0], [0, 1j]],
     "t": [[1, 0], [0, 0.7071067811865476 + 0.7071067811865476j]],
 }
+_FIXED_NAMES = tuple(_FIXED)
 _GENERATOR = {"rx": "x", "ry": "y", "rz": "z"}
+_ROTATION_KINDS = ("rx", "ry", "rz")
+
+MAX_CHUNK = 4  # qubits per dense block in a single-qubit stage (2^4 = 16 amplitudes: still memory-bound)
+SMALL_STATE = 6  # circuits of up to this many qubits apply a whole stage as one dense block
+DENSE_READOUT = 1 << 16  # up to this many (amplitude, term) pairs the readout signs are one dense matrix
+ENV_MIN_QUBITS = 8  # from this size the adjoint sweep ends at the product state with two reads of λ
+BUFFER_MIN = 1 << 15  # states of at least this many amplitudes reuse two work buffers per call
 
 
 @dataclass
@@ -36,28 +59,64 @@ class SingleOp:
 
 @dataclass
 class PermOp:
-    """Consecutive CNOT/SWAP gates as one basis permutation: new[:, i] = old[:, perm[i]]."""
+    """Consecutive CNOT/SWAP/CZ gates as one signed basis permutation: new[:, i] = phase[i] * old[:, perm[i]]."""
 
     perm: torch.Tensor
     inverse: torch.Tensor
+    phase: torch.Tensor | None = None
 
 
 @dataclass
 class DiagOp:
+    """Kept for compatibility; CZ phases now live in PermOp.phase."""
+
     diag: torch.Tensor
+
+
+@dataclass
+class SingleStage:
+    """Single-qubit gate groups on distinct qubits (they commute), applied together."""
+
+    groups: list[SingleOp]
+    chunks: list[int] | None = None  # block sizes (low bits first) when applied as dense blocks; None: per qubit
+    group_offset: int = 0  # index of this stage's first group in the program's group list
+    chunk_offset: list[int] = field(default_factory=list)  # per block: its index among blocks of its size
+    reduce: list[bool] = field(default_factory=list)  # per block (or per group): holds a rotation
+
+    @property
+    def qubit(self) -> int:  # a single-group stage reads like the old SingleOp
+        return self.groups[0].qubit
 
 
 def apply_single(psi: torch.Tensor, matrix: torch.Tensor, qubit: int) -> torch.Tensor:
     """Apply a (2, 2) or per-sample (batch, 2, 2) matrix to one qubit of a (batch, 2**n) state."""
     batch = psi.shape[0]
-    view = psi.reshape(batch, -1, 2, 2**qubit)
-    a, b = view[:, :, 0, :], view[:, :, 1, :]
+    lo = 1 << qubit
+    hi = psi.shape[1] // (2 * lo)
     if matrix.dim() == 2:
-        m = [[matrix[i, j] for j in range(2)] for i in range(2)]
-    else:
-        m = [[matrix[:, i, j].view(batch, 1, 1) for j in range(2)] for i in range(2)]
-    out = torch.stack([m[0][0] * a + m[0][1] * b, m[1][0] * a + m[1][1] * b], dim=2)
-    return out.reshape(batch, -1)
+        matrix = matrix.unsqueeze(0)
+    matrix = matrix.to(psi.dtype)
+    if hi == 1:  # top qubit: one batched product, layout kept
+        return torch.matmul(matrix, psi.reshape(batch, 2, lo)).reshape(batch, -1)
+    if lo == 1:  # bottom qubit
+        return torch.matmul(psi.reshape(batch, hi, 2), matrix.transpose(-1, -2)).reshape(batch, -1)
+    view = psi.reshape(batch, hi, 2, lo)
+    if matrix.shape[0] == 1:
+        return torch.matmul(matrix, view).reshape(batch, -1)
+    return torch.einsum("bij,bhjl->bhil", matrix, view).reshape(batch, -1)
+
+
+def apply_blocks(psi: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+    """Apply dense blocks (batch or 1, 2^k, 2^k), lowest qubits first; their sizes must add up to n.
+
+    Each product reads the state with the block's qubits at the bottom and writes it with them at
+    the top, so after the last block the qubit order is the original one.
+    """
+    lead = psi.shape[:-1]
+    for block in blocks:
+        size = block.shape[-1]
+        psi = torch.matmul(block, psi.reshape(*lead, -1, size).transpose(-1, -2))
+    return psi.reshape(*lead, -1)
 
 
 def bit_permutation(name: str, wires: tuple[int, ...], dim: int) -> torch.Tensor:
@@ -69,8 +128,94 @@ def bit_permutation(name: str, wires: tuple[int, ...], dim: int) -> torch.Tensor
     return idx ^ ((bit_a ^ bit_b) << a) ^ ((bit_a ^ bit_b) << b)
 
 
+class _SignedPermutation(torch.autograd.Function):
+    """new = phase * old[:, perm] with its exact adjoint (the inverse permutation) as backward."""
+
+    @staticmethod
+    def forward(ctx, psi, perm, inverse, phase):
+        ctx.save_for_backward(inverse, phase if phase is not None else perm.new_zeros(0))
+        ctx.has_phase = phase is not None
+        out = torch.gather(psi, 1, perm.expand(psi.shape[0], -1))
+        return out * phase if phase is not None else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse, phase = ctx.saved_tensors
+        if ctx.has_phase:
+            grad = grad * phase.conj()
+        return torch.gather(grad, 1, inverse.expand(grad.shape[0], -1)), None, None, None
+
+
+def permute(psi: torch.Tensor, op: PermOp) -> torch.Tensor:
+    if psi.requires_grad:
+        return _SignedPermutation.apply(psi, op.perm, op.inverse, op.phase)
+    out = torch.gather(psi, 1, op.perm.expand(psi.shape[0], -1))
+    return out * op.phase if op.phase is not None else out
+
+
+def unpermute(psi: torch.Tensor, op: PermOp) -> torch.Tensor:
+    if op.phase is not None:
+        psi = psi * op.phase.conj()
+    return torch.gather(psi, 1, op.inverse.expand(psi.shape[0], -1))
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    if n <= SMALL_STATE:
+        return [n]
+    count = -(-n // MAX_CHUNK)
+    base, extra = divmod(n, count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
+def _kron_vectors(vectors: torch.Tensor) -> torch.Tensor:
+    """(..., k, 2) -> (..., 2**k): the Kronecker product, the last vector the most significant."""
+    out = vectors[..., 0, :]
+    for q in range(1, vectors.shape[-2]):
+        out = (vectors[..., q, :, None] * out[..., None, :]).flatten(-2)
+    return out
+
+
+def _kron_last(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """kron(a, k) over the last two axes, a the more significant factor."""
+    d = k.shape[-1]
+    lead = k.shape[:-2]
+    return (a[..., :, None, :, None] * k[..., None, :, None, :]).reshape(*lead, 2 * d, 2 * d)
+
+
+class _Buffers:
+    """Two work buffers reused by the passes of one call (no autograd): no page faults per pass."""
+
+    def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
+        self.numel, self.dtype, self.device = numel, dtype, device
+        self.buffers: list[torch.Tensor] = []
+
+    def other(self, current: torch.Tensor) -> torch.Tensor:
+        ptr = current.data_ptr()
+        for buffer in self.buffers:
+            if buffer.data_ptr() != ptr:
+                return buffer
+        buffer = torch.empty(self.numel, dtype=self.dtype, device=self.device)
+        self.buffers.append(buffer)
+        return buffer
+
+
+def _selection(size: int, dtype: torch.dtype) -> torch.Tensor:
+    """(4**size, 4 * size): T.flatten() @ S gives, per qubit of a block, the 2x2 partial trace of T."""
+    d = 1 << size
+    sel = torch.zeros(d, d, size, 2, 2, dtype=dtype)
+    idx = torch.arange(d)
+    for bit in range(size):
+        a = (idx >> bit) & 1
+        others = idx & ~(1 << bit)
+        for j in range(d):
+            for i in range(d):
+                if others[j] == others[i]:
+                    sel[j, i, bit, a[j], a[i]] = 1
+    return sel.reshape(d * d, size * 4)
+
+
 class StatevectorProgram:
-    """A circuit lowered to fused ops for one dtype and device."""
+    """A circuit lowered to fused stages for one dtype and device."""
 
     def __init__(self, circuit: Circuit, dtype: torch.dtype = torch.complex64, device: torch.device | str = "cpu",
                  fuse: bool = True):
@@ -81,59 +226,197 @@ class StatevectorProgram:
         self.device = torch.device(device)
         self.real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
         self.rotation_column = {g: col for col, g in enumerate(circuit.rotation_gates)}
-        self.ops = self._lower(fuse)
+        self.n_rotations = len(self.rotation_column)
         self._fixed = {k: torch.tensor(v, dtype=dtype, device=self.device) for k, v in _FIXED.items()}
+        self.ops = self._lower(fuse)
+        self._prepare()
         self._readout_cache: dict[ReadoutPlan, list] = {}
+        self._fast_readout: dict[ReadoutPlan, list] = {}
+        self._forward_cache: tuple | None = None
+
+    @property
+    def state_passes(self) -> int:
+        """How many state-sized tensors one forward pass creates (for memory estimates of backprop)."""
+        passes = 0
+        for op in self.ops:
+            if isinstance(op, PermOp):
+                passes += 1
+            elif op.chunks is not None:
+                passes += len(op.chunks)
+            else:
+                passes += 2 * len(op.groups)
+        return passes + 2
 
     # -- lowering -------------------------------------------------------------------------------
     def _lower(self, fuse: bool) -> list:
-        ops: list = []
-        pending: dict[int, list[int]] = {}
-
-        def flush(q: int) -> None:
-            if pending.get(q):
-                ops.append(SingleOp(q, pending.pop(q)))
-
+        """ASAP schedule into alternating single-qubit and permutation stages."""
+        stages: list[list] = []  # [kind, payload]; single: {qubit: [gates]}, perm: [gates]
+        last = [-1] * self.n
         for index, gate in enumerate(self.circuit.gates):
-            if len(gate.wires) == 1:
-                q = gate.wires[0]
-                if not fuse:
-                    ops.append(SingleOp(q, [index]))
-                else:
-                    pending.setdefault(q, []).append(index)
-                continue
-            for q in gate.wires:
-                flush(q)
-            if gate.name == "cz":
-                idx = torch.arange(self.dim)
-                a, b = gate.wires
-                sign = 1 - 2 * (((idx >> a) & 1) & ((idx >> b) & 1))
-                ops.append(DiagOp(sign.to(self.dtype).to(self.device)))
-                continue
-            perm = bit_permutation(gate.name, gate.wires, self.dim)
-            if fuse and ops and isinstance(ops[-1], PermOp):
-                perm = ops[-1].perm.cpu()[perm]
-                ops.pop()
-            ops.append(PermOp(perm.to(self.device), torch.argsort(perm).to(self.device)))
-        for q in list(pending):
-            flush(q)
+            kind = "single" if len(gate.wires) == 1 else "perm"
+            target = None
+            if fuse:
+                start = max(0, max(last[w] for w in gate.wires))
+                for s in range(start, len(stages)):
+                    if stages[s][0] == kind:
+                        target = s
+                        break
+            if target is None:
+                stages.append([kind, {} if kind == "single" else []])
+                target = len(stages) - 1
+            if kind == "single":
+                stages[target][1].setdefault(gate.wires[0], []).append(index)
+            else:
+                stages[target][1].append(index)
+            for w in gate.wires:
+                last[w] = target
+        ops: list = []
+        for kind, payload in stages:
+            if kind == "single":
+                ops.append(SingleStage([SingleOp(q, payload[q]) for q in sorted(payload)]))
+            else:
+                ops.append(self._perm_op(payload))
         return ops
+
+    def _perm_op(self, gate_indices: list[int]) -> PermOp:
+        idx = torch.arange(self.dim)
+        perm = idx
+        phase = None
+        for g in gate_indices:
+            gate = self.circuit.gates[g]
+            if gate.name == "cz":
+                a, b = gate.wires
+                sign = (1 - 2 * (((idx >> a) & 1) & ((idx >> b) & 1))).to(self.real_dtype)
+                phase = sign if phase is None else phase * sign
+                continue
+            step = bit_permutation(gate.name, gate.wires, self.dim)
+            perm = perm[step]
+            if phase is not None:
+                phase = phase[step]
+        if perm is idx:
+            perm = idx.clone()
+        inverse = torch.argsort(perm)
+        if phase is not None:
+            phase = phase.to(self.dtype).to(self.device)
+        return PermOp(perm.to(self.device), inverse.to(self.device), phase)
+
+    def _prepare(self) -> None:
+        """Index tensors that let every stage's matrices be built with a handful of batched ops."""
+        n, dev = self.n, self.device
+        # Gate-matrix table: rotation columns first, then the fixed gates, then the identity.
+        self._fixed_index = {name: self.n_rotations + i for i, name in enumerate(_FIXED_NAMES)}
+        self._identity_index = self.n_rotations + len(_FIXED_NAMES)
+        fixed = [self._fixed[name] for name in _FIXED_NAMES] + [torch.eye(2, dtype=self.dtype, device=dev)]
+        self._fixed_table = torch.stack(fixed).unsqueeze(0)  # (1, F + 1, 2, 2)
+        kinds = [_ROTATION_KINDS.index(self.circuit.gates[g].name) for g in self.circuit.rotation_gates]
+        a_re = torch.zeros(len(kinds), 2, 2, dtype=self.real_dtype)
+        a_im = torch.zeros(len(kinds), 2, 2, dtype=self.real_dtype)
+        for col, kind in enumerate(kinds):
+            if kind == 0:  # rx = c I - i s X
+                a_im[col] = torch.tensor([[0.0, -1.0], [-1.0, 0.0]])
+            elif kind == 1:  # ry = c I - i s Y
+                a_re[col] = torch.tensor([[0.0, -1.0], [1.0, 0.0]])
+            else:  # rz = c I - i s Z
+                a_im[col] = torch.tensor([[-1.0, 0.0], [0.0, 1.0]])
+        self._rot_re, self._rot_im = a_re.to(dev), a_im.to(dev)
+        self._eye_real = torch.eye(2, dtype=self.real_dtype, device=dev)
+
+        groups: list[SingleOp] = []
+        block_counts: dict[int, int] = {}
+        qubit_groups: list[int] = []  # groups reduced one qubit at a time
+        for op in self.ops:
+            if not isinstance(op, SingleStage):
+                continue
+            op.group_offset = len(groups)
+            groups.extend(op.groups)
+            sizes = _chunk_sizes(n)
+            cost_single = sum(1 if g.qubit in (0, n - 1) else 2 for g in op.groups)
+            has_rot = {g.qubit: any(self.circuit.gates[i].param is not None for i in g.gates) for g in op.groups}
+            if len(sizes) <= cost_single or n <= SMALL_STATE:
+                op.chunks = sizes
+                op.chunk_offset, op.reduce = [], []
+                bit = 0
+                for size in sizes:
+                    op.chunk_offset.append(block_counts.get(size, 0))
+                    block_counts[size] = block_counts.get(size, 0) + 1
+                    op.reduce.append(any(has_rot.get(q, False) for q in range(bit, bit + size)))
+                    bit += size
+            else:
+                op.chunks = None
+                op.reduce = [has_rot[g.qubit] for g in op.groups]
+                qubit_groups.extend(op.group_offset + j for j in range(len(op.groups)))
+        self.groups = groups
+        self.max_group = max((len(g.gates) for g in groups), default=1)
+        self._block_counts = block_counts
+        self._block_sizes = sorted(block_counts)
+        self._qubit_groups = qubit_groups
+        self._selections = {size: _selection(size, self.dtype).to(dev) for size in self._block_sizes}
+        L = self.max_group
+        slots = torch.full((len(groups), L), self._identity_index, dtype=torch.long)
+        generators = torch.zeros(len(groups), L, 2, 2, dtype=self.dtype)
+        column_slot = torch.zeros(self.n_rotations, dtype=torch.long)
+        for gi, group in enumerate(groups):
+            for l, g in enumerate(group.gates):
+                gate = self.circuit.gates[g]
+                if gate.param is not None:
+                    col = self.rotation_column[g]
+                    slots[gi, l] = col
+                    generators[gi, l] = self._fixed[_GENERATOR[gate.name]].cpu()
+                    column_slot[col] = gi * L + l
+                else:
+                    slots[gi, l] = self._fixed_index[gate.name]
+        self._slots = slots.to(dev)
+        self._generators = generators.to(dev)
+        self._column_slot = column_slot.to(dev)
+        # Per block-mode stage: for all n qubits, the group index (len(groups) stands for the identity).
+        for op in self.ops:
+            if isinstance(op, SingleStage) and op.chunks is not None:
+                index = torch.full((n,), len(groups), dtype=torch.long)
+                for j, group in enumerate(op.groups):
+                    index[group.qubit] = op.group_offset + j
+                op.qubit_group = index.to(dev)
+        # After the sweep every group's reduced 2x2 matrix is one row of
+        # [block partial traces by size | per-qubit reductions | product-state rows (n) | zero].
+        base, position = 0, {}
+        for size in self._block_sizes:
+            position[size] = base
+            base += block_counts[size] * size
+        qubit_base = base
+        env_base = qubit_base + len(qubit_groups)
+        zero_row = env_base + n
+        self._rows_total = zero_row + 1
+        rows = [zero_row] * len(groups)
+        for op in self.ops:
+            if not isinstance(op, SingleStage):
+                continue
+            if op.chunks is None:
+                continue
+            starts = [sum(op.chunks[:c]) for c in range(len(op.chunks))]
+            for j, group in enumerate(op.groups):
+                c = max(i for i, s in enumerate(starts) if s <= group.qubit)
+                size = op.chunks[c]
+                rows[op.group_offset + j] = position[size] + op.chunk_offset[c] * size + (group.qubit - starts[c])
+        for e, gi in enumerate(qubit_groups):
+            rows[gi] = qubit_base + e
+        self._group_rows = torch.tensor(rows, dtype=torch.long, device=dev)
+        # The first stage acts on |0...0> when no initial state is given: a product state.
+        self._product_start = bool(self.ops) and isinstance(self.ops[0], SingleStage)
+        self._env_first = self._product_start and n >= ENV_MIN_QUBITS
+        if self._env_first:
+            env_rows = list(rows)
+            first = self.ops[0]
+            for j, group in enumerate(first.groups):
+                env_rows[first.group_offset + j] = env_base + group.qubit
+            self._group_rows_env = torch.tensor(env_rows, dtype=torch.long, device=dev)
 
     # -- gate matrices --------------------------------------------------------------------------
     def rotation_matrices(self, angles: torch.Tensor) -> torch.Tensor:
         """(batch, n_rotations, 2, 2) matrices of every rotation gate."""
-        names = [self.circuit.gates[g].name for g in self.circuit.rotation_gates]
         half = angles.to(self.real_dtype) / 2
-        c, s = torch.cos(half), torch.sin(half)
-        zero = torch.zeros_like(c)
-        kind = torch.tensor([["rx", "ry", "rz"].index(nm) for nm in names], device=angles.device)
-        is_x, is_y, is_z = (kind == 0), (kind == 1), (kind == 2)
-        # Entries for all three kinds at once, chosen per column: one vectorised build for the batch.
-        m00 = torch.complex(c, torch.where(is_z, -s, zero))
-        m11 = torch.complex(c, torch.where(is_z, s, zero))
-        m01 = torch.complex(torch.where(is_y, -s, zero), torch.where(is_x, -s, zero))
-        m10 = torch.complex(torch.where(is_y, s, zero), torch.where(is_x, -s, zero))
-        return torch.stack([torch.stack([m00, m01], -1), torch.stack([m10, m11], -1)], -2).to(self.dtype)
+        c, s = torch.cos(half)[..., None, None], torch.sin(half)[..., None, None]
+        real = c * self._eye_real + s * self._rot_re
+        imag = s * self._rot_im
+        return torch.complex(real, imag).to(self.dtype)
 
     def _gate_matrix(self, gate_index: int, rot: torch.Tensor) -> torch.Tensor:
         gate = self.circuit.gates[gate_index]
@@ -148,6 +431,55 @@ class StatevectorProgram:
             matrix = m if matrix is None else m @ matrix
         return matrix
 
+    def _slot_matrices(self, angles: torch.Tensor) -> torch.Tensor:
+        """(batch, n_groups, L, 2, 2): every gate of every group, identity-padded, in application order."""
+        batch = angles.shape[0]
+        if self.n_rotations:
+            table = torch.cat([self.rotation_matrices(angles), self._fixed_table.expand(batch, -1, -1, -1)], 1)
+        else:
+            table = self._fixed_table.expand(batch, -1, -1, -1)
+        return table[:, self._slots]
+
+    @staticmethod
+    def _group_matrices(slot_mats: torch.Tensor) -> torch.Tensor:
+        """(batch, n_groups, 2, 2): the fused matrix U_L ... U_1 of every group."""
+        fused = slot_mats[:, :, 0]
+        for l in range(1, slot_mats.shape[2]):
+            fused = slot_mats[:, :, l] @ fused
+        return fused
+
+    def _stage_blocks(self, op: SingleStage, fused: torch.Tensor) -> list[torch.Tensor]:
+        """Dense blocks (batch, 2^k, 2^k) of a block-mode stage, lowest qubits first."""
+        batch = fused.shape[0]
+        eye = torch.eye(2, dtype=fused.dtype, device=fused.device).expand(batch, 1, 2, 2)
+        per_qubit = torch.cat([fused, eye], 1)[:, op.qubit_group]  # (batch, n, 2, 2)
+        blocks = []
+        bit, i, sizes = 0, 0, op.chunks
+        while i < len(sizes):  # blocks of equal size are built together
+            size, j = sizes[i], i
+            while j < len(sizes) and sizes[j] == size:
+                j += 1
+            count = j - i
+            mats = per_qubit[:, bit:bit + size * count].reshape(batch, count, size, 2, 2)
+            block = mats[:, :, 0]
+            for q in range(1, size):
+                block = _kron_last(mats[:, :, q], block)
+            blocks.extend(block.unbind(1))
+            bit += size * count
+            i = j
+        return blocks
+
+    def _matrices(self, angles: torch.Tensor, init_is_zero: bool | None = None):
+        """(slot matrices, fused group matrices, blocks per stage), reused from the last no-grad forward."""
+        cache = self._forward_cache
+        if cache is not None and cache[0].shape == angles.shape and torch.equal(cache[0], angles):
+            return cache[1], cache[2], cache[3], cache[4]
+        if not self.groups:
+            return None, None, {}, init_is_zero
+        slot_mats = self._slot_matrices(angles)
+        fused = self._group_matrices(slot_mats)
+        return slot_mats, fused, {}, init_is_zero
+
     # -- application ----------------------------------------------------------------------------
     def initial(self, batch: int, init: torch.Tensor | None) -> torch.Tensor:
         if init is not None:
@@ -156,18 +488,70 @@ class StatevectorProgram:
         psi[:, 0] = 1
         return psi
 
+    def _first_columns(self, op: SingleStage, fused: torch.Tensor) -> torch.Tensor:
+        """(batch, n, 2): each qubit's state after the first stage acts on |0>."""
+        batch = fused.shape[0]
+        zero = torch.zeros(batch, 1, 2, dtype=fused.dtype, device=fused.device)
+        zero[:, 0, 0] = 1
+        index = torch.full((self.n,), len(op.groups), dtype=torch.long, device=fused.device)
+        for j, group in enumerate(op.groups):
+            index[group.qubit] = j
+        first = fused[:, op.group_offset:op.group_offset + len(op.groups), :, 0]
+        return torch.cat([first, zero], 1)[:, index]
+
+    def _product_state(self, op: SingleStage, fused: torch.Tensor) -> torch.Tensor:
+        """The first stage applied to |0...0>: the Kronecker product of each qubit's first column."""
+        columns = self._first_columns(op, fused)  # (batch, n, 2)
+        batch = columns.shape[0]
+        sizes = _chunk_sizes(self.n) if self.n > SMALL_STATE else [self.n]
+        parts, bit = [], 0
+        for size in sizes:
+            parts.append(_kron_vectors(columns[:, bit:bit + size]))
+            bit += size
+        psi = parts[0]
+        for part in parts[1:]:
+            psi = (part[:, :, None] * psi[:, None, :]).reshape(batch, -1)
+        return psi
+
     def run(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
         """Final states (batch, 2**n); differentiable through torch autograd (the backprop method)."""
         angles = angles.to(self.device)
-        rot = self.rotation_matrices(angles) if angles.shape[1] else None
-        psi = self.initial(angles.shape[0], init)
-        for op in self.ops:
-            if isinstance(op, SingleOp):
-                psi = apply_single(psi, self.fused_matrix(op, rot), op.qubit)
-            elif isinstance(op, PermOp):
-                psi = psi[:, op.perm]
+        batch = angles.shape[0]
+        tracking = torch.is_grad_enabled() and (angles.requires_grad or (init is not None and init.requires_grad))
+        slot_mats = self._slot_matrices(angles) if self.groups else None
+        fused = self._group_matrices(slot_mats) if self.groups else None
+        blocks: dict[int, list[torch.Tensor]] = {}
+        ops = self.ops
+        if init is None and self._product_start:
+            psi = self._product_state(ops[0], fused)
+            ops = ops[1:]
+        else:
+            psi = self.initial(batch, init)
+        buffers = None if tracking or batch * self.dim < BUFFER_MIN else _Buffers(batch * self.dim, self.dtype,
+                                                                                   self.device)
+        for op in ops:
+            if isinstance(op, PermOp):
+                if buffers is None:
+                    psi = permute(psi, op)
+                else:
+                    out = buffers.other(psi).view(batch, self.dim)
+                    torch.gather(psi, 1, op.perm.expand(batch, -1), out=out)
+                    psi = out.mul_(op.phase) if op.phase is not None else out
+            elif op.chunks is not None:
+                stage_blocks = blocks[id(op)] = self._stage_blocks(op, fused)
+                for block in stage_blocks:
+                    size = block.shape[-1]
+                    source = psi.reshape(batch, -1, size).transpose(1, 2)
+                    if buffers is None:
+                        psi = torch.matmul(block, source)
+                    else:
+                        psi = torch.bmm(block, source, out=buffers.other(psi).view(batch, size, -1))
+                psi = psi.reshape(batch, -1)
             else:
-                psi = psi * op.diag
+                for j, group in enumerate(op.groups):
+                    psi = apply_single(psi, fused[:, op.group_offset + j], group.qubit)
+        if not tracking:
+            self._forward_cache = (angles.detach().clone(), slot_mats, fused, blocks, init is None)
         return psi
 
     # -- readout --------------------------------------------------------------------------------
@@ -197,13 +581,79 @@ class StatevectorProgram:
         self._readout_cache[plan] = result
         return result
 
+    @staticmethod
+    def _signs(masks: list[int], bits: int, offset: int) -> torch.Tensor:
+        """(2**bits, k) of (-1)^popcount(i & mask_k >> offset) for the index bits [offset, offset + bits)."""
+        idx = torch.arange(1 << bits)
+        columns = []
+        for mask in masks:
+            part = (mask >> offset) & ((1 << bits) - 1)
+            parity = torch.zeros(1 << bits, dtype=torch.int64)
+            for q in range(bits):
+                if (part >> q) & 1:
+                    parity ^= (idx >> q) & 1
+            columns.append(1 - 2 * parity)
+        return torch.stack(columns, 1)
+
+    def _readout_terms(self, plan: ReadoutPlan) -> list:
+        """Per X/Y flip mask: (terms tensor, flip index or None, low signs, high signs or None, is_real).
+
+        A Pauli term's sign over basis states factorises into the low and high halves of the index,
+        so large circuits never build a (2**n, terms) matrix.
+        """
+        if plan in self._fast_readout:
+            return self._fast_readout[plan]
+        groups: dict[int, list[int]] = {}
+        for k, pauli in enumerate(plan.paulis):
+            xmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "XY")
+            groups.setdefault(xmask, []).append(k)
+        result = []
+        low_bits = self.n // 2
+        for xmask, terms in groups.items():
+            zmasks = [sum(1 << q for q, ch in enumerate(plan.paulis[k]) if ch in "YZ") for k in terms]
+            factors = torch.tensor([(-1j) ** plan.paulis[k].count("Y") for k in terms], dtype=torch.complex128)
+            is_real = bool((factors.imag == 0).all())
+            if self.dim * len(terms) <= DENSE_READOUT:
+                low = self._signs(zmasks, self.n, 0).to(torch.complex128) * factors
+                high = None
+            else:
+                low = self._signs(zmasks, low_bits, 0).to(torch.complex128)
+                high = self._signs(zmasks, self.n - low_bits, low_bits).to(torch.complex128) * factors
+            cast = (lambda t: t.real.to(self.real_dtype)) if is_real else (lambda t: t.to(self.dtype))
+            flip = (torch.arange(self.dim) ^ xmask).to(self.device) if xmask else None
+            result.append((torch.tensor(terms, device=self.device), flip, cast(low).to(self.device),
+                           None if high is None else cast(high).to(self.device), is_real))
+        self._fast_readout[plan] = result
+        return result
+
     def expectations(self, psi: torch.Tensor, plan: ReadoutPlan) -> torch.Tensor:
         """Per-term Pauli expectations (batch, n_terms), differentiable."""
-        out = psi.new_zeros(psi.shape[0], len(plan.paulis), dtype=self.real_dtype)
-        for terms, perm, phases in self._pauli_groups(plan):
-            flipped = psi if perm is None else psi[:, perm]
-            values = ((psi.conj() * flipped) @ phases).real
-            out = out.index_copy(1, torch.tensor(terms, device=psi.device), values)
+        batch = psi.shape[0]
+        groups = self._readout_terms(plan)
+        out = None
+        probs = None
+        for terms, flip, low, high, is_real in groups:
+            if flip is None:
+                if probs is None:
+                    pr = torch.view_as_real(psi)
+                    probs = (pr * pr).sum(-1)
+                prod = probs
+            else:
+                flipped = torch.gather(psi, 1, flip.expand(batch, -1))
+                prod = psi.conj() * flipped
+                if is_real:
+                    prod = prod.real
+            if high is None:
+                values = prod @ low
+            else:
+                values = ((prod.reshape(batch, high.shape[0], low.shape[0]) @ low) * high).sum(1)
+            if not is_real:
+                values = values.real
+            if len(groups) == 1:
+                return values.to(self.real_dtype)
+            if out is None:
+                out = values.new_zeros(batch, len(plan.paulis))
+            out = out.index_copy(1, terms, values.to(out.dtype))
         return out
 
     def _marginal_index(self, plan: ReadoutPlan) -> torch.Tensor:
@@ -214,7 +664,10 @@ class StatevectorProgram:
         return out
 
     def probabilities(self, psi: torch.Tensor, plan: ReadoutPlan) -> torch.Tensor:
-        probs = (psi.conj() * psi).real
+        pr = torch.view_as_real(psi)
+        probs = (pr * pr).sum(-1)
+        if tuple(plan.marginal) == tuple(range(self.n)):
+            return probs
         out = probs.new_zeros(psi.shape[0], plan.width)
         return out.index_add(1, self._marginal_index(plan), probs)
 
@@ -224,14 +677,22 @@ class StatevectorProgram:
     def observable_action(self, psi: torch.Tensor, plan: ReadoutPlan, upstream: torch.Tensor) -> torch.Tensor:
         """λ = Σ_k upstream_k O_k ψ: the adjoint state seeded by the upstream gradient of the readout."""
         upstream = upstream.to(self.real_dtype)
+        batch = psi.shape[0]
         if plan.mode == "sampler":
+            if tuple(plan.marginal) == tuple(range(self.n)):
+                return psi * upstream
             weights = upstream[:, self._marginal_index(plan)]
-            return psi * weights.to(self.dtype)
-        lam = torch.zeros_like(psi)
-        for terms, perm, phases in self._pauli_groups(plan):
-            flipped = psi if perm is None else psi[:, perm]
-            weight = upstream[:, terms].to(self.dtype) @ phases.transpose(0, 1)
-            lam = lam + weight * flipped
+            return psi * weights
+        lam = None
+        for terms, flip, low, high, is_real in self._readout_terms(plan):
+            g = upstream[:, terms].to(low.dtype)
+            if high is None:
+                weight = g @ low.transpose(0, 1)
+            else:
+                weight = ((g[:, None, :] * high) @ low.transpose(0, 1)).reshape(batch, -1)
+            source = psi if flip is None else torch.gather(psi, 1, flip.expand(batch, -1))
+            term = source * weight
+            lam = term if lam is None else lam + term
         return lam
 
     # -- adjoint differentiation ----------------------------------------------------------------
@@ -239,36 +700,157 @@ class StatevectorProgram:
                     need_initial: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Reverse sweep: ∂/∂θ_g of Re⟨λ_final|ψ⟩-weighted readouts for every rotation gate.
 
-        psi is the final state, lam = Σ_k g_k O_k ψ. Walks the ops backwards, undoing each on both
-        vectors; per fused group one reduction gives every rotation gradient in it from 2x2 algebra.
+        psi is the final state, lam = Σ_k g_k O_k ψ. Walks the stages backwards, undoing each on both
+        vectors (held together as one (2 * batch, 2**n) tensor). Per dense block one reduction gives
+        T[j, i] = Σ_rest conj(λ[j, rest]) ψ[i, rest] on the block's qubits; after the sweep every
+        rotation gradient follows from 2x2 algebra on the partial traces of these, for all stages
+        at once. When the first stage acted on |0...0>, ψ after it is a product state: its qubits'
+        reductions come from contracting λ with the other qubits' states, and the sweep stops there.
         Returns (grad of angles (batch, n_rot), grad of the real initial state or None).
         """
         with torch.no_grad():
-            batch = psi.shape[0]
-            rot = self.rotation_matrices(angles.to(self.device)) if angles.shape[1] else None
-            grads = torch.zeros(batch, angles.shape[1], dtype=self.real_dtype, device=self.device)
-            for op in reversed(self.ops):
+            batch, dim = psi.shape[0], self.dim
+            angles = angles.to(self.device)
+            slot_mats, fused, blocks, init_is_zero = self._matrices(angles)
+            if init_is_zero is None:  # no forward cached for these angles: amplitude circuits start from init
+                init_is_zero = not self.circuit.amplitude_inputs
+            ops = self.ops
+            use_env = self._env_first and init_is_zero and not need_initial
+            stop = 1 if use_env else 0
+            buffers = _Buffers(2 * batch * dim, self.dtype, self.device) if 2 * batch * dim >= BUFFER_MIN else None
+            position = len(ops) - 1
+            if buffers is not None:
+                pair = buffers.other(psi).view(2 * batch, dim)
+            else:
+                pair = torch.empty(2 * batch, dim, dtype=self.dtype, device=self.device)
+            last = ops[position] if ops else None
+            if isinstance(last, PermOp) and position >= stop:
+                index = last.inverse.expand(batch, -1)
+                torch.gather(psi.to(self.dtype), 1, index, out=pair[:batch])
+                torch.gather(lam.to(self.dtype) if last.phase is None else lam * last.phase.conj(), 1, index,
+                             out=pair[batch:])
+                if last.phase is not None:
+                    pair[:batch].mul_(last.phase.conj()[last.inverse])
+                position -= 1
+            else:
+                pair[:batch].copy_(psi)
+                pair[batch:].copy_(lam)
+            reductions: dict[int, list] = {size: [None] * count for size, count in self._block_counts.items()}
+            qubit_rows: dict[int, torch.Tensor] = {}
+            env_rows = None
+            for position in range(position, stop - 1, -1):
+                op = ops[position]
                 if isinstance(op, PermOp):
-                    psi, lam = psi[:, op.inverse], lam[:, op.inverse]
+                    if use_env and position == stop:
+                        pair = unpermute(pair[batch:], op)  # only λ is needed below
+                        continue
+                    if buffers is None:
+                        pair = unpermute(pair, op)
+                    else:
+                        out = buffers.other(pair).view(2 * batch, dim)
+                        source = pair if op.phase is None else pair * op.phase.conj()
+                        pair = torch.gather(source, 1, op.inverse.expand(2 * batch, -1), out=out)
                     continue
-                if isinstance(op, DiagOp):
-                    psi, lam = psi * op.diag.conj(), lam * op.diag.conj()
-                    continue
-                has_rotation = any(self.circuit.gates[g].param is not None for g in op.gates)
-                if has_rotation:
-                    # R[b, i, j] = Σ_rest ψ[i, rest] conj(λ[j, rest]), so that ⟨λ|A|ψ⟩ = tr(A R).
-                    reduced = torch.einsum("blir,bljr->bij", psi.reshape(batch, -1, 2, 2**op.qubit),
-                                           lam.reshape(batch, -1, 2, 2**op.qubit).conj())
-                # undo = W_g maps the group's final vectors back to just after gate g: W_{g-1} = U_g† W_g.
-                undo = torch.eye(2, dtype=self.dtype, device=self.device).expand(batch, 2, 2)
-                for g in reversed(op.gates):
-                    gate = self.circuit.gates[g]
-                    if gate.param is not None:
-                        generator = self._fixed[_GENERATOR[gate.name]]
-                        local = undo.conj().transpose(-1, -2) @ generator @ undo @ reduced
-                        grads[:, self.rotation_column[g]] = torch.diagonal(local, dim1=-2, dim2=-1).sum(-1).imag
-                    undo = self._gate_matrix(g, rot).conj().transpose(-1, -2) @ undo
-                psi = apply_single(psi, undo, op.qubit)
-                lam = apply_single(lam, undo, op.qubit)
-            initial_grad = 2 * lam.real if need_initial else None
+                final = position == 0 and not need_initial
+                if op.chunks is not None:
+                    stage_blocks = blocks.get(id(op)) or self._stage_blocks(op, fused)
+                    for c, (size, block) in enumerate(zip(op.chunks, stage_blocks)):
+                        width = 1 << size
+                        if op.reduce[c]:
+                            real = torch.view_as_real(pair).view(2 * batch, -1, 2 * width)
+                            reductions[size][op.chunk_offset[c]] = real[batch:].transpose(1, 2) @ real[:batch]
+                        if final and not any(op.reduce[c + 1:]):
+                            break
+                        undo = block.mH
+                        undo = torch.cat([undo, undo])
+                        source = pair.view(2 * batch, -1, width).transpose(1, 2)
+                        if buffers is None:
+                            pair = torch.bmm(undo, source)
+                        else:
+                            pair = torch.bmm(undo, source, out=buffers.other(pair).view(2 * batch, width, -1))
+                        pair = pair.view(2 * batch, dim)
+                else:
+                    for j, group in enumerate(op.groups):
+                        gi = op.group_offset + j
+                        if op.reduce[j]:
+                            view = pair.view(2, batch, -1, 2, 1 << group.qubit)
+                            qubit_rows[gi] = torch.einsum("bhil,bhjl->bji", view[0], view[1].conj())
+                        undo = fused[:, gi].mH
+                        pair = apply_single(pair, torch.cat([undo, undo]), group.qubit)
+            if use_env:
+                lam_first = pair[batch:] if pair.shape[0] == 2 * batch else pair
+                env_rows = self._environment_rows(lam_first, self._first_columns(ops[0], fused))
+            grads = self._rotation_grads(slot_mats, reductions, qubit_rows, env_rows, batch)
+            initial_grad = 2 * pair[batch:].real if need_initial else None
         return grads, initial_grad
+
+    def _environment_rows(self, lam: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """(batch, n, 2, 2) of T_q = conj(μ_q) v_q^T for a product state ⊗ v_q, where μ_q is λ contracted
+        with conj(v_p) on every other qubit p: two reads of λ, then ever smaller tensors."""
+        batch = lam.shape[0]
+        conj = columns.conj()
+        mus: list[torch.Tensor | None] = [None] * self.n
+
+        def split(tensor: torch.Tensor, lo: int, hi: int) -> None:
+            if hi - lo == 1:
+                mus[lo] = tensor
+                return
+            mid = (lo + hi) // 2
+            low_state = _kron_vectors(conj[:, lo:mid])  # (batch, 2^(mid-lo))
+            high_state = _kron_vectors(conj[:, mid:hi])
+            matrix = tensor.view(batch, 1 << (hi - mid), 1 << (mid - lo))
+            split(torch.bmm(high_state.unsqueeze(1), matrix).squeeze(1), lo, mid)
+            split(torch.bmm(matrix, low_state.unsqueeze(2)).squeeze(2), mid, hi)
+
+        split(lam.reshape(batch, -1), 0, self.n)
+        mu = torch.stack(mus, 1)  # (batch, n, 2)
+        return mu.conj()[..., :, None] * columns[..., None, :]
+
+    def _rotation_grads(self, slot_mats, reductions, qubit_rows, env_rows, batch) -> torch.Tensor:
+        if not self.n_rotations:
+            return torch.zeros(batch, 0, dtype=self.real_dtype, device=self.device)
+        parts = []
+        for size in self._block_sizes:
+            width = 1 << size
+            items = reductions[size]
+            zero = None
+            filled = []
+            for item in items:
+                if item is None:
+                    if zero is None:
+                        zero = torch.zeros(batch, 2 * width, 2 * width, dtype=self.real_dtype, device=self.device)
+                    item = zero
+                filled.append(item)
+            gram = torch.stack(filled, 1).view(batch, len(filled), width, 2, width, 2)
+            # Real Gram G[(j, c), (i, d)] of λ and ψ -> T[j, i] = Σ conj(λ_j) ψ_i.
+            t = torch.complex(gram[:, :, :, 0, :, 0] + gram[:, :, :, 1, :, 1],
+                              gram[:, :, :, 0, :, 1] - gram[:, :, :, 1, :, 0]).to(self.dtype)
+            parts.append((t.reshape(batch, len(filled), width * width) @ self._selections[size])
+                         .reshape(batch, len(filled) * size, 2, 2))
+        zero2 = torch.zeros(batch, 1, 2, 2, dtype=self.dtype, device=self.device)
+        if self._qubit_groups:
+            parts.append(torch.stack([qubit_rows.get(gi, zero2[:, 0]) for gi in self._qubit_groups], 1))
+        if env_rows is not None:
+            parts.append(env_rows.to(self.dtype))
+            index = self._group_rows_env
+        else:
+            parts.append(torch.zeros(batch, self.n, 2, 2, dtype=self.dtype, device=self.device))
+            index = self._group_rows
+        parts.append(zero2)
+        rows = torch.cat(parts, 1)[:, index]  # (batch, G, 2, 2): T = R^T per group
+        reduced = rows.transpose(-1, -2)
+        # Suffix products W_l = U_L ... U_{l+1} (W_L = I); gradient of slot l = Im tr(G_l W_l^† R W_l).
+        L = slot_mats.shape[2]
+        if L > 1:
+            suffix = [None] * L
+            acc = torch.eye(2, dtype=self.dtype, device=self.device).expand_as(slot_mats[:, :, 0])
+            suffix[L - 1] = acc
+            for l in range(L - 1, 0, -1):
+                acc = acc @ slot_mats[:, :, l]
+                suffix[l - 1] = acc
+            w = torch.stack(suffix, 2)  # (batch, G, L, 2, 2)
+            local = w.mH @ reduced.unsqueeze(2) @ w
+        else:
+            local = reduced.unsqueeze(2)
+        values = (self._generators * local.transpose(-1, -2)).sum((-1, -2)).imag  # tr(G A) = Σ G[i,j] A[j,i]
+        return values.reshape(batch, -1)[:, self._column_slot].to(self.real_dtype)

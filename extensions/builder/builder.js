@@ -8,6 +8,24 @@ const PALETTE_MIME = "application/x-wb-palette";
 const READOUT_MIME = "application/x-wb-palette-readout";
 const MOVE_MIME = "application/x-wb-move";
 
+// Inline SVG icons (no icon font, nothing fetched).
+const ICONS = {
+  up: '<path d="M12 5v14"/><path d="M6 11l6 -6l6 6"/>',
+  down: '<path d="M12 5v14"/><path d="M6 13l6 6l6 -6"/>',
+  duplicate: '<rect x="8" y="8" width="12" height="12" rx="2"/><path d="M16 8v-2a2 2 0 0 0 -2 -2h-8a2 2 0 0 0 -2 2v8a2 2 0 0 0 2 2h2"/>',
+  delete: '<path d="M4 7h16"/><path d="M10 11v6"/><path d="M14 11v6"/><path d="M5 7l1 12a2 2 0 0 0 2 2h8a2 2 0 0 0 2 -2l1 -12"/><path d="M9 7v-3h6v3"/>',
+  grip: '<circle cx="9" cy="6" r="1.2"/><circle cx="9" cy="12" r="1.2"/><circle cx="9" cy="18" r="1.2"/><circle cx="15" cy="6" r="1.2"/><circle cx="15" cy="12" r="1.2"/><circle cx="15" cy="18" r="1.2"/>',
+  plus: '<path d="M12 5v14"/><path d="M5 12h14"/>',
+};
+
+function icon(name, size = 15) {
+  const span = document.createElement("span");
+  span.className = "wb-icon";
+  span.innerHTML = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 24 24" ` +
+    `fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name]}</svg>`;
+  return span;
+}
+
 const GROUP_TITLES = {
   classical: "Classical layers",
   quantum: "Quantum layers",
@@ -69,7 +87,7 @@ export function render({ model, el }) {
           h("button", {
             class: "wb-palette-add", title: `Append “${item.label}” to the network`, "aria-label": `Append ${item.label}`,
             onclick: (e) => { e.stopPropagation(); send({ action: "add", key: item.key }); },
-          }, "+"));
+          }, icon("plus", 14)));
         section.append(entry);
       }
       palette.append(section);
@@ -168,13 +186,13 @@ export function render({ model, el }) {
     return insertionIndex(e.clientY);
   }
 
-  function action(name, index, label, symbol) {
+  function action(name, index, label) {
     return h("button", {
       class: `wb-action wb-action-${name}`, title: label, "aria-label": `${label}`,
       dataset: { action: name },
       onclick: (e) => { e.stopPropagation(); send({ action: name === "up" || name === "down" ? "move" : name,
         ...(name === "up" ? { from: index, to: index - 1 } : name === "down" ? { from: index, to: index + 2 } : { index }) }); },
-    }, symbol);
+    }, icon(name));
   }
 
   function edge(shape, unknown, index) {
@@ -223,14 +241,14 @@ export function render({ model, el }) {
         ondragend: () => endDrag(),
       },
         h("div", { class: "wb-block-head" },
-          h("span", { class: "wb-grip", title: "Drag to reorder" }, "⋮⋮"),
+          h("span", { class: "wb-grip", title: "Drag to reorder" }, icon("grip", 14)),
           h("span", { class: "wb-block-id" }, b.id),
           h("span", { class: "wb-block-type" }, b.type),
           h("span", { class: "wb-actions" },
-            i > 0 ? action("up", i, "Move up", "↑") : null,
-            i < blocks.length - 1 ? action("down", i, "Move down", "↓") : null,
-            action("duplicate", i, "Duplicate", "⧉"),
-            action("delete", i, "Delete", "✕"))),
+            i > 0 ? action("up", i, "Move up") : null,
+            i < blocks.length - 1 ? action("down", i, "Move down") : null,
+            action("duplicate", i, "Duplicate"),
+            action("delete", i, "Delete"))),
         h("div", { class: "wb-block-summary" }, b.summary || ""),
         b.error ? h("div", { class: "wb-error", role: "alert" }, b.error) : null);
       canvas.append(card);

@@ -21,10 +21,10 @@ import param
 
 from .. import templates
 from ..store import RunStore, StoreError
-from . import charts, forms, share
+from . import charts, forms, icons, share
 from .bench import BenchmarkRun
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import BuilderCanvas
+from .components import BuilderCanvas, UrlState
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
@@ -84,12 +84,13 @@ class WorkbenchApp(param.Parameterized):
 
     active_tab = param.Integer(default=0)
 
-    def __init__(self, *, store: RunStore | None = None, state: str | None = None, notebook: bool = False,
+    def __init__(self, *, store: RunStore | None | bool = None, state: str | None = None, notebook: bool = False,
                  template: str | None = DEFAULT_TEMPLATE, **params):
         super().__init__(**params)
         self.notebook = notebook
         try:
-            self.store = store if store is not None else default_store()
+            # store=False: no run history at all (warm-up, previews); None: $WORKBENCH_STORE or the user's store.
+            self.store = None if store is False else (store if store is not None else default_store())
         except StoreError as err:
             self.store = None
             self._store_error = str(err)
@@ -104,7 +105,6 @@ class WorkbenchApp(param.Parameterized):
         self._form_key: tuple | None = None
         self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
         self._url_enabled = False
-        self._last_query = None
         self.restore_message = ""
         self.baseline_data = charts.LiveData()
         self._baseline_cursor = 0
@@ -203,6 +203,7 @@ class WorkbenchApp(param.Parameterized):
         circuit = self._build_circuit_tab()
         setup = self._build_setup_tab()
         self.dashboard = LiveDashboard(controls=False)
+        self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
         compare = self._build_compare_tab()
         bench = self._build_benchmark_tab()
@@ -220,20 +221,20 @@ class WorkbenchApp(param.Parameterized):
     def _build_sidebar(self) -> None:
         self.template_buttons = []
         for name in templates.names():
-            button = pn.widgets.Button(name=name, button_type="light", sizing_mode="stretch_width",
+            button = pn.widgets.Button(label=name, color="light", sizing_mode="stretch_width",
                                        css_classes=["wb-template", f"wb-template-{name}"], margin=(2, 4))
             button.on_click(lambda _, n=name: self._on_template(n))
             self.template_buttons.append(button)
         self.network_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                     css_classes=["wb-network-status"], margin=(4, 6))
-        self.train_button = pn.widgets.Button(name="▶ Train", button_type="success", sizing_mode="stretch_width",
+        self.train_button = pn.widgets.Button(label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
                                               css_classes=["wb-train"], height=40, margin=(6, 4))
         self.train_button.on_click(lambda _: self.start_training())
-        self.pause_button = pn.widgets.Button(name="⏸ Pause", button_type="warning", css_classes=["wb-pause"],
+        self.pause_button = pn.widgets.Button(label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
                                               sizing_mode="stretch_width", margin=(2, 2))
-        self.resume_button = pn.widgets.Button(name="▶ Resume", button_type="primary", css_classes=["wb-resume"],
+        self.resume_button = pn.widgets.Button(label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
                                                sizing_mode="stretch_width", margin=(2, 2))
-        self.stop_button = pn.widgets.Button(name="■ Stop", button_type="danger", css_classes=["wb-stop"],
+        self.stop_button = pn.widgets.Button(label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
                                              sizing_mode="stretch_width", margin=(2, 2))
         self.pause_button.on_click(lambda _: (self.session.pause(), self._update_controls()))
         self.resume_button.on_click(lambda _: (self.session.resume(), self._update_controls()))
@@ -244,6 +245,7 @@ class WorkbenchApp(param.Parameterized):
                                                    css_classes=["wb-train-blocker"], margin=(4, 6))
         self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-train-message"], margin=(4, 8))
+        self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
         self.sidebar = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
                          "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
@@ -256,7 +258,7 @@ class WorkbenchApp(param.Parameterized):
             pn.pane.HTML("<div class='wb-section-title'>Training</div>", margin=(0, 6)),
             self.train_button, self.train_blocker,
             pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
-            self.run_status,
+            self.run_status, self.url_state,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
     # ---------------------------------------------------------------------------------------- build
@@ -264,11 +266,11 @@ class WorkbenchApp(param.Parameterized):
         self.canvas = BuilderCanvas(on_action=self._on_canvas_action, palette=palette_payload(),
                                     view=self.builder.canvas_payload(), sizing_mode="stretch_width",
                                     min_height=600, css_classes=["wb-canvas-component"])
-        self.undo_button = pn.widgets.Button(name="↶ Undo", button_type="default", css_classes=["wb-undo"], width=84)
-        self.redo_button = pn.widgets.Button(name="↷ Redo", button_type="default", css_classes=["wb-redo"], width=84)
-        self.duplicate_button = pn.widgets.Button(name="⧉ Duplicate", css_classes=["wb-duplicate"], width=106)
-        self.delete_button = pn.widgets.Button(name="✕ Delete", css_classes=["wb-delete"], width=90)
-        self.clear_button = pn.widgets.Button(name="Clear canvas", button_type="light", css_classes=["wb-clear"],
+        self.undo_button = pn.widgets.Button(label="Undo", icon=icons.UNDO, color="default", css_classes=["wb-undo"], width=84)
+        self.redo_button = pn.widgets.Button(label="Redo", icon=icons.REDO, color="default", css_classes=["wb-redo"], width=84)
+        self.duplicate_button = pn.widgets.Button(label="Duplicate", icon=icons.COPY, css_classes=["wb-duplicate"], width=106)
+        self.delete_button = pn.widgets.Button(label="Delete", icon=icons.TRASH, css_classes=["wb-delete"], width=90)
+        self.clear_button = pn.widgets.Button(label="Clear canvas", icon=icons.CLEAR, color="light", css_classes=["wb-clear"],
                                               width=110)
         self.undo_button.on_click(lambda _: self.builder.undo())
         self.redo_button.on_click(lambda _: self.builder.redo())
@@ -344,7 +346,7 @@ class WorkbenchApp(param.Parameterized):
                 widget.param.watch(lambda e, f=f: self._on_input_field(f, e.new), "value")
                 self._form_widgets[f.path] = (f, widget)
                 widgets.append(widget)
-            match = pn.widgets.Button(name="Match the run setup's dataset", button_type="light",
+            match = pn.widgets.Button(label="Match the run setup's dataset", color="light",
                                       css_classes=["wb-match-dataset"], sizing_mode="stretch_width")
             match.on_click(lambda _: self.match_dataset())
             self.form_body.objects = [*widgets, match]
@@ -353,7 +355,7 @@ class WorkbenchApp(param.Parameterized):
         block = b.blocks[index]
         self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(block.get('id')))} "
                                   f"<span class='wb-muted'>· {html.escape(block.get('type', ''))}</span></div>"
-                                  "<div class='wb-muted'>Changes apply at once; ↶ Undo reverts them.</div>")
+                                  "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
         shown = forms.with_defaults(block)
         widgets = []
         group = ""
@@ -377,7 +379,7 @@ class WorkbenchApp(param.Parameterized):
             source = forms.with_defaults(b.blocks[self._form_key[1]])
             self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(source.get('id')))} "
                                       f"<span class='wb-muted'>· {html.escape(source.get('type', ''))}</span></div>"
-                                      "<div class='wb-muted'>Changes apply at once; ↶ Undo reverts them.</div>")
+                                      "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
         else:
             return
         self._syncing = True
@@ -438,7 +440,7 @@ class WorkbenchApp(param.Parameterized):
 
     # ---------------------------------------------------------------------------------------- circuit
     def _build_circuit_tab(self):
-        self.circuit_block = pn.widgets.Select(name="Quantum block", options=[], width=260,
+        self.circuit_block = pn.widgets.Select(label="Quantum block", options=[], width=260,
                                                css_classes=["wb-circuit-block"])
         self.circuit_block.param.watch(self._on_circuit_block, "value")
         self.circuit_stats = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-stats"])
@@ -511,7 +513,7 @@ class WorkbenchApp(param.Parameterized):
             _stat(f"{stats['representation']}", human_bytes(stats["state_bytes"])),
             _stat(f"memory · batch {stats['batch']}", human_bytes(stats["batch_bytes"])),
         ])
-        svg = circuit_svg(circuit, plan)
+        svg = circuit_svg(circuit, plan, fit=True)
         self.circuit_view.object = f"<div class='wb-circuit-scroll'>{svg}</div>"
         from ..circuits import draw_text
 
@@ -523,14 +525,14 @@ class WorkbenchApp(param.Parameterized):
         from ..data import dataset_names
 
         s = self.setup
-        self.dataset_select = pn.widgets.Select(name="Dataset", options=dataset_names(), value=s.dataset,
+        self.dataset_select = pn.widgets.Select(label="Dataset", options=dataset_names(), value=s.dataset,
                                                 css_classes=["wb-dataset"], sizing_mode="stretch_width")
         self.dataset_select.param.watch(lambda e: self._from_widget("dataset", e.new), "value")
         self.dataset_options_box = pn.Column(sizing_mode="stretch_width", css_classes=["wb-dataset-options"])
         self.dataset_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-dataset-info"])
         self.setup_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-setup-message"])
-        self.match_button = pn.widgets.Button(name="Match network input to this dataset", button_type="primary",
+        self.match_button = pn.widgets.Button(label="Match network input to this dataset", color="primary",
                                               css_classes=["wb-match"], visible=False)
         self.match_button.on_click(lambda _: self.match_dataset())
         self.preview = pn.pane.Plotly(charts.empty_figure("Preview", "loading…", 320), height=320,
@@ -541,15 +543,15 @@ class WorkbenchApp(param.Parameterized):
             self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
             sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
 
-        self.optimizer_w = pn.widgets.Select(name="Optimiser", options=list(s.param.optimizer.objects),
+        self.optimizer_w = pn.widgets.Select(label="Optimiser", options=list(s.param.optimizer.objects),
                                              value=s.optimizer, css_classes=["wb-optimizer"], sizing_mode="stretch_width")
-        self.lr_w = pn.widgets.FloatInput(name="Learning rate", value=s.lr, start=1e-6, end=10.0, step=0.01,
+        self.lr_w = pn.widgets.FloatInput(label="Learning rate", value=s.lr, start=1e-6, end=10.0, step=0.01,
                                           css_classes=["wb-lr"], sizing_mode="stretch_width")
-        self.epochs_w = pn.widgets.IntInput(name="Epochs", value=s.epochs, start=1, end=100000,
+        self.epochs_w = pn.widgets.IntInput(label="Epochs", value=s.epochs, start=1, end=100000,
                                             css_classes=["wb-epochs"], sizing_mode="stretch_width")
-        self.batch_w = pn.widgets.IntInput(name="Batch size", value=s.batch_size, start=1, end=100000,
+        self.batch_w = pn.widgets.IntInput(label="Batch size", value=s.batch_size, start=1, end=100000,
                                            css_classes=["wb-batch"], sizing_mode="stretch_width")
-        self.seed_w = pn.widgets.IntInput(name="Seed", value=s.seed, start=0, css_classes=["wb-seed"],
+        self.seed_w = pn.widgets.IntInput(label="Seed", value=s.seed, start=0, css_classes=["wb-seed"],
                                           sizing_mode="stretch_width")
         for name, widget in (("optimizer", self.optimizer_w), ("lr", self.lr_w), ("epochs", self.epochs_w),
                              ("batch_size", self.batch_w), ("seed", self.seed_w)):
@@ -561,11 +563,15 @@ class WorkbenchApp(param.Parameterized):
 
         choices = target_choices()
         self.target_choices = choices
-        labels = {c["label"]: c["name"] for c in choices}
-        self.target_w = pn.widgets.Select(name="Target", options=labels, value=s.target,
-                                          disabled_options=[c["name"] for c in choices if c["reason"]],
+        # Options are the labels themselves (value == label), so greyed-out options match in every Panel version.
+        self._target_label = {c["name"]: c["label"] for c in choices}
+        self._target_name = {c["label"]: c["name"] for c in choices}
+        self.target_w = pn.widgets.Select(label="Target", options=[c["label"] for c in choices],
+                                          value=self._target_label.get(s.target, choices[0]["label"]),
+                                          disabled_options=[c["label"] for c in choices if c["reason"]],
                                           css_classes=["wb-target"], sizing_mode="stretch_width")
-        self.target_w.param.watch(lambda e: self._from_widget("target", e.new), "value")
+        self.target_w.param.watch(lambda e: self._from_widget("target", self._target_name.get(e.new, e.new)),
+                                  "value")
         unavailable = [c for c in choices if c["reason"]]
         reasons = "".join(f"<li><b>{html.escape(c['name'])}</b>: {html.escape(c['reason'])}</li>" for c in unavailable)
         self.target_reasons = pn.pane.HTML(
@@ -573,14 +579,14 @@ class WorkbenchApp(param.Parameterized):
              f"on this machine (why)</summary><ul style='font-size:12.5px;margin:4px 0'>{reasons}</ul></details>")
             if unavailable else "<div class='wb-muted'>Every target can run here.</div>",
             sizing_mode="stretch_width", css_classes=["wb-target-reasons-box"])
-        self.gradient_w = pn.widgets.Select(name="Gradient method", options=list(s.param.gradient.objects),
+        self.gradient_w = pn.widgets.Select(label="Gradient method", options=list(s.param.gradient.objects),
                                             value=s.gradient, css_classes=["wb-gradient"], sizing_mode="stretch_width")
         self.gradient_w.param.watch(lambda e: self._from_widget("gradient", e.new), "value")
         self.gradient_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-gradient-explanation"])
-        self.shots_w = pn.widgets.IntInput(name="Shots (0 = exact)", value=s.shots, start=0, css_classes=["wb-shots"],
+        self.shots_w = pn.widgets.IntInput(label="Shots (0 = exact)", value=s.shots, start=0, css_classes=["wb-shots"],
                                            sizing_mode="stretch_width")
         self.shots_w.param.watch(lambda e: self._from_widget("shots", e.new), "value")
-        self.precision_w = pn.widgets.Select(name="Precision", options=["single", "double"], value=s.precision,
+        self.precision_w = pn.widgets.Select(label="Precision", options=["single", "double"], value=s.precision,
                                              css_classes=["wb-precision"], sizing_mode="stretch_width")
         self.precision_w.param.watch(lambda e: self._from_widget("precision", e.new), "value")
         execution_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Execution</div>"), self.target_w,
@@ -590,7 +596,7 @@ class WorkbenchApp(param.Parameterized):
 
         self.noise_w = {}
         for channel in NOISE_CHANNELS:
-            widget = pn.widgets.FloatInput(name=channel.replace("_", " ").replace("depolarizing2",
+            widget = pn.widgets.FloatInput(label=channel.replace("_", " ").replace("depolarizing2",
                                                                                   "depolarizing (2-qubit)"),
                                            value=float(s.noise.get(channel, 0.0)), start=0.0,
                                            end=NOISE_LIMITS.get(channel, 1.0), step=0.005, width=150,
@@ -635,7 +641,7 @@ class WorkbenchApp(param.Parameterized):
         for key, default in defaults.items():
             value = current.get(key, default)
             kind = forms.dataset_option_kind(default)
-            common = {"name": key.replace("_", " "), "css_classes": [f"wb-opt-{key}"], "width": 150}
+            common = {"label": key.replace("_", " "), "css_classes": [f"wb-opt-{key}"], "width": 150}
             if kind == "bool":
                 widget = pn.widgets.Checkbox(value=bool(value), **common)
             elif kind == "int" and not isinstance(value, (list, dict, str)):
@@ -709,7 +715,8 @@ class WorkbenchApp(param.Parameterized):
         try:
             for widget, value in ((self.dataset_select, s.dataset), (self.optimizer_w, s.optimizer),
                                   (self.lr_w, s.lr), (self.epochs_w, s.epochs), (self.batch_w, s.batch_size),
-                                  (self.seed_w, s.seed), (self.target_w, s.target), (self.gradient_w, s.gradient),
+                                  (self.seed_w, s.seed), (self.target_w, self._target_label.get(s.target, s.target)),
+                                  (self.gradient_w, s.gradient),
                                   (self.shots_w, s.shots), (self.precision_w, s.precision)):
                 if widget.value != value:
                     try:
@@ -725,15 +732,15 @@ class WorkbenchApp(param.Parameterized):
 
     # ---------------------------------------------------------------------------------------- compare
     def _build_compare_tab(self):
-        self.run_select = pn.widgets.CheckBoxGroup(name="Runs", options={}, value=[], inline=False,
+        self.run_select = pn.widgets.CheckBoxGroup(label="Runs", options={}, value=[], inline=False,
                                                    css_classes=["wb-run-list"])
         self.run_select.param.watch(lambda e: self._render_compare(), "value")
-        self.include_earlier = pn.widgets.Checkbox(name="Include runs from earlier sessions", value=False,
+        self.include_earlier = pn.widgets.Checkbox(label="Include runs from earlier sessions", value=False,
                                                    css_classes=["wb-include-earlier"])
         self.include_earlier.param.watch(lambda e: self._refresh_runs(), "value")
-        self.refresh_runs_button = pn.widgets.Button(name="↻ Refresh", width=100, css_classes=["wb-refresh-runs"])
+        self.refresh_runs_button = pn.widgets.Button(label="Refresh", icon=icons.REFRESH, width=100, css_classes=["wb-refresh-runs"])
         self.refresh_runs_button.on_click(lambda _: self._refresh_runs())
-        self.metric_select = pn.widgets.Select(name="Metric", options=list(METRICS), value="val_accuracy", width=180,
+        self.metric_select = pn.widgets.Select(label="Metric", options=list(METRICS), value="val_accuracy", width=180,
                                                css_classes=["wb-compare-metric"])
         self.metric_select.param.watch(lambda e: self._render_compare(), "value")
         self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
@@ -749,7 +756,7 @@ class WorkbenchApp(param.Parameterized):
             self.runs_empty, self.run_select, width=360, css_classes=["wb-card"], margin=(4, 8))
         curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
                            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        self.baseline_button = pn.widgets.Button(name="Train matched classical baseline", button_type="primary",
+        self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
                                                  css_classes=["wb-baseline"], width=280)
         self.baseline_button.on_click(lambda _: self.start_baseline())
         self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
@@ -858,20 +865,20 @@ class WorkbenchApp(param.Parameterized):
     # ---------------------------------------------------------------------------------------- benchmark
     def _build_benchmark_tab(self):
         runnable = [c for c in target_choices() if not c["reason"] and c["kind"] in ("torch", "cpu", "gpu")]
-        self.bench_targets = pn.widgets.CheckBoxGroup(name="Targets", options=[c["name"] for c in runnable],
+        self.bench_targets = pn.widgets.CheckBoxGroup(label="Targets", options=[c["name"] for c in runnable],
                                                       value=[c["name"] for c in runnable if c["name"] in
                                                              ("torch", "torch-density", "qpp-cpu")
                                                              or c["kind"] == "gpu"],
                                                       inline=True, css_classes=["wb-bench-targets"])
-        self.bench_batch = pn.widgets.IntInput(name="Batch size", value=8, start=1, end=4096, width=120,
+        self.bench_batch = pn.widgets.IntInput(label="Batch size", value=8, start=1, end=4096, width=120,
                                                css_classes=["wb-bench-batch"])
-        self.bench_repeats = pn.widgets.IntInput(name="Timed steps", value=2, start=1, end=20, width=120,
+        self.bench_repeats = pn.widgets.IntInput(label="Timed steps", value=2, start=1, end=20, width=120,
                                                  css_classes=["wb-bench-repeats"])
-        self.bench_hardware = pn.widgets.Checkbox(name="Include emulated hardware targets (slow: shots)", value=False,
+        self.bench_hardware = pn.widgets.Checkbox(label="Include emulated hardware targets (slow: shots)", value=False,
                                                   css_classes=["wb-bench-hardware"])
-        self.bench_button = pn.widgets.Button(name="⏱ Run benchmark", button_type="primary", width=170,
+        self.bench_button = pn.widgets.Button(label="Run benchmark", icon=icons.TIMER, color="primary", width=170,
                                               css_classes=["wb-bench-run"])
-        self.bench_cancel = pn.widgets.Button(name="Cancel", width=90, disabled=True, css_classes=["wb-bench-cancel"])
+        self.bench_cancel = pn.widgets.Button(label="Cancel", width=90, disabled=True, css_classes=["wb-bench-cancel"])
         self.bench_button.on_click(lambda _: self.start_benchmark())
         self.bench_cancel.on_click(lambda _: self.benchmark and self.benchmark.cancel())
         self.bench_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
@@ -950,22 +957,21 @@ class WorkbenchApp(param.Parameterized):
     # ---------------------------------------------------------------------------------------- export
     def _build_export_tab(self):
         self.download_spec = pn.widgets.FileDownload(callback=self._spec_file, filename="network.json",
-                                                     label="⬇ Download spec JSON", button_type="primary",
+                                                     label="Download spec JSON", icon=icons.DOWNLOAD, color="primary",
                                                      css_classes=["wb-download-spec"], width=240)
         self.upload = pn.widgets.FileInput(accept=".json,application/json", multiple=False,
                                            css_classes=["wb-upload"], width=320)
         self.upload.param.watch(self._on_upload, "value")
         self.upload_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                     css_classes=["wb-upload-message"])
-        self.share_url = pn.widgets.TextInput(name="Link to this network and its settings", value="",
+        self.share_url = pn.widgets.TextInput(label="Link to this network and its settings", value="",
                                               sizing_mode="stretch_width", css_classes=["wb-share-url"])
-        self.code_view = pn.widgets.CodeEditor(value="", language="python", readonly=True, theme="github",
-                                               sizing_mode="stretch_width", height=420, css_classes=["wb-code"])
+        self.code_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-code"])
         self.download_code = pn.widgets.FileDownload(callback=self._code_file, filename="train_network.py",
-                                                     label="⬇ Download Python script", button_type="primary",
+                                                     label="Download Python script", icon=icons.DOWNLOAD, color="primary",
                                                      css_classes=["wb-download-code"], width=240)
         self.download_weights = pn.widgets.FileDownload(callback=self._weights_file, filename="model.pt",
-                                                        label="⬇ Download trained weights", button_type="success",
+                                                        label="Download trained weights", icon=icons.DOWNLOAD, color="success",
                                                         css_classes=["wb-download-weights"], width=240, disabled=True)
         self.weights_note = pn.widgets.StaticText(value="<span class='wb-muted'>Train the network first.</span>",
                                                   css_classes=["wb-weights-note"])
@@ -989,6 +995,11 @@ class WorkbenchApp(param.Parameterized):
                          self.download_code, self.code_view)
         return pn.Row(pn.Column(spec_card, share_card, weights_card, width=440), code_card,
                       sizing_mode="stretch_width")
+
+    def _render_code(self) -> None:
+        code = share.generate_code(self.builder.spec, self.setup.to_dict())
+        self.code_text = code
+        self.code_view.object = share.highlight_python(code)
 
     def _spec_file(self):
         name = (self.builder.spec.get("name") or "network").replace("/", "_")
@@ -1045,13 +1056,17 @@ class WorkbenchApp(param.Parameterized):
             self._render_gradient()
         if names & {"noise", "precision", "batch_size"}:
             self._render_circuit()
+        self._render_code()
         self._update_controls()
         self._update_url()
 
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
+        if event.new == TAB["Train"]:
+            self.dashboard.render()
         if event.new == TAB["Compare"]:
             self._refresh_runs()
+            self._render_baseline(force=True)
 
     def _refresh_builder_views(self) -> None:
         b = self.builder
@@ -1073,7 +1088,7 @@ class WorkbenchApp(param.Parameterized):
         self._sync_circuit_choice()
         self._render_dataset()
         self._render_gradient()
-        self.code_view.value = share.generate_code(b.spec, self.setup.to_dict())
+        self._render_code()
         self._update_controls()
 
     def _refresh_all(self) -> None:
@@ -1086,6 +1101,7 @@ class WorkbenchApp(param.Parameterized):
             self.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
             self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
+        self._update_url()
 
     def _update_controls(self) -> None:
         s = self.session
@@ -1108,9 +1124,8 @@ class WorkbenchApp(param.Parameterized):
         token = self.state_token()
         base = self._base_url()
         self.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
-        if self._url_enabled and pn.state.location is not None and token != self._last_query:
-            self._last_query = token
-            pn.state.location.update_query(**{share.STATE_PARAM: token})
+        if self._url_enabled and token != self.url_state.value:
+            self.url_state.value = token
 
     def _base_url(self) -> str:
         try:
@@ -1138,11 +1153,7 @@ class WorkbenchApp(param.Parameterized):
             if events:
                 self.baseline_data.extend(events)
                 self._on_baseline_status()
-        if self.session.baseline_stream is not None or self.dashboard.data.version:
-            key = (self.dashboard.data.version, self.baseline_data.version)
-            if key != getattr(self, "_baseline_key", None):
-                self._baseline_key = key
-                self.baseline_plot.object = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
+        self._render_baseline()
         self._poll_benchmark()
         ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
         if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
@@ -1152,6 +1163,17 @@ class WorkbenchApp(param.Parameterized):
                 getattr(self, "_baseline_refreshed", None) != self.baseline_data.run_id:
             self._baseline_refreshed = self.baseline_data.run_id
             self._refresh_runs()
+
+    def _render_baseline(self, force: bool = False) -> None:
+        """Hybrid-vs-classical curves: redrawn when an epoch ends, and only while the Compare tab shows."""
+        key = (self.dashboard.data.run_id, len(self.dashboard.data.epochs), self.baseline_data.run_id,
+               len(self.baseline_data.epochs), self.baseline_data.status)
+        if key == getattr(self, "_baseline_key", None) and not force:
+            return
+        if not force and not (self.notebook or self.tabs.active == TAB["Compare"]):
+            return
+        self._baseline_key = key
+        self.baseline_plot.object = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
 
     def start_polling(self, period_ms: int = POLL_MS):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)
@@ -1179,19 +1201,20 @@ class WorkbenchApp(param.Parameterized):
         """The full page for `panel serve` (Bootstrap template: no external fonts or icons)."""
         template = pn.template.BootstrapTemplate(title=TITLE, sidebar=[self.sidebar], main=[self.tabs],
                                                  header_background="#1e1b4b", sidebar_width=290,
-                                                 raw_css=[CSS], favicon=None)
+                                                 raw_css=[CSS], busy_indicator=None)
         return template
 
 
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
-    pn.extension("plotly", "codeeditor", notifications=False)
+    pn.extension("plotly")
     state = None
     args = pn.state.session_args or {}
     if args.get(share.STATE_PARAM):
         state = args[share.STATE_PARAM][0].decode("ascii", errors="replace")
     app = WorkbenchApp(store=store, state=state)
     app._url_enabled = True
+    app._update_url()
     app.start_polling()
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda context: app.shutdown())

@@ -203,20 +203,29 @@ class LiveData:
 # Figures
 
 
-def _thin(xs: list, *series: list, limit: int = 2500) -> tuple[list, ...]:
-    """Every k-th point when a run is long (charts stay fast)."""
-    if len(xs) <= limit:
+def _thin(xs: list, *series: list, limit: int = 600) -> tuple[list, ...]:
+    """At most `limit` points per series: a long run is drawn as bin means (x = the bin's last step), so the
+    charts stay light for the browser without hiding the trend."""
+    n = len(xs)
+    if n <= limit:
         return (xs, *series)
-    k = math.ceil(len(xs) / limit)
-    return (xs[::k], *[s[::k] for s in series])
+    k = math.ceil(n / limit)
+    out_x = [xs[min(i + k, n) - 1] for i in range(0, n, k)]
+    out = []
+    for values in series:
+        binned = []
+        for i in range(0, n, k):
+            chunk = [v for v in values[i:i + k] if v is not None]
+            binned.append(sum(chunk) / len(chunk) if chunk else None)
+        out.append(binned)
+    return (out_x, *out)
 
 
 def loss_figure(d: LiveData, height: int = 300) -> dict:
     if not d.steps and not d.epochs:
         return empty_figure("Loss", "waiting for the first step…", height)
     xs, loss = _thin(d.steps, d.loss)
-    data = [{"type": "scattergl" if len(xs) > 1500 else "scatter", "mode": "lines", "name": "train (step)", "x": xs,
-             "y": loss, "line": {"color": "#93c5fd", "width": 1}}]
+    data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": loss, "line": {"color": "#93c5fd", "width": 1}}]
     if d.epochs:
         data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
                      "y": d.epoch_loss, "line": {"color": PALETTE[0], "width": 2.5}, "marker": {"size": 5}})
@@ -232,8 +241,7 @@ def metric_figure(d: LiveData, height: int = 300) -> dict:
     if not d.steps and not d.epochs:
         return empty_figure(title, "waiting for the first step…", height)
     xs, metric = _thin(d.steps, d.metric)
-    data = [{"type": "scattergl" if len(xs) > 1500 else "scatter", "mode": "lines", "name": "train (step)", "x": xs,
-             "y": metric, "line": {"color": "#86efac", "width": 1}}]
+    data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": metric, "line": {"color": "#86efac", "width": 1}}]
     if d.epochs:
         data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
                      "y": d.epoch_metric, "line": {"color": PALETTE[2], "width": 2.5}, "marker": {"size": 5}})
@@ -244,7 +252,7 @@ def metric_figure(d: LiveData, height: int = 300) -> dict:
     return {"data": data, "layout": base_layout(title, height=height, xaxis={"title": {"text": "step"}}, yaxis=yaxis)}
 
 
-def gradnorm_figure(d: LiveData, height: int = 300, columns: int = 300) -> dict:
+def gradnorm_figure(d: LiveData, height: int = 300, columns: int = 200) -> dict:
     if not d.grad_norm:
         return empty_figure("Gradient norm per layer", "waiting for gradients…", height)
     names = list(d.grad_norm)

@@ -75,8 +75,8 @@ def readout_label(plan: ReadoutPlan) -> str:
     return "⟨" + ", ".join(plan.paulis[:4]) + (", …" if len(plan.paulis) > 4 else "") + "⟩"
 
 
-def circuit_svg(circuit: Circuit, plan: ReadoutPlan | None = None, max_gates: int = 600) -> str:
-    """The circuit as a standalone <svg> string."""
+def circuit_svg(circuit: Circuit, plan: ReadoutPlan | None = None, max_gates: int = 600, fit: bool = False) -> str:
+    """The circuit as a standalone <svg> string; fit=True lets it shrink to its container (down to 820 px)."""
     gates = circuit.gates[:max_gates]
     shown = Circuit(circuit.n_qubits, gates, circuit.n_inputs, circuit.n_weights, circuit.amplitude_inputs)
     columns, n_cols = layout(shown)
@@ -86,8 +86,9 @@ def circuit_svg(circuit: Circuit, plan: ReadoutPlan | None = None, max_gates: in
     height = TOP + n * ROW_H + 44
     y = [TOP + q * ROW_H + ROW_H / 2 for q in range(n)]
     x = [LEFT + c * COL_W + COL_W / 2 for c in range(n_cols + readout_cols)]
+    style = f' style="max-width:100%;height:auto;min-width:{min(width, 820)}px"' if fit else ""
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="wb-circuit" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">',
+           f'viewBox="0 0 {width} {height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif"{style}>',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>']
     wire_end = LEFT + (n_cols + readout_cols) * COL_W + 10
     for q in range(n):

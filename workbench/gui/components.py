@@ -36,3 +36,60 @@ class BuilderCanvas(JSComponent):
             self._on_action(msg)
         except Exception as err:  # a stale message (e.g. an index that no longer exists) must not break the page
             self.errors.append(f"{err.__class__.__name__}: {err}")
+
+
+class LiveHTML(JSComponent):
+    """HTML that changes often (training status, progress, hints) without making the page re-layout.
+
+    A Panel StaticText/HTML change makes Bokeh lay out the page again, and every Plotly chart on it then
+    redraws at its new size: at four updates a second that alone saturates a browser. This component
+    writes the new HTML into its own box (fixed height, scrolls if needed) and leaves the layout alone.
+    """
+
+    html = param.String(default="")
+
+    _esm = """
+    export function render({ model, el }) {
+      const box = document.createElement("div");
+      box.className = "wb-live-html";
+      box.innerHTML = model.html;
+      model.on("html", () => { box.innerHTML = model.html; });
+      return box;
+    }
+    """
+    _stylesheets = [":host { display: block; } .wb-live-html { height: 100%; overflow: auto; "
+                    "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; font-size: 13.5px; "
+                    "color: #0f172a; box-sizing: border-box; }"]
+
+
+def progress_html(done: int, total: int) -> str:
+    """A progress bar as plain HTML (for LiveHTML)."""
+    share = 0 if total <= 0 else max(0.0, min(1.0, done / total))
+    return ("<div style='height:10px;border-radius:5px;background:#e2e8f0;overflow:hidden' role='progressbar' "
+            f"aria-valuenow='{done}' aria-valuemax='{total}'><div style='height:100%;width:{share * 100:.1f}%;"
+            "background:#2563eb;transition:width .2s'></div></div>")
+
+
+class UrlState(JSComponent):
+    """Keeps `?<param>=<value>` of the page's address in step with the builder (history.replaceState), so the
+    address bar is always a link to the current network and settings. Invisible; used only under `serve`."""
+
+    param_name = param.String(default="s")
+    value = param.String(default="")
+
+    _esm = """
+    export function render({ model, el }) {
+      function apply() {
+        if (!model.value) return;
+        const url = new URL(window.location.href);
+        if (url.searchParams.get(model.param_name) === model.value) return;
+        url.searchParams.set(model.param_name, model.value);
+        window.history.replaceState(window.history.state, "", url.toString());
+      }
+      model.on("value", apply);
+      apply();
+      const box = document.createElement("div");
+      box.style.display = "none";
+      return box;
+    }
+    """

@@ -8,11 +8,13 @@ events with `stream.since(cursor)` and redraws only the charts whose data change
 from __future__ import annotations
 
 import html
+import time
 from typing import Callable
 
 import panel as pn
 
-from . import charts
+from . import charts, icons
+from .components import LiveHTML, progress_html
 
 POLL_MS = 250
 
@@ -28,9 +30,11 @@ class LiveDashboard:
         self.trainer = None
         self.cursor = 0
         self.points_xy: tuple[list, list, list] | None = None
-        self._rendered = -1
         self._boundary_step = None
         self._callback = None
+        self._drawn: dict[str, tuple[int, float]] = {}
+        self._status_version = -1
+        self.is_visible: Callable[[], bool] = lambda: True  # the app draws only while its Train tab is shown
         self._on_pause, self._on_resume, self._on_stop = on_pause, on_resume, on_stop
         h = chart_height
         config = {"displaylogo": False, "responsive": True,
@@ -48,17 +52,18 @@ class LiveDashboard:
                                        sizing_mode="stretch_width", height=h + 50, css_classes=["wb-chart-boundary"],
                                        margin=(4, 6))
         self.throughput = pane(charts.throughput_figure(self.data, h), "wb-chart-throughput")
-        self.headline = pn.widgets.StaticText(value=self._headline_html(), css_classes=["wb-live-status"],
-                                              sizing_mode="stretch_width", margin=(4, 8))
-        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",
-                                               height=14, margin=(0, 8, 6, 8), css_classes=["wb-progress"])
-        self.hint = pn.widgets.StaticText(value=self._hint_html(), sizing_mode="stretch_width",
-                                          css_classes=["wb-plateau-hint"], margin=(4, 8))
-        self.pause_button = pn.widgets.Button(name="⏸ Pause", button_type="warning", disabled=True, width=110,
+        # Text that changes with every step lives in LiveHTML boxes of fixed height: no page re-layout.
+        self.headline = LiveHTML(html=self._headline_html(), css_classes=["wb-live-status"],
+                                 sizing_mode="stretch_width", height=56, margin=(4, 8))
+        self.progress = LiveHTML(html=progress_html(0, 1), sizing_mode="stretch_width", height=12,
+                                 margin=(0, 8, 6, 8), css_classes=["wb-progress"])
+        self.hint = LiveHTML(html=self._hint_html(), sizing_mode="stretch_width", height=150,
+                             css_classes=["wb-plateau-hint"], margin=(4, 8))
+        self.pause_button = pn.widgets.Button(label="Pause", icon=icons.PAUSE, color="warning", disabled=True, width=110,
                                               css_classes=["wb-pause"])
-        self.resume_button = pn.widgets.Button(name="▶ Resume", button_type="primary", disabled=True, width=110,
+        self.resume_button = pn.widgets.Button(label="Resume", icon=icons.PLAY, color="primary", disabled=True, width=110,
                                                css_classes=["wb-resume"])
-        self.stop_button = pn.widgets.Button(name="■ Stop", button_type="danger", disabled=True, width=110,
+        self.stop_button = pn.widgets.Button(label="Stop", icon=icons.STOP, color="danger", disabled=True, width=110,
                                              css_classes=["wb-stop"])
         self.pause_button.on_click(lambda _: self._control("pause"))
         self.resume_button.on_click(lambda _: self._control("resume"))
@@ -77,7 +82,8 @@ class LiveDashboard:
         self.stream, self.trainer, self.cursor = stream, trainer, 0
         self.points_xy = points
         self.data.reset()
-        self._rendered = -1
+        self._drawn = {}
+        self._status_version = -1
         self._boundary_step = None
         self.poll(force=True)
 
@@ -101,46 +107,90 @@ class LiveDashboard:
         self.poll(force=True)
 
     # -- updates ----------------------------------------------------------------------------------
+    # Minimum seconds between redraws of each chart. Every redraw is a Plotly.react in the browser; on a
+    # busy machine six charts at 4 Hz are more than a browser can draw, so the curves the user watches
+    # most update fastest and the diagnostics less often. Long runs slow down further (see _interval).
+    INTERVALS = {"loss": 0.25, "metric": 0.5, "throughput": 1.0, "gradnorm": 1.5, "variance": 1.5}
+    MAX_PER_TICK = 2
+
+    def _interval(self, name: str) -> float:
+        n = len(self.data.steps)
+        scale = 1.0 if n < 500 else (2.0 if n < 3000 else 4.0)
+        return self.INTERVALS[name] * scale
+
     def poll(self, force: bool = False) -> int:
-        """Fold in new events and redraw what changed; returns how many events arrived."""
+        """Fold in new events and redraw what is due; returns how many events arrived."""
         count = 0
         if self.stream is not None:
             events, self.cursor = self.stream.since(self.cursor)
             count = len(events)
             self.data.extend(events)
-        if count or force:
+        if force:
             self.render()
-        else:
-            self._update_controls()
+        elif self.is_visible():
+            self._render_due(final=self.data.status in ("completed", "cancelled", "failed"))
+        self._update_controls()
         return count
 
-    def render(self) -> None:
+    def _figure(self, name: str) -> dict:
+        d, h = self.data, self.loss.height
+        return {"loss": charts.loss_figure, "metric": charts.metric_figure, "gradnorm": charts.gradnorm_figure,
+                "variance": charts.variance_figure, "throughput": charts.throughput_figure}[name](d, h)
+
+    def _render_due(self, final: bool = False) -> None:
+        """Redraw the charts whose data changed and whose interval has passed (at most MAX_PER_TICK per tick;
+        when the run has ended, everything at once so the final state is complete)."""
+        now = time.monotonic()
+        version = self.data.version
+        drawn = 0
+        for name in self.INTERVALS:
+            seen, last = self._drawn.get(name, (-1, 0.0))
+            if seen == version or (not final and (now - last < self._interval(name) * 0.95 or
+                                                  drawn >= self.MAX_PER_TICK)):
+                continue
+            getattr(self, name).object = self._figure(name)
+            self._drawn[name] = (version, now)
+            drawn += 1
+        self._render_boundary()
+        self._render_status()
+
+    def _render_boundary(self) -> None:
         d = self.data
-        h = self.loss.height
-        if self._rendered != d.version:
-            self._rendered = d.version
-            self.loss.object = charts.loss_figure(d, h)
-            self.metric.object = charts.metric_figure(d, h)
-            self.gradnorm.object = charts.gradnorm_figure(d, h)
-            self.variance.object = charts.variance_figure(d, h)
-            self.throughput.object = charts.throughput_figure(d, h)
-            boundary_key = (d.boundary or {}).get("step"), id(d.boundary)
-            if boundary_key != self._boundary_step:
-                self._boundary_step = boundary_key
-                self.boundary.object = charts.boundary_figure(d, self.points_xy, self.boundary.height)
-            done, total = d.progress()
-            self.progress.max = total
-            self.progress.value = min(done, total)
-            self.hint.value = self._hint_html()
+        boundary_key = (d.boundary or {}).get("step"), id(d.boundary)
+        if boundary_key != self._boundary_step:
+            self._boundary_step = boundary_key
+            self.boundary.object = charts.boundary_figure(d, self.points_xy, self.boundary.height)
+
+    def _render_status(self) -> None:
+        if self._status_version == self.data.version:
+            return
+        self._status_version = self.data.version
+        done, total = self.data.progress()
+        bar = progress_html(min(done, total), total)
+        if bar != self.progress.html:
+            self.progress.html = bar
+        hint = self._hint_html()
+        if hint != self.hint.html:
+            self.hint.html = hint
+
+    def render(self) -> None:
+        """Redraw everything now."""
+        now = time.monotonic()
+        for name in self.INTERVALS:
+            getattr(self, name).object = self._figure(name)
+            self._drawn[name] = (self.data.version, now)
+        self._render_boundary()
+        self._render_status()
         self._update_controls()
 
     def _update_controls(self) -> None:
         paused = bool(self.trainer is not None and getattr(self.trainer, "paused", False))
-        running = self.data.status == "running" or (self.trainer is not None and self.trainer.status == "running"
-                                                    and self.data.status not in ("completed", "cancelled", "failed"))
+        finished = self.data.status in ("completed", "cancelled", "failed")
+        running = not finished and (self.data.status == "running" or (
+            self.trainer is not None and getattr(self.trainer, "status", "") in ("running", "paused")))
         headline = self._headline_html(paused)
-        if self.headline.value != headline:
-            self.headline.value = headline
+        if self.headline.html != headline:
+            self.headline.html = headline
         self.pause_button.disabled = not running or paused
         self.resume_button.disabled = not (running and paused)
         self.stop_button.disabled = not running

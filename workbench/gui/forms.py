@@ -240,7 +240,7 @@ def build_widget(spec: FieldSpec, value: Any):
     """A Panel widget for one field, showing `value`."""
     import panel as pn
 
-    common = {"name": spec.label, "sizing_mode": "stretch_width", "css_classes": [f"wb-field-{spec.path.replace('.', '-')}"]}
+    common = {"label": spec.label, "sizing_mode": "stretch_width", "css_classes": [f"wb-field-{spec.path.replace('.', '-')}"]}
     if spec.description:
         common["description"] = spec.description
     shown = format_value(spec, value if value is not None else spec.default)

@@ -98,7 +98,7 @@ class TrainingSession(param.Parameterized):
         """Compile the network and start training in a background thread; raises StartError."""
         if self.closed:
             raise StartError("this session has ended: reload the page")
-        if self.trainer is not None and self.trainer.status == "running":
+        if self._active(self.trainer):
             raise StartError("a run is already in progress: stop it first")
         trainer, stream, dataset = self._make_trainer(spec, setup)
         self.trainer, self.stream, self.dataset = trainer, stream, dataset
@@ -110,7 +110,7 @@ class TrainingSession(param.Parameterized):
         """Train the matched classical network with the same settings (parent: this session's last run)."""
         if self.closed:
             raise StartError("this session has ended: reload the page")
-        if self.baseline is not None and self.baseline.status == "running":
+        if self._active(self.baseline):
             raise StartError("the classical baseline is already training")
         trainer, stream, _ = self._make_trainer(spec, setup, parent_id=self.last_run_id, classical=True)
         self.baseline, self.baseline_stream = trainer, stream
@@ -118,19 +118,23 @@ class TrainingSession(param.Parameterized):
         self.param.update(baseline_status="running", baseline_message="")
         return trainer
 
+    def _active(self, trainer) -> bool:
+        return trainer is not None and trainer.status in ("idle", "running", "paused") and \
+            getattr(trainer, "_thread", None) is not None and trainer._thread.is_alive()
+
     def pause(self) -> None:
-        if self.trainer is not None and self.trainer.status == "running":
+        if self._active(self.trainer):
             self.trainer.pause()
             self.status = "paused"
 
     def resume(self) -> None:
-        if self.trainer is not None and self.trainer.status == "running":
+        if self._active(self.trainer):
             self.trainer.resume()
             self.status = "running"
 
     def stop(self) -> None:
         for trainer in (self.trainer, self.baseline):
-            if trainer is not None and trainer.status == "running":
+            if self._active(trainer):
                 trainer.cancel()
 
     def refresh(self) -> None:
@@ -144,8 +148,8 @@ class TrainingSession(param.Parameterized):
                 if not is_baseline:
                     self.last_run_id = trainer.run_id
             status = trainer.status
-            if status == "running" and trainer.paused and not is_baseline:
-                status = "paused"
+            if status in ("running", "paused") and not is_baseline:
+                status = "paused" if trainer.paused else "running"  # the flag answers at once, the loop later
             if status == "idle":
                 status = "running"  # started, the thread has not set its status yet
             message = trainer.error or ""
@@ -185,7 +189,7 @@ class TrainingSession(param.Parameterized):
         """Stop everything this session started (the tab was closed)."""
         self.closed = True
         for trainer in (self.trainer, self.baseline):
-            if trainer is not None and trainer.status == "running":
+            if self._active(trainer):
                 trainer.cancel()
         for trainer in (self.trainer, self.baseline):
             if trainer is not None:

@@ -100,7 +100,8 @@ def generate_code(spec: dict, setup: dict, *, weights_path: str | None = None) -
         "import workbench",
         "from workbench.training import train",
         "",
-        f"SPEC = {_literal(spec, 7)}",
+        "# The network, exactly as the GUI's “Download spec JSON” writes it.",
+        f'SPEC = r"""{json.dumps(spec, indent=2)}"""',
         "",
         f"DATASET = {setup.get('dataset', 'circles')!r}",
         f"DATASET_OPTIONS = {_literal(dict(setup.get('dataset_options') or {}), 18)}",
@@ -109,7 +110,7 @@ def generate_code(spec: dict, setup: dict, *, weights_path: str | None = None) -
         "",
         "",
         "def main():",
-        "    spec = workbench.load_spec(SPEC)  # validates blocks and shapes",
+        "    spec = workbench.load_spec(SPEC)  # parses and validates blocks and shapes",
         "    model = workbench.compile(spec, **COMPILE)",
         "    model.describe()",
         "    # Pass store=workbench.RunStore() to record the run in the workbench's run history.",
@@ -127,3 +128,19 @@ def generate_code(spec: dict, setup: dict, *, weights_path: str | None = None) -
         "",
     ]
     return "\n".join(lines)
+
+
+def highlight_python(code: str) -> str:
+    """The code as self-contained HTML (inline styles: no stylesheet, no editor script to fetch)."""
+    import html as _html
+
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:  # pygments comes with IPython; plain text otherwise
+        body = f"<pre>{_html.escape(code)}</pre>"
+    else:
+        body = highlight(code, PythonLexer(), HtmlFormatter(noclasses=True, style="friendly", nobackground=True))
+    return ("<div class='wb-code-block' style='max-height:520px;overflow:auto;background:#f8fafc;border:1px solid "
+            "#e2e8f0;border-radius:8px;padding:4px 12px;font-size:12.5px'>" + body + "</div>")

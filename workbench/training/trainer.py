@@ -9,9 +9,9 @@ done, and its history continues with no gap and no duplicate.
 from __future__ import annotations
 
 import io
+from importlib import metadata
 import math
 import platform
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -77,12 +77,14 @@ class TrainResult:
 
 
 def environment(config: TrainConfig) -> dict[str, Any]:
-    from .._cudaq import cudaq, gpu_count
-
-    version = re.search(r"\d+\.\d+(\.\d+)?", getattr(cudaq, "__version__", ""))
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cudaq": version.group(0) if version else "unknown", "platform": platform.platform(),
-            "machine": platform.machine(), "gpus": gpu_count(), "target": config.target, "device": config.device}
+    """Versions and hardware of this run (read from package metadata: importing CUDA-Q is not needed)."""
+    try:
+        cudaq_version = metadata.version("cudaq")
+    except metadata.PackageNotFoundError:
+        cudaq_version = "not installed"
+    return {"python": platform.python_version(), "torch": torch.__version__, "cudaq": cudaq_version,
+            "platform": platform.platform(), "machine": platform.machine(),
+            "cuda_devices": torch.cuda.device_count(), "target": config.target, "device": config.device}
 
 
 def loss_function(task: str, width: int):
