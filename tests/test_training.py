@@ -219,6 +219,8 @@ def test_cli_train_writes_json_and_runs_commands_work(tmp_path):
     exported = tmp_path / "run.csv"
     assert _cli("runs", "export", run_id, "--out", str(exported), "--format", "csv", "--store", str(db)).returncode == 0
     assert exported.read_text().count("\n") > 2
+    compared = _cli("runs", "compare", run_id, "--metric", "loss", "--store", str(db))
+    assert compared.returncode == 0 and "final test_accuracy" in compared.stdout
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(wb.templates.get("hybrid-digits").to_json())
     described = _cli("describe", str(spec_file))

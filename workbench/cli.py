@@ -13,6 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .bench.cli import bench_app
+from .notebooks import notebooks_app
+
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 runs_app = typer.Typer(help="Inspect, export, resume and delete recorded training runs.", no_args_is_help=True)
@@ -219,6 +222,32 @@ def runs_export(run_id: str, out: Path = typer.Option(..., "--out"),
     console.print(f"exported to {path}")
 
 
+@runs_app.command("compare")
+def runs_compare(run_ids: list[str], metric: str = typer.Option("val_loss", "--metric"),
+                 kind: str = typer.Option("epoch", "--kind", help="epoch or step events."),
+                 store_path: Optional[Path] = typer.Option(None, "--store")) -> None:
+    """Compare runs side by side: a metric per epoch (or step), one column per run, plus final metrics."""
+    from .store import StoreError
+
+    store = _store(store_path)
+    try:
+        series = store.compare(run_ids, metric, kind)
+        records = [store.get_run(run_id) for run_id in series]
+    except StoreError as err:
+        _fail(str(err))
+    table = Table(title=f"{metric} per {kind}")
+    table.add_column(kind)
+    for record in records:
+        table.add_column(f"{record.name} ({record.id[:8]})", justify="right")
+    by_run = [dict(points) for points in series.values()]
+    for step in sorted({step for points in by_run for step in points}):
+        table.add_row(str(step), *(f"{points[step]:.4f}" if step in points else "" for points in by_run))
+    finals = sorted({k for r in records for k, v in (r.final_metrics or {}).items() if isinstance(v, float)})
+    for key in finals:
+        table.add_row(f"final {key}", *(f"{(r.final_metrics or {}).get(key, float('nan')):.4f}" for r in records))
+    Console().print(table)
+
+
 @runs_app.command("resume")
 def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--store"),
                 epochs: Optional[int] = typer.Option(None, "--epochs", help="Raise the epoch count."),
@@ -284,15 +313,8 @@ def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option(
     serve_gui(port=port, address=address, show=show)
 
 
-def _mount_bench() -> None:
-    try:
-        from .bench.cli import bench_app
-    except ImportError:
-        return
-    app.add_typer(bench_app, name="bench")
-
-
-_mount_bench()
+app.add_typer(bench_app, name="bench")
+app.add_typer(notebooks_app, name="notebooks")
 
 
 def main() -> None:
