@@ -97,12 +97,21 @@ def browser():
         instance.close()
 
 
+CURRENT_TEST = {"name": ""}
+
+
+@pytest.fixture(autouse=True)
+def _name_the_test(request):
+    CURRENT_TEST["name"] = request.node.name
+    yield
+
+
 def _route(route):
     url = route.request.url
     if url.startswith(LOCAL):
         route.continue_()
     else:
-        ABORTED.append(url)
+        ABORTED.append(f"{url} (during {CURRENT_TEST['name']})")
         route.abort()
 
 
@@ -113,7 +122,7 @@ class Pages:
         self.browser, self.server, self.contexts = browser, server, []
 
     def context(self):
-        ctx = self.browser.new_context(viewport={"width": 1480, "height": 1000})
+        ctx = self.browser.new_context(viewport={"width": 1480, "height": 1250})
         ctx.set_default_timeout(TIMEOUT_MS)
         ctx.route("**/*", _route)
         self.contexts.append(ctx)
@@ -290,7 +299,8 @@ def test_run_setup_shows_targets_and_gradient_choice(pages):
     expect(page.locator(".wb-gradient-explanation")).to_contain_text("parameter_shift")
     expect(page.locator(".wb-gradient-explanation")).to_contain_text("200 shots")
     set_number(page, ".wb-shots", 0)
-    expect(page.locator(".wb-gradient-explanation")).to_contain_text("adjoint")
+    expect(page.locator(".wb-gradient-explanation")).to_contain_text("vqc → adjoint")
+    expect(page.locator(".wb-gradient-explanation")).not_to_contain_text("shots")
     shot(page, "04_run_setup.png")
 
 
@@ -421,6 +431,8 @@ def test_export_upload_and_code(pages, tmp_path):
     good.write_text(workbench.templates.get("hybrid-digits").to_json())
     page.locator(".wb-upload input[type=file]").set_input_files(str(good))
     expect(page.locator(".wb-upload-message")).to_contain_text("Loaded digits.json")
+    expect(page.locator(".wb-upload-message")).to_contain_text("Dataset set to digits")  # the template's data
+    expect(page.locator(".wb-train button")).to_be_enabled()
     wait_until(lambda: block_ids(page) == ["flat", "fc_in", "to_angles", "qlayer", "head"], message="upload")
     shot(page, "08_export.png")
 
@@ -447,10 +459,11 @@ def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server
     tab(b, "Run setup")
     expect(b.locator(".wb-epochs input")).to_have_value("20")
     tab(b, "Compare")
+    expect(b.locator(".wb-runs-empty")).to_contain_text("No runs yet")  # B's own history is empty
+    # Even B's view of earlier sessions' runs leaves out A's run: A's session is open.
     b.locator(".wb-include-earlier input").check()
     b.locator(".wb-refresh-runs button").click()
-    expect(b.locator(".wb-runs-empty")).to_contain_text("No runs yet")
-    assert run_id[:6] not in b.locator(".wb-run-list").inner_text()
+    expect(b.locator(".wb-run-list")).not_to_contain_text(run_id[:6])
     # B's edits do not touch A.
     tab(b, "Build")
     clear(b)

@@ -244,6 +244,14 @@ def test_url_state_round_trip_restores_network_and_settings(store):
     assert second.epochs_w.value == 7 and second.optimizer_w.value == "sgd"
     assert share.decode_state(token) == session_payload(first.builder, first.setup)
 
+    # A hand-edited link: valid settings apply, bad ones are named and ignored.
+    tampered = share.encode_state({"v": 1, "spec": first.builder.spec,
+                                   "setup": {"epochs": 3, "lr": -1, "optimizer": "nope"}})
+    third = WorkbenchApp(store=store, state=tampered)
+    assert third.setup.epochs == 3 and third.setup.lr == 0.05 and third.setup.optimizer == "adam"
+    assert "lr=-1 ignored" in third.restore_message and "optimizer='nope' ignored" in third.restore_message
+    third.shutdown()
+
     broken = WorkbenchApp(store=store, state=token[: len(token) // 2])
     assert "damaged" in broken.restore_message
     assert broken.builder.spec["name"] == "vqc-circles"  # fell back to the default template
@@ -269,8 +277,10 @@ def test_bad_uploads_change_nothing_and_say_why(store, tmp_path):
         assert expected in message and "Nothing was changed" in message, message
         assert json.dumps(app.builder.spec, sort_keys=True) == before
     good = wb.templates.get("quantum-output").to_json().encode()
-    assert "Loaded" in app.apply_upload(good, "qo.json")
-    assert app.builder.spec["name"] == "quantum-output"
+    message = app.apply_upload(good, "qo.json")
+    assert "Loaded qo.json (3 blocks)" in message and "Dataset set to iris" in message
+    assert app.builder.spec["name"] == "quantum-output" and app.setup.dataset == "iris"
+    assert not app.train_button.disabled
     app.builder.undo()
     assert json.dumps(app.builder.spec, sort_keys=True) == before
     app.shutdown()
@@ -449,7 +459,7 @@ def test_sessions_train_independently_and_stop_on_close(store):
     wait_until(lambda: (a.poll(), len(a.dashboard.data.steps) > paused_at + 2)[1], message="resume")
     assert a.dashboard.data.steps[:paused_at + 3] == list(range(paused_at + 3))  # no gap, no repeat
     # Closing A's tab stops its training.
-    a.shutdown()
+    a.shutdown(wait=30)
     assert store.get_run(run_id).status == "cancelled"
     assert a.session.trainer.status == "cancelled"
     b.shutdown()

@@ -180,6 +180,11 @@ class WorkbenchApp(param.Parameterized):
             self.train_message.value = _html_note(html.escape(str(err)), "alert")
             return False
         self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset))
+        if self.session.baseline_status != "running":  # a baseline belongs to the run it was trained against
+            self.session.baseline_stream = None
+            self.baseline_data.reset()
+            self._baseline_cursor = 0
+            self.baseline_status.value = ""
         self.train_message.value = ""
         self.tabs.active = TAB["Train"]
         self._update_controls()
@@ -202,7 +207,7 @@ class WorkbenchApp(param.Parameterized):
         build = self._build_builder_tab()
         circuit = self._build_circuit_tab()
         setup = self._build_setup_tab()
-        self.dashboard = LiveDashboard(controls=False)
+        self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
         self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
         compare = self._build_compare_tab()
@@ -211,11 +216,14 @@ class WorkbenchApp(param.Parameterized):
         self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, compare, bench, export)),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
-        self.builder.param.watch(self._on_builder, ["revision", "selected"])
-        self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))
-        self.session.param.watch(lambda *_: self._update_controls(), ["status", "message"])
-        self.session.param.watch(lambda *_: self._on_baseline_status(), ["baseline_status", "baseline_message"])
-        self.session.param.watch(lambda *_: self._refresh_runs(), ["run_ids"])
+        # Views follow the state objects: the builder, the run setup and the training session.
+        pn.bind(self._on_builder, self.builder.param.revision, self.builder.param.selected, watch=True)
+        self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))  # needs to know which settings changed
+        pn.bind(lambda *_: self._update_controls(), self.session.param.status, self.session.param.message,
+                watch=True)
+        pn.bind(lambda *_: self._on_baseline_status(), self.session.param.baseline_status,
+                self.session.param.baseline_message, watch=True)
+        pn.bind(lambda *_: self._refresh_runs(), self.session.param.run_ids, watch=True)
 
     # ---------------------------------------------------------------------------------------- sidebar
     def _build_sidebar(self) -> None:
@@ -753,7 +761,7 @@ class WorkbenchApp(param.Parameterized):
             pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
                          "(stored in the run store); tick runs to overlay their curves.</div>"),
             pn.Row(self.include_earlier, self.refresh_runs_button),
-            self.runs_empty, self.run_select, width=360, css_classes=["wb-card"], margin=(4, 8))
+            self.runs_empty, self.run_select, width=430, css_classes=["wb-card"], margin=(4, 8))
         curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
                            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
         self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
@@ -813,6 +821,7 @@ class WorkbenchApp(param.Parameterized):
             metric = next((f"{k.removeprefix('test_')} {v:.3g}" for k, v in final.items()
                            if k in ("test_accuracy", "test_mae", "test_energy") and isinstance(v, (int, float))), "")
             kind = " · baseline" if r.parent_id else ""
+            metric = metric.replace("accuracy", "acc")
             label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
             options[label] = r.id
         key = tuple(options.items())
@@ -1029,8 +1038,10 @@ class WorkbenchApp(param.Parameterized):
             self.upload_message.value = _html_note("✗ " + html.escape(str(err)) + " Nothing was changed.", "alert")
             return
         self.builder.load(spec, action=f"upload {filename}")
-        self.upload_message.value = _html_note(f"✓ Loaded {html.escape(filename)} ({len(spec['blocks'])} blocks).",
-                                               "success")
+        switched = self.setup.follow_spec(spec)
+        note = f" Dataset set to {html.escape(self.setup.dataset)}, as for the template." if switched else ""
+        self.upload_message.value = _html_note(f"✓ Loaded {html.escape(filename)} ({len(spec['blocks'])} blocks)."
+                                               + note, "success")
 
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
         """Upload without a browser (tests, notebooks); returns the message shown."""
@@ -1179,13 +1190,14 @@ class WorkbenchApp(param.Parameterized):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)
         return self._poller
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: float | None = None) -> None:
+        """End this session's work: polling, benchmark and training (the tab closed or the notebook let go)."""
         poller = getattr(self, "_poller", None)
         if poller is not None:
             poller.stop()
         if self.benchmark is not None:
             self.benchmark.cancel()
-        self.session.shutdown()
+        self.session.shutdown(wait=wait)
 
     # ==============================================================================================
     # Views
@@ -1205,9 +1217,27 @@ class WorkbenchApp(param.Parameterized):
         return template
 
 
+def _serve_resources_locally() -> None:
+    """Make every stylesheet of this session's document point at this server from the start.
+
+    Panel rewrites CDN stylesheet URLs to local ones when it renders the HTML page. A session that Bokeh
+    re-creates when the browser connects late (a busy machine, the page took longer than the unused-session
+    lifetime) gets no page render, so its stylesheets would stay on the CDN; setting the document's dist_url
+    first makes Panel patch them as it creates the models (the same value the page render would set).
+    """
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None or "dist_url" in doc._template_variables:
+        return
+    rel = pn.state.rel_path
+    doc._template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+
+
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
     pn.extension("plotly")
+    _serve_resources_locally()
     state = None
     args = pn.state.session_args or {}
     if args.get(share.STATE_PARAM):
@@ -1215,9 +1245,12 @@ def create_app(store: RunStore | None = None):
     app = WorkbenchApp(store=store, state=state)
     app._url_enabled = True
     app._update_url()
-    app.start_polling()
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        # Poll only once the page has loaded: nothing changes the document before the browser has it.
+        pn.state.onload(app.start_polling)
         pn.state.on_session_destroyed(lambda context: app.shutdown())
+    else:
+        app.start_polling()
     template = app.page()
     template._workbench_app = app  # reachable from tests and debugging
     return template

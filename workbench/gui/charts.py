@@ -157,9 +157,9 @@ class LiveData:
         total = self.epochs_total * self.steps_per_epoch
         return (len(self.steps), max(total, len(self.steps), 1))
 
-    def headline(self) -> str:
+    def headline(self, idle_text: str = "Waiting for the run to start…") -> str:
         if self.status == "idle":
-            return "No run yet: press Train."
+            return idle_text
         parts = [self.status.capitalize()]
         if self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
@@ -311,7 +311,8 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
     binary = b.get("binary", True)
     data = [{"type": "contour", "x": b["x"], "y": b["y"], "z": b["z"], "showscale": binary, "opacity": 0.75,
              "colorscale": [[0, "#fdba74"], [0.5, "#f8fafc"], [1, "#93c5fd"]] if binary else "Portland",
-             "contours": {"coloring": "heatmap", "showlines": binary, "start": 0.5, "end": 0.5, "size": 0.5}
+             "autocontour": not binary,
+             "contours": {"coloring": "heatmap", "showlines": True, "start": 0.5, "end": 0.5, "size": 1.0}
              if binary else {"coloring": "heatmap", "showlines": False},
              "line": {"color": "#0f172a", "width": 2}, "hoverinfo": "skip",
              "colorbar": {"title": {"text": "P(class 1)"}, "thickness": 12}}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +11,7 @@ from panel.custom import JSComponent
 
 import workbench_extensions
 
+_log = logging.getLogger(__name__)
 EXTENSIONS = Path(workbench_extensions.__file__).resolve().parent
 BUILDER_JS = EXTENSIONS / "builder" / "builder.js"
 BUILDER_CSS = EXTENSIONS / "builder" / "builder.css"
@@ -36,6 +38,7 @@ class BuilderCanvas(JSComponent):
             self._on_action(msg)
         except Exception as err:  # a stale message (e.g. an index that no longer exists) must not break the page
             self.errors.append(f"{err.__class__.__name__}: {err}")
+            _log.warning("builder action %r ignored: %s", msg, err)
 
 
 class LiveHTML(JSComponent):

@@ -24,7 +24,9 @@ class LiveDashboard:
     boundary, step time and circuit executions; optional pause/resume/stop buttons."""
 
     def __init__(self, *, controls: bool = True, on_pause: Callable | None = None, on_resume: Callable | None = None,
-                 on_stop: Callable | None = None, chart_height: int = 290):
+                 on_stop: Callable | None = None, chart_height: int = 290,
+                 idle_text: str = "Waiting for the run to start…"):
+        self.idle_text = idle_text
         self.data = charts.LiveData()
         self.stream = None
         self.trainer = None
@@ -197,7 +199,7 @@ class LiveDashboard:
 
     def _headline_html(self, paused: bool = False) -> str:
         d = self.data
-        text = d.headline()
+        text = d.headline(self.idle_text)
         if paused and d.status == "running":
             text = "Paused · " + text.split(" · ", 1)[-1]
         color = {"running": "#1d4ed8", "completed": "#15803d", "cancelled": "#b45309", "failed": "#b91c1c"}.get(

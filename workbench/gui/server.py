@@ -19,7 +19,7 @@ import panel as pn  # noqa: E402
 from ..store import RunStore  # noqa: E402
 
 SESSION_CHECK_MS = 2_000  # how often closed tabs are looked for
-SESSION_LIFETIME_MS = 3_000  # a closed tab's session (and its training) ends this long after it closed
+SESSION_LIFETIME_MS = 10_000  # a closed tab's session (and its training) ends this long after it closed
 
 
 def _warm_imports() -> None:
@@ -41,10 +41,10 @@ def make_server(port: int = 5006, address: str = "localhost", *, show: bool = Fa
     def workbench_page():  # called once per browser session (pn.serve wants a plain function)
         return create_app(run_store)
 
+    kwargs.setdefault("check_unused_sessions_milliseconds", SESSION_CHECK_MS)
+    kwargs.setdefault("unused_session_lifetime_milliseconds", SESSION_LIFETIME_MS)
     server = pn.serve({"/": workbench_page}, port=port, address=address, show=False, start=False,
-                      title="Hybrid Quantum Workbench", websocket_origin=origins,
-                      check_unused_sessions=SESSION_CHECK_MS, unused_session_lifetime=SESSION_LIFETIME_MS, verbose=False,
-                      **kwargs)
+                      title="Hybrid Quantum Workbench", websocket_origin=origins, verbose=False, **kwargs)
     if show:
         server.io_loop.add_callback(server.show, "/")
     return server

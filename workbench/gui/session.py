@@ -185,13 +185,15 @@ class TrainingSession(param.Parameterized):
             out.append(record)
         return out
 
-    def shutdown(self) -> None:
-        """Stop everything this session started (the tab was closed)."""
+    def shutdown(self, wait: float | None = None) -> None:
+        """Stop everything this session started (the tab was closed). The trainers end their current step
+        in their own threads; pass `wait` (seconds) to block until they have (never on the UI loop)."""
         self.closed = True
         for trainer in (self.trainer, self.baseline):
             if self._active(trainer):
                 trainer.cancel()
-        for trainer in (self.trainer, self.baseline):
-            if trainer is not None:
-                trainer.join(timeout=10)
+        if wait:
+            for trainer in (self.trainer, self.baseline):
+                if trainer is not None:
+                    trainer.join(timeout=wait)
         release(self.key)

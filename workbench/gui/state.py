@@ -614,7 +614,7 @@ class RunSetup(param.Parameterized):
                 problems.append(f"unknown setting {name!r} ignored")
                 continue
             try:
-                self.param[name]._validate(value)
+                RunSetup(**{name: value})  # validate on a scratch copy: a bad value must not half-apply
             except Exception as err:  # param raises ValueError/TypeError on bad values
                 problems.append(f"setting {name}={value!r} ignored: {err}")
                 continue
@@ -623,6 +623,18 @@ class RunSetup(param.Parameterized):
             values["noise"] = {k: float(v) for k, v in values["noise"].items() if k in NOISE_CHANNELS and v}
         self.param.update(**values)
         return problems
+
+    def follow_spec(self, spec: dict) -> bool:
+        """After a spec was loaded from a file or link: if it is a starter template's network and the current
+        dataset does not fit it, switch to the template's own dataset. True if the dataset changed."""
+        name = (spec or {}).get("name")
+        if name not in templates.DEFAULT_DATASETS:
+            return False
+        problem, _ = self.dataset_problem(spec)
+        if not problem:
+            return False
+        self.use_template_dataset(name)
+        return True
 
     def use_template_dataset(self, template: str) -> None:
         name, options = templates.DEFAULT_DATASETS.get(template, (self.dataset, {}))
@@ -697,7 +709,8 @@ class RunSetup(param.Parameterized):
         shape = list(data.input_shape)
         if spec and list(spec.get("input_shape") or []) != shape:
             return (f"dataset {self.dataset} gives samples of shape {shape_text(shape)} but the network's input is "
-                    f"{shape_text(spec.get('input_shape'))}: use “Match network input” or change the dataset"), data
+                    f"{shape_text(spec.get('input_shape'))}: pick a dataset with that shape in Run setup, or use "
+                    "“Match network input” to change the network"), data
         if spec and spec.get("task") != data.task:
             return (f"dataset {self.dataset} is a {data.task} task but the network is set to "
                     f"{spec.get('task')}: use “Match network input” or pick another dataset"), data
