@@ -10,7 +10,6 @@ Executing needs a Jupyter kernel named python3 for this environment:
 
 from __future__ import annotations
 
-import json
 import re
 
 import nbformat
@@ -92,4 +91,4 @@ def test_render_writes_self_contained_html(tmp_path):
     assert not re.search(r"<script[^>]+src=\"[^\"]*(plot\.ly|plotly)[^\"]*\"", html)
     assert "plotly.js v" in html
     assert "05_parameter_input_vqe.html" in (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert json.dumps("mean relative error")[1:-1] in html
+    assert "mean relative error" in html

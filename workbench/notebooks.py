@@ -91,9 +91,9 @@ def _quick_env(quick: bool) -> Iterator[None]:
 def execute(path: str | Path, *, quick: bool, timeout: int = DEFAULT_TIMEOUT, kernel_name: str = KERNEL_NAME):
     """Execute one notebook in its own folder and return the executed nbformat node (outputs filled in)."""
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
     from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -104,6 +104,11 @@ def execute(path: str | Path, *, quick: bool, timeout: int = DEFAULT_TIMEOUT, ke
             client.execute()
         except CellExecutionError as err:
             raise NotebookError(f"{path.name} failed ({'quick' if quick else 'full'} settings):\n{err}") from None
+        except CellTimeoutError as err:
+            raise NotebookError(f"{path.name}: a cell ran longer than {timeout} s ({err}); raise --timeout or use "
+                                "--quick") from None
+        except DeadKernelError as err:
+            raise NotebookError(f"{path.name}: the kernel died ({err}); out of memory?") from None
         except NoSuchKernel as err:
             raise NotebookError(f"no Jupyter kernel named {kernel_name!r} ({err}): install one with "
                                 f"`{INSTALL_KERNEL}`") from None
