@@ -98,9 +98,10 @@ class QuantumLayer(nn.Module):
         else:
             self.register_parameter("weight", None)
         if plan.coefficients is not None:
-            # float64: the coefficients must not round the energy of a double-precision layer.
+            # float64: the coefficients must not round the energy of a double-precision layer. They come
+            # from the spec, so they stay out of the state dict (weights load across readouts).
             self.register_buffer("coefficients", torch.tensor(plan.coefficients, dtype=torch.float64,
-                                                              device=self.device_))
+                                                              device=self.device_), persistent=False)
         else:
             self.coefficients = None
         if self.executor is not None:
