@@ -15,14 +15,17 @@ is lowered once into *stages*, scheduled as soon as their qubits allow:
   applied with one gather.
 
 When the circuit starts from |0...0⟩ the first single-qubit stage yields a product state, built by
-Kronecker products instead of matrix products. The adjoint sweep walks the stages backwards on the
-pair (ψ, λ) held in one tensor: per block one reduction gives the block's 2^k x 2^k correlation
-⟨λ|·|ψ⟩, from which every rotation gradient in the stage follows by 2x2 algebra done for all
-stages at once after the sweep.
+Kronecker products instead of matrix products. The adjoint sweep walks the stages backwards on ψ and
+λ: per block one reduction (a real Gram matrix) gives the block's 2^k x 2^k correlation ⟨λ|·|ψ⟩,
+from which every rotation gradient in the stage follows by 2x2 algebra done for all stages at once
+after the sweep; at the product state the sweep stops and contracts λ with the qubits' states
+instead. Passes without autograd write into reused work buffers, so large states do not page-fault
+fresh memory on every pass.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -43,10 +46,12 @@ _GENERATOR = {"rx": "x", "ry": "y", "rz": "z"}
 _ROTATION_KINDS = ("rx", "ry", "rz")
 
 MAX_CHUNK = 4  # qubits per dense block in a single-qubit stage (2^4 = 16 amplitudes: still memory-bound)
-SMALL_STATE = 6  # circuits of up to this many qubits apply a whole stage as one dense block
+SMALL_STATE = 4  # circuits of up to this many qubits apply a whole stage as one dense block
 DENSE_READOUT = 1 << 16  # up to this many (amplitude, term) pairs the readout signs are one dense matrix
-ENV_MIN_QUBITS = 8  # from this size the adjoint sweep ends at the product state with two reads of λ
-BUFFER_MIN = 1 << 15  # states of at least this many amplitudes reuse two work buffers per call
+ENV_MIN_QUBITS = 5  # from this size the adjoint sweep ends at the product state with two reads of λ
+ENV_LEAF = 6  # qubits the product-state contraction handles at once at the bottom of its recursion
+BUFFER_MIN = 1 << 15  # states of at least this many amplitudes reuse work buffers
+PERSISTENT_BYTES = 1 << 28  # work buffers up to this total stay allocated between calls (no page faults)
 
 
 @dataclass
@@ -159,6 +164,37 @@ def unpermute(psi: torch.Tensor, op: PermOp) -> torch.Tensor:
     return torch.gather(psi, 1, op.inverse.expand(psi.shape[0], -1))
 
 
+def _unpermute_into(psi: torch.Tensor, op: PermOp, out: torch.Tensor | None) -> torch.Tensor:
+    """The inverse of a signed permutation (no autograd), written into `out` when given."""
+    if op.phase is not None:
+        psi = psi * op.phase.conj()
+    index = op.inverse.expand(psi.shape[0], -1)
+    return torch.gather(psi, 1, index) if out is None else torch.gather(psi, 1, index, out=out)
+
+
+def _apply_block(psi: torch.Tensor, block: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """One dense-block pass (no autograd): the block's qubits are read at the bottom and written on top."""
+    batch, width = psi.shape[0], block.shape[-1]
+    source = psi.view(batch, -1, width).transpose(1, 2)
+    if out is None:
+        return torch.bmm(block, source).view(batch, -1)
+    return torch.bmm(block, source, out=out.view(batch, width, -1)).view(batch, -1)
+
+
+def _gram(psi: torch.Tensor, lam: torch.Tensor, width: int) -> torch.Tensor:
+    """Real Gram matrix of the (re, im) parts of the block at the bottom of the index:
+    G[(j, c), (i, d)] = Σ_rest λ[rest, j, c] ψ[rest, i, d], shape (batch, 2 * width, 2 * width).
+
+    A long contraction is split into 16 shorter products summed afterwards: faster on CPU BLAS."""
+    batch = psi.shape[0]
+    rest = psi.shape[1] // width
+    split = 16 if rest >= 4096 else 1
+    real_psi = torch.view_as_real(psi).reshape(batch * split, -1, 2 * width)
+    real_lam = torch.view_as_real(lam).reshape(batch * split, -1, 2 * width)
+    gram = real_lam.transpose(1, 2) @ real_psi
+    return gram if split == 1 else gram.view(batch, split, 2 * width, 2 * width).sum(1)
+
+
 def _chunk_sizes(n: int) -> list[int]:
     if n <= SMALL_STATE:
         return [n]
@@ -167,32 +203,71 @@ def _chunk_sizes(n: int) -> list[int]:
     return [base + 1] * extra + [base] * (count - extra)
 
 
+_BIT_INDEX: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _bits(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(arange(k)[:, None], bit q of i for q < k, i < 2**k), cached per size and device."""
+    key = (k, str(device))
+    if key not in _BIT_INDEX:
+        i = torch.arange(1 << k)
+        _BIT_INDEX[key] = (torch.arange(k, device=device)[:, None],
+                           torch.stack([(i >> q) & 1 for q in range(k)]).to(device))
+    return _BIT_INDEX[key]
+
+
 def _kron_vectors(vectors: torch.Tensor) -> torch.Tensor:
-    """(..., k, 2) -> (..., 2**k): the Kronecker product, the last vector the most significant."""
-    out = vectors[..., 0, :]
-    for q in range(1, vectors.shape[-2]):
-        out = (vectors[..., q, :, None] * out[..., None, :]).flatten(-2)
-    return out
+    """(..., k, 2) -> (..., 2**k): the Kronecker product, the last vector the most significant.
+
+    Entry i is the product over q of vectors[q][bit q of i]: one gather and one product, any k."""
+    rows, bits = _bits(vectors.shape[-2], vectors.device)
+    return vectors[..., rows, bits].prod(-2)
 
 
-def _kron_last(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """kron(a, k) over the last two axes, a the more significant factor."""
-    d = k.shape[-1]
-    lead = k.shape[:-2]
-    return (a[..., :, None, :, None] * k[..., None, :, None, :]).reshape(*lead, 2 * d, 2 * d)
+def _kron_others(vectors: torch.Tensor) -> torch.Tensor:
+    """(..., k, 2) -> (..., k, 2**k): for each q, the Kronecker product of the vectors with vector q replaced
+    by ones."""
+    k = vectors.shape[-2]
+    rows, bits = _bits(k, vectors.device)
+    picked = vectors[..., rows, bits]  # (..., k, 2^k)
+    eye = torch.eye(k, dtype=torch.bool, device=vectors.device)
+    spread = torch.where(eye[:, :, None], torch.ones_like(picked).unsqueeze(-3), picked.unsqueeze(-3))
+    return spread.prod(-2)
+
+
+_SELECTIONS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
+
+
+def _bit_selection(k: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(k, 2**k, 2): 1 where bit q of i equals c."""
+    key = (k, str(device), dtype)
+    if key not in _SELECTIONS:
+        _, bits = _bits(k, torch.device("cpu"))
+        _SELECTIONS[key] = torch.nn.functional.one_hot(bits, 2).to(dtype).to(device)
+    return _SELECTIONS[key]
+
+
+def _kron_matrices(mats: torch.Tensor) -> torch.Tensor:
+    """(..., k, 2, 2) -> (..., 2**k, 2**k): the Kronecker product, the last matrix the most significant."""
+    rows, bits = _bits(mats.shape[-3], mats.device)
+    return mats[..., rows[:, :, None], bits[:, :, None], bits[:, None, :]].prod(-3)
 
 
 class _Buffers:
-    """Two work buffers reused by the passes of one call (no autograd): no page faults per pass."""
+    """Work buffers reused by the passes of a call (no autograd), so passes do not page-fault fresh memory."""
 
     def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
         self.numel, self.dtype, self.device = numel, dtype, device
         self.buffers: list[torch.Tensor] = []
 
-    def other(self, current: torch.Tensor) -> torch.Tensor:
-        ptr = current.data_ptr()
+    def fresh(self) -> torch.Tensor:
+        return torch.empty(self.numel, dtype=self.dtype, device=self.device)
+
+    def other(self, *live: torch.Tensor) -> torch.Tensor:
+        """A buffer that none of the live tensors occupies."""
+        taken = {t.data_ptr() for t in live}
         for buffer in self.buffers:
-            if buffer.data_ptr() != ptr:
+            if buffer.data_ptr() not in taken:
                 return buffer
         buffer = torch.empty(self.numel, dtype=self.dtype, device=self.device)
         self.buffers.append(buffer)
@@ -200,18 +275,22 @@ class _Buffers:
 
 
 def _selection(size: int, dtype: torch.dtype) -> torch.Tensor:
-    """(4**size, 4 * size): T.flatten() @ S gives, per qubit of a block, the 2x2 partial trace of T."""
+    """(4 * 4**size, 8 * size), real: G.flatten() @ S gives, per qubit of a block, the 2x2 partial trace
+    (real and imaginary parts last) of T[j, i] = Σ conj(λ_j) ψ_i, where G[(j, c), (i, d)] is the real Gram
+    matrix of λ and ψ's (re, im) parts: T = (G_00 + G_11) + i (G_01 - G_10)."""
     d = 1 << size
-    sel = torch.zeros(d, d, size, 2, 2, dtype=dtype)
+    sel = torch.zeros(d, 2, d, 2, size, 2, 2, 2, dtype=dtype)
     idx = torch.arange(d)
     for bit in range(size):
-        a = (idx >> bit) & 1
-        others = idx & ~(1 << bit)
+        a = ((idx >> bit) & 1).tolist()
+        others = (idx & ~(1 << bit)).tolist()
         for j in range(d):
             for i in range(d):
-                if others[j] == others[i]:
-                    sel[j, i, bit, a[j], a[i]] = 1
-    return sel.reshape(d * d, size * 4)
+                if others[j] != others[i]:
+                    continue
+                for c, dd, part, sign in ((0, 0, 0, 1), (1, 1, 0, 1), (0, 1, 1, 1), (1, 0, 1, -1)):
+                    sel[j, c, i, dd, bit, a[j], a[i], part] = sign
+    return sel.reshape(4 * d * d, 8 * size)
 
 
 class StatevectorProgram:
@@ -233,6 +312,38 @@ class StatevectorProgram:
         self._readout_cache: dict[ReadoutPlan, list] = {}
         self._fast_readout: dict[ReadoutPlan, list] = {}
         self._forward_cache: tuple | None = None
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_local", None)
+        state["_forward_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _buffers(self, numel: int) -> _Buffers | None:
+        """Work buffers for passes without autograd: kept per thread between calls while small enough."""
+        if numel < BUFFER_MIN:
+            return None
+        itemsize = 16 if self.dtype == torch.complex128 else 8
+        # A call holds at most three buffers (ψ, λ and the next output).
+        if 3 * numel * itemsize > PERSISTENT_BYTES:
+            return _Buffers(numel, self.dtype, self.device)
+        store = getattr(self._local, "buffers", None)
+        if store is None:
+            store = self._local.buffers = {}
+        if numel not in store:
+            if 3 * itemsize * (sum(store) + numel) > PERSISTENT_BYTES:
+                store.clear()
+            store[numel] = _Buffers(numel, self.dtype, self.device)
+        return store[numel]
+
+    def release_buffers(self) -> None:
+        """Drop this thread's work buffers (they are re-made on the next call)."""
+        self._local = threading.local()
 
     @property
     def state_passes(self) -> int:
@@ -350,7 +461,7 @@ class StatevectorProgram:
         self._block_counts = block_counts
         self._block_sizes = sorted(block_counts)
         self._qubit_groups = qubit_groups
-        self._selections = {size: _selection(size, self.dtype).to(dev) for size in self._block_sizes}
+        self._selections = {size: _selection(size, self.real_dtype).to(dev) for size in self._block_sizes}
         L = self.max_group
         slots = torch.full((len(groups), L), self._identity_index, dtype=torch.long)
         generators = torch.zeros(len(groups), L, 2, 2, dtype=self.dtype)
@@ -401,6 +512,13 @@ class StatevectorProgram:
         self._group_rows = torch.tensor(rows, dtype=torch.long, device=dev)
         # The first stage acts on |0...0> when no initial state is given: a product state.
         self._product_start = bool(self.ops) and isinstance(self.ops[0], SingleStage)
+        self._ket0 = torch.tensor([[1.0, 0.0]], dtype=self.dtype, device=dev)
+        if self._product_start:
+            first = self.ops[0]
+            index = torch.full((n,), len(first.groups), dtype=torch.long)
+            for j, group in enumerate(first.groups):
+                index[group.qubit] = j
+            first.column_index = index.to(dev)
         self._env_first = self._product_start and n >= ENV_MIN_QUBITS
         if self._env_first:
             env_rows = list(rows)
@@ -461,10 +579,7 @@ class StatevectorProgram:
                 j += 1
             count = j - i
             mats = per_qubit[:, bit:bit + size * count].reshape(batch, count, size, 2, 2)
-            block = mats[:, :, 0]
-            for q in range(1, size):
-                block = _kron_last(mats[:, :, q], block)
-            blocks.extend(block.unbind(1))
+            blocks.extend(_kron_matrices(mats).unbind(1))
             bit += size * count
             i = j
         return blocks
@@ -491,15 +606,13 @@ class StatevectorProgram:
     def _first_columns(self, op: SingleStage, fused: torch.Tensor) -> torch.Tensor:
         """(batch, n, 2): each qubit's state after the first stage acts on |0>."""
         batch = fused.shape[0]
-        zero = torch.zeros(batch, 1, 2, dtype=fused.dtype, device=fused.device)
-        zero[:, 0, 0] = 1
-        index = torch.full((self.n,), len(op.groups), dtype=torch.long, device=fused.device)
-        for j, group in enumerate(op.groups):
-            index[group.qubit] = j
         first = fused[:, op.group_offset:op.group_offset + len(op.groups), :, 0]
-        return torch.cat([first, zero], 1)[:, index]
+        if len(op.groups) == self.n:  # every qubit has a group, in qubit order
+            return first
+        zero = self._ket0.to(fused.dtype).expand(batch, 1, 2)
+        return torch.cat([first, zero], 1)[:, op.column_index]
 
-    def _product_state(self, op: SingleStage, fused: torch.Tensor) -> torch.Tensor:
+    def _product_state(self, op: SingleStage, fused: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The first stage applied to |0...0>: the Kronecker product of each qubit's first column."""
         columns = self._first_columns(op, fused)  # (batch, n, 2)
         batch = columns.shape[0]
@@ -509,8 +622,12 @@ class StatevectorProgram:
             parts.append(_kron_vectors(columns[:, bit:bit + size]))
             bit += size
         psi = parts[0]
-        for part in parts[1:]:
-            psi = (part[:, :, None] * psi[:, None, :]).reshape(batch, -1)
+        for i, part in enumerate(parts[1:]):
+            if out is not None and i == len(parts) - 2:
+                target = out[:batch * part.shape[1] * psi.shape[1]].view(batch, part.shape[1], psi.shape[1])
+                psi = torch.mul(part[:, :, None], psi[:, None, :], out=target).view(batch, -1)
+            else:
+                psi = (part[:, :, None] * psi[:, None, :]).reshape(batch, -1)
         return psi
 
     def run(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
@@ -522,30 +639,35 @@ class StatevectorProgram:
         fused = self._group_matrices(slot_mats) if self.groups else None
         blocks: dict[int, list[torch.Tensor]] = {}
         ops = self.ops
+        buffers = None if tracking else self._buffers(batch * self.dim)
         if init is None and self._product_start:
-            psi = self._product_state(ops[0], fused)
             ops = ops[1:]
+            # An intermediate state may live in a work buffer; the result of the call never does.
+            work = buffers.other(angles) if buffers is not None and ops else None
+            psi = self._product_state(self.ops[0], fused, work)
         else:
             psi = self.initial(batch, init)
-        buffers = None if tracking or batch * self.dim < BUFFER_MIN else _Buffers(batch * self.dim, self.dtype,
-                                                                                   self.device)
-        for op in ops:
+        last = len(ops) - 1
+        for position, op in enumerate(ops):
             if isinstance(op, PermOp):
                 if buffers is None:
                     psi = permute(psi, op)
                 else:
-                    out = buffers.other(psi).view(batch, self.dim)
+                    # The result leaves this call: the last op writes fresh memory, never a work buffer.
+                    out = (buffers.fresh() if position == last else buffers.other(psi)).view(batch, self.dim)
                     torch.gather(psi, 1, op.perm.expand(batch, -1), out=out)
                     psi = out.mul_(op.phase) if op.phase is not None else out
             elif op.chunks is not None:
                 stage_blocks = blocks[id(op)] = self._stage_blocks(op, fused)
-                for block in stage_blocks:
+                for c, block in enumerate(stage_blocks):
                     size = block.shape[-1]
                     source = psi.reshape(batch, -1, size).transpose(1, 2)
                     if buffers is None:
                         psi = torch.matmul(block, source)
                     else:
-                        psi = torch.bmm(block, source, out=buffers.other(psi).view(batch, size, -1))
+                        final = position == last and c == len(stage_blocks) - 1
+                        target = buffers.fresh() if final else buffers.other(psi)
+                        psi = torch.bmm(block, source, out=target.view(batch, size, -1))
                 psi = psi.reshape(batch, -1)
             else:
                 for j, group in enumerate(op.groups):
@@ -596,7 +718,7 @@ class StatevectorProgram:
         return torch.stack(columns, 1)
 
     def _readout_terms(self, plan: ReadoutPlan) -> list:
-        """Per X/Y flip mask: (terms tensor, flip index or None, low signs, high signs or None, is_real).
+        """Per X/Y flip mask: (terms, flip index or None, low signs, high signs or None, is_real, low signs twice).
 
         A Pauli term's sign over basis states factorises into the low and high halves of the index,
         so large circuits never build a (2**n, terms) matrix.
@@ -621,8 +743,11 @@ class StatevectorProgram:
                 high = self._signs(zmasks, self.n - low_bits, low_bits).to(torch.complex128) * factors
             cast = (lambda t: t.real.to(self.real_dtype)) if is_real else (lambda t: t.to(self.dtype))
             flip = (torch.arange(self.dim) ^ xmask).to(self.device) if xmask else None
-            result.append((torch.tensor(terms, device=self.device), flip, cast(low).to(self.device),
-                           None if high is None else cast(high).to(self.device), is_real))
+            low = cast(low).to(self.device)
+            # Signs repeated for the real and imaginary parts: |ψ|² summed inside the product.
+            low2 = low.repeat_interleave(2, dim=0) if flip is None and is_real else None
+            result.append((torch.tensor(terms, device=self.device), flip, low,
+                           None if high is None else cast(high).to(self.device), is_real, low2))
         self._fast_readout[plan] = result
         return result
 
@@ -631,13 +756,19 @@ class StatevectorProgram:
         batch = psi.shape[0]
         groups = self._readout_terms(plan)
         out = None
-        probs = None
-        for terms, flip, low, high, is_real in groups:
+        squares = None
+        for terms, flip, low, high, is_real, low2 in groups:
             if flip is None:
-                if probs is None:
+                if squares is None:
                     pr = torch.view_as_real(psi)
-                    probs = (pr * pr).sum(-1)
-                prod = probs
+                    buffers = None if (torch.is_grad_enabled() and psi.requires_grad) else \
+                        self._buffers(batch * self.dim)
+                    if buffers is not None and psi.is_contiguous():
+                        work = torch.view_as_real(buffers.other(psi).view(batch, self.dim))
+                        squares = torch.mul(pr, pr, out=work).view(batch, -1)
+                    else:
+                        squares = (pr * pr).reshape(batch, -1)  # (batch, 2 * dim): re², im² interleaved
+                prod, low = squares, low2
             else:
                 flipped = torch.gather(psi, 1, flip.expand(batch, -1))
                 prod = psi.conj() * flipped
@@ -646,7 +777,7 @@ class StatevectorProgram:
             if high is None:
                 values = prod @ low
             else:
-                values = ((prod.reshape(batch, high.shape[0], low.shape[0]) @ low) * high).sum(1)
+                values = ((prod.reshape(batch, high.shape[0], -1) @ low) * high).sum(1)
             if not is_real:
                 values = values.real
             if len(groups) == 1:
@@ -684,15 +815,19 @@ class StatevectorProgram:
             weights = upstream[:, self._marginal_index(plan)]
             return psi * weights
         lam = None
-        for terms, flip, low, high, is_real in self._readout_terms(plan):
-            g = upstream[:, terms].to(low.dtype)
+        for terms, flip, low, high, is_real, _ in self._readout_terms(plan):
+            # Complex weights straight from the product: complex x complex is one pass, real x complex is not.
+            g = upstream[:, terms].to(self.dtype)
+            low = low.to(self.dtype)
             if high is None:
                 weight = g @ low.transpose(0, 1)
             else:
-                weight = ((g[:, None, :] * high) @ low.transpose(0, 1)).reshape(batch, -1)
+                weight = ((g[:, None, :] * high.to(self.dtype)) @ low.transpose(0, 1)).reshape(batch, -1)
             source = psi if flip is None else torch.gather(psi, 1, flip.expand(batch, -1))
-            term = source * weight
-            lam = term if lam is None else lam + term
+            if lam is None:
+                lam = torch.mul(source, weight, out=weight)
+            else:
+                lam = lam + source * weight
         return lam
 
     # -- adjoint differentiation ----------------------------------------------------------------
@@ -701,7 +836,7 @@ class StatevectorProgram:
         """Reverse sweep: ∂/∂θ_g of Re⟨λ_final|ψ⟩-weighted readouts for every rotation gate.
 
         psi is the final state, lam = Σ_k g_k O_k ψ. Walks the stages backwards, undoing each on both
-        vectors (held together as one (2 * batch, 2**n) tensor). Per dense block one reduction gives
+        vectors (in reused work buffers). Per dense block one reduction gives
         T[j, i] = Σ_rest conj(λ[j, rest]) ψ[i, rest] on the block's qubits; after the sweep every
         rotation gradient follows from 2x2 algebra on the partial traces of these, for all stages
         at once. When the first stage acted on |0...0>, ψ after it is a product state: its qubits'
@@ -717,71 +852,50 @@ class StatevectorProgram:
             ops = self.ops
             use_env = self._env_first and init_is_zero and not need_initial
             stop = 1 if use_env else 0
-            buffers = _Buffers(2 * batch * dim, self.dtype, self.device) if 2 * batch * dim >= BUFFER_MIN else None
-            position = len(ops) - 1
-            if buffers is not None:
-                pair = buffers.other(psi).view(2 * batch, dim)
-            else:
-                pair = torch.empty(2 * batch, dim, dtype=self.dtype, device=self.device)
-            last = ops[position] if ops else None
-            if isinstance(last, PermOp) and position >= stop:
-                index = last.inverse.expand(batch, -1)
-                torch.gather(psi.to(self.dtype), 1, index, out=pair[:batch])
-                torch.gather(lam.to(self.dtype) if last.phase is None else lam * last.phase.conj(), 1, index,
-                             out=pair[batch:])
-                if last.phase is not None:
-                    pair[:batch].mul_(last.phase.conj()[last.inverse])
-                position -= 1
-            else:
-                pair[:batch].copy_(psi)
-                pair[batch:].copy_(lam)
+            buffers = self._buffers(batch * dim)
+
+            def target(*live: torch.Tensor) -> torch.Tensor | None:
+                return None if buffers is None else buffers.other(*live).view(batch, dim)
+
+            psi_t, lam_t = psi.to(self.dtype), lam.to(self.dtype)
             reductions: dict[int, list] = {size: [None] * count for size, count in self._block_counts.items()}
             qubit_rows: dict[int, torch.Tensor] = {}
             env_rows = None
-            for position in range(position, stop - 1, -1):
+            for position in range(len(ops) - 1, stop - 1, -1):
                 op = ops[position]
                 if isinstance(op, PermOp):
-                    if use_env and position == stop:
-                        pair = unpermute(pair[batch:], op)  # only λ is needed below
-                        continue
-                    if buffers is None:
-                        pair = unpermute(pair, op)
-                    else:
-                        out = buffers.other(pair).view(2 * batch, dim)
-                        source = pair if op.phase is None else pair * op.phase.conj()
-                        pair = torch.gather(source, 1, op.inverse.expand(2 * batch, -1), out=out)
+                    lam_t = _unpermute_into(lam_t, op, target(psi_t, lam_t))
+                    if not (use_env and position == stop):  # below the product state only λ is needed
+                        psi_t = _unpermute_into(psi_t, op, target(psi_t, lam_t))
                     continue
                 final = position == 0 and not need_initial
+                # Below the last stage that reduces, ψ is not needed (the product state uses λ alone).
+                psi_last = position == stop or (use_env and position == stop + 1 and isinstance(ops[stop], PermOp))
                 if op.chunks is not None:
                     stage_blocks = blocks.get(id(op)) or self._stage_blocks(op, fused)
                     for c, (size, block) in enumerate(zip(op.chunks, stage_blocks)):
-                        width = 1 << size
                         if op.reduce[c]:
-                            real = torch.view_as_real(pair).view(2 * batch, -1, 2 * width)
-                            reductions[size][op.chunk_offset[c]] = real[batch:].transpose(1, 2) @ real[:batch]
+                            reductions[size][op.chunk_offset[c]] = _gram(psi_t, lam_t, 1 << size)
                         if final and not any(op.reduce[c + 1:]):
                             break
                         undo = block.mH
-                        undo = torch.cat([undo, undo])
-                        source = pair.view(2 * batch, -1, width).transpose(1, 2)
-                        if buffers is None:
-                            pair = torch.bmm(undo, source)
-                        else:
-                            pair = torch.bmm(undo, source, out=buffers.other(pair).view(2 * batch, width, -1))
-                        pair = pair.view(2 * batch, dim)
+                        if not (psi_last and use_env and not any(op.reduce[c + 1:])):
+                            psi_t = _apply_block(psi_t, undo, target(psi_t, lam_t))
+                        lam_t = _apply_block(lam_t, undo, target(psi_t, lam_t))
                 else:
                     for j, group in enumerate(op.groups):
                         gi = op.group_offset + j
                         if op.reduce[j]:
-                            view = pair.view(2, batch, -1, 2, 1 << group.qubit)
-                            qubit_rows[gi] = torch.einsum("bhil,bhjl->bji", view[0], view[1].conj())
+                            lo = 1 << group.qubit
+                            qubit_rows[gi] = torch.einsum("bhil,bhjl->bji", psi_t.view(batch, -1, 2, lo),
+                                                          lam_t.view(batch, -1, 2, lo).conj())
                         undo = fused[:, gi].mH
-                        pair = apply_single(pair, torch.cat([undo, undo]), group.qubit)
+                        psi_t = apply_single(psi_t, undo, group.qubit)
+                        lam_t = apply_single(lam_t, undo, group.qubit)
             if use_env:
-                lam_first = pair[batch:] if pair.shape[0] == 2 * batch else pair
-                env_rows = self._environment_rows(lam_first, self._first_columns(ops[0], fused))
+                env_rows = self._environment_rows(lam_t, self._first_columns(ops[0], fused))
             grads = self._rotation_grads(slot_mats, reductions, qubit_rows, env_rows, batch)
-            initial_grad = 2 * pair[batch:].real if need_initial else None
+            initial_grad = 2 * lam_t.real if need_initial else None
         return grads, initial_grad
 
     def _environment_rows(self, lam: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -789,11 +903,15 @@ class StatevectorProgram:
         with conj(v_p) on every other qubit p: two reads of λ, then ever smaller tensors."""
         batch = lam.shape[0]
         conj = columns.conj()
-        mus: list[torch.Tensor | None] = [None] * self.n
+        leaves: list[torch.Tensor] = []  # (batch, size, 2) per leaf, in qubit order
 
         def split(tensor: torch.Tensor, lo: int, hi: int) -> None:
-            if hi - lo == 1:
-                mus[lo] = tensor
+            if hi - lo <= ENV_LEAF:
+                # A few qubits left: for each q, weight by the other qubits' states and sum by bit q.
+                size = hi - lo
+                others = _kron_others(conj[:, lo:hi])  # (batch, size, 2^size)
+                leaves.append(torch.einsum("bqi,qic->bqc", others * tensor.unsqueeze(1),
+                                           _bit_selection(size, lam.device, lam.dtype)))
                 return
             mid = (lo + hi) // 2
             low_state = _kron_vectors(conj[:, lo:mid])  # (batch, 2^(mid-lo))
@@ -803,7 +921,7 @@ class StatevectorProgram:
             split(torch.bmm(matrix, low_state.unsqueeze(2)).squeeze(2), mid, hi)
 
         split(lam.reshape(batch, -1), 0, self.n)
-        mu = torch.stack(mus, 1)  # (batch, n, 2)
+        mu = leaves[0] if len(leaves) == 1 else torch.cat(leaves, 1)  # (batch, n, 2)
         return mu.conj()[..., :, None] * columns[..., None, :]
 
     def _rotation_grads(self, slot_mats, reductions, qubit_rows, env_rows, batch) -> torch.Tensor:
@@ -821,12 +939,9 @@ class StatevectorProgram:
                         zero = torch.zeros(batch, 2 * width, 2 * width, dtype=self.real_dtype, device=self.device)
                     item = zero
                 filled.append(item)
-            gram = torch.stack(filled, 1).view(batch, len(filled), width, 2, width, 2)
-            # Real Gram G[(j, c), (i, d)] of λ and ψ -> T[j, i] = Σ conj(λ_j) ψ_i.
-            t = torch.complex(gram[:, :, :, 0, :, 0] + gram[:, :, :, 1, :, 1],
-                              gram[:, :, :, 0, :, 1] - gram[:, :, :, 1, :, 0]).to(self.dtype)
-            parts.append((t.reshape(batch, len(filled), width * width) @ self._selections[size])
-                         .reshape(batch, len(filled) * size, 2, 2))
+            gram = filled[0].unsqueeze(1) if len(filled) == 1 else torch.stack(filled, 1)  # (batch, count, 2D, 2D)
+            traces = gram.reshape(batch, len(filled), -1) @ self._selections[size]  # (batch, count, 8 * size)
+            parts.append(torch.view_as_complex(traces.view(batch, len(filled) * size, 2, 2, 2)).to(self.dtype))
         zero2 = torch.zeros(batch, 1, 2, 2, dtype=self.dtype, device=self.device)
         if self._qubit_groups:
             parts.append(torch.stack([qubit_rows.get(gi, zero2[:, 0]) for gi in self._qubit_groups], 1))

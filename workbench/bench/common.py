@@ -152,17 +152,18 @@ class Stepper:
 
 
 def alternate(steppers: dict[str, Stepper], *, repeats: int, rounds: int, budget_s: float | None = None,
-              per_step_cap_s: float | None = None, warmup: int = 1, progress: Callable[[str], None] | None = None
-              ) -> dict[str, dict]:
+              per_step_cap_s: float | None = None, warmup: int = 1, min_round_s: float = 0.25,
+              progress: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Warm every stepper up, then time them in rounds, rotating the order each round, so drift on a
-    shared machine falls on all configurations alike. Each round gives each stepper `repeats` steps,
+    shared machine falls on all configurations alike. Each round gives each stepper `repeats` steps
+    (more for fast ones, up to `min_round_s` of steps, so their medians shrug off scheduler spikes),
     fewer when its steps would overrun the budget."""
     warm: dict[str, float] = {}
     for name, stepper in steppers.items():
         if progress:
             progress(f"warming {name}")
         t = 0.0
-        for _ in range(max(1, warmup)):
+        for _ in range(warmup):
             t = stepper.step(record=False)
         warm[name] = t
     names = list(steppers)
@@ -172,10 +173,10 @@ def alternate(steppers: dict[str, Stepper], *, repeats: int, rounds: int, budget
         order = names[r % len(names):] + names[:r % len(names)] if names else []
         for name in order:
             stepper = steppers[name]
-            estimate = max(warm[name], min(stepper.samples["step"] or [warm[name]]))
+            estimate = min(stepper.samples["step"]) if stepper.samples["step"] else warm[name]
             if per_step_cap_s is not None and estimate > per_step_cap_s and stepper.samples["step"]:
                 continue  # one timed step of a very slow configuration is enough
-            count = repeats
+            count = max(repeats, min(50, int(min_round_s / max(estimate, 1e-6))))
             share = total_budget / max(1, len(names) * rounds)
             if estimate * count > share:
                 count = max(1, int(share / max(estimate, 1e-9)))
@@ -186,7 +187,8 @@ def alternate(steppers: dict[str, Stepper], *, repeats: int, rounds: int, budget
     results = {}
     for name, stepper in steppers.items():
         results[name] = stepper.summary()
-        results[name]["warm_ms"] = warm[name] * 1e3
+        if warmup:
+            results[name]["warm_ms"] = warm[name] * 1e3
     return results
 
 
@@ -217,6 +219,14 @@ def _status_kb(pattern: re.Pattern) -> int | None:
     except OSError:
         return None
     return int(match.group(1)) * 1024 if match else None
+
+
+def release_work_buffers(model) -> None:
+    """Let a measured step allocate the engine's reusable work buffers, so peaks include them."""
+    for layer in getattr(model, "quantum_layers", {}).values():
+        program = getattr(layer, "program", None)
+        if program is not None and hasattr(program, "release_buffers"):
+            program.release_buffers()
 
 
 class PeakMemory:

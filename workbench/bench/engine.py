@@ -107,16 +107,18 @@ def time_configs(spec, configs, *, batch: int, repeats: int, rounds: int, max_se
                               per_step_cap_s=max_seconds / 4, progress=progress)
         for key, summary in timings.items():
             factor = scale[key]
-            for name in ("forward_ms", "backward_ms", "optimizer_ms", "step_ms", "warm_ms"):
-                if summary.get(name) is not None and name != "optimizer_ms":
-                    summary[name] *= factor
+            if factor != 1:
+                for name in ("forward_ms", "backward_ms", "warm_ms"):
+                    if summary.get(name) is not None:
+                        summary[name] *= factor
+                summary["step_ms"] = summary["forward_ms"] + summary["backward_ms"] + summary["optimizer_ms"]
             rows[key].update(summary)
     return list(rows.values())
 
 
 def run_engine(qubits=C.DEFAULT_QUBITS, batch: int = C.DEFAULT_BATCH, repeats: int = 3, rounds: int = 3, *,
                template: str | None = None, spec=None, max_seconds: float = 60.0, shift_qubits: int | None = 10,
-               threads: int | None = 1, device: str = "cpu", configs=CONFIGS,
+               threads: int | None = 1, device: str = "cpu", configs=CONFIGS, shift_target: str = "qpp-cpu",
                progress: Callable[[str], None] | None = None) -> dict:
     C.set_threads(threads)
     given = C.resolve_spec(template, spec)
@@ -143,12 +145,12 @@ def run_engine(qubits=C.DEFAULT_QUBITS, batch: int = C.DEFAULT_BATCH, repeats: i
             C.check(result, "adjoint backward / forward", ratio, f"<= {ADJOINT_RATIO_TARGET:g}",
                     met=ratio <= ADJOINT_RATIO_TARGET, n=row["n"], executor=row["executor"])
     if shift_qubits:
-        _shift_ratio(result, given, shift_qubits, batch, repeats, max_seconds, device, progress)
+        _shift_ratio(result, given, shift_qubits, batch, repeats, max_seconds, device, progress, shift_target)
     return C.finish(result)
 
 
 def _shift_ratio(result: dict, given, n: int, batch: int, repeats: int, max_seconds: float, device: str,
-                 progress) -> None:
+                 progress, target: str = "qpp-cpu") -> None:
     """CUDA-Q adjoint against CUDA-Q parameter shift on one network (the shifted circuits timed on a smaller
     batch and scaled linearly when a full step would exceed the cap)."""
     reason = C.cudaq_available()
@@ -161,7 +163,7 @@ def _shift_ratio(result: dict, given, n: int, batch: int, repeats: int, max_seco
         return
     if progress:
         progress(f"engine: CUDA-Q adjoint vs parameter shift at {n} qubits")
-    rows = time_configs(spec_n, (("qpp-cpu", "adjoint"), ("qpp-cpu", "parameter_shift")), batch=batch,
+    rows = time_configs(spec_n, ((target, "adjoint"), (target, "parameter_shift")), batch=batch,
                         repeats=max(1, min(repeats, 2)), rounds=1, max_seconds=max_seconds, device=device,
                         progress=progress, allow_extrapolation=True)
     adjoint, shift = rows
@@ -169,6 +171,7 @@ def _shift_ratio(result: dict, given, n: int, batch: int, repeats: int, max_seco
         row["n"] = n
         row["purpose"] = "shift-ratio"
     result["shift_ratio_rows"] = rows
+    result["config"]["shift_target"] = target
     if adjoint["status"] != "ok" or shift["status"] != "ok":
         why = adjoint["reason"] or shift["reason"]
         C.check(result, "CUDA-Q adjoint speed-up over parameter shift", None, f">= {SHIFT_RATIO_TARGET:g}",

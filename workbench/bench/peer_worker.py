@@ -139,6 +139,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(int(threads))
     worker = Worker(framework)
     out = sys.stdout
+    # Import at once, so that workers started together import their frameworks in parallel.
+    t0 = time.perf_counter()
+    try:
+        _import(framework)
+        import_error = None
+    except Exception as err:  # reported on hello
+        import_error = f"{type(err).__name__}: {err}"
+    import_s = time.perf_counter() - t0
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -149,10 +157,11 @@ def main(argv: list[str] | None = None) -> None:
             if cmd == "quit":
                 break
             if cmd == "hello":
-                t0 = time.perf_counter()
-                _import(framework)
-                resp = {"ok": True, "framework": framework, "versions": _versions(framework),
-                        "import_s": time.perf_counter() - t0, "threads": torch.get_num_threads()}
+                if import_error:
+                    resp = {"error": import_error}
+                else:
+                    resp = {"ok": True, "framework": framework, "versions": _versions(framework),
+                            "import_s": import_s, "threads": torch.get_num_threads()}
             elif cmd == "time":
                 resp = worker.time(req)
             elif cmd == "grad":

@@ -26,6 +26,7 @@ from .peer_worker import MARKER
 
 PEER_SPEEDUP_TARGET = 2.0
 CUDAQ_SHIFT_TARGET = 20.0
+CUDAQ_SHIFT_QUBITS = 12
 GRAD_TOLERANCE = 1e-5
 _FRAMEWORK_MODULES = {"workbench": "workbench", "pennylane": "pennylane", "qiskit": "qiskit_machine_learning",
                       "torchquantum": "torchquantum", "cudaq": "cudaq"}
@@ -153,18 +154,20 @@ def run_peers(qubits=(4, 8, 12), batch: int = C.DEFAULT_BATCH, repeats: int = 3,
     active: list[str] = []
     timeout = max(600.0, 12 * max_seconds)
     try:
+        for variant in variants:  # start every worker first: they import their frameworks side by side
+            framework = FRAMEWORK_OF[variant]
+            if not installed(variant) and framework not in processes:
+                if progress:
+                    progress(f"peers: starting the {framework} worker")
+                processes[framework] = PeerProcess(framework, threads)
         for variant in variants:
             info = {"variant": variant, "description": VARIANTS[variant][1], "framework": FRAMEWORK_OF[variant]}
             result["peers"][variant] = info
             reason = installed(variant)
             if not reason:
                 framework = FRAMEWORK_OF[variant]
-                if framework not in processes:
-                    if progress:
-                        progress(f"peers: starting the {framework} worker")
-                    processes[framework] = PeerProcess(framework, threads)
-                    hello = processes[framework].request({"cmd": "hello"}, timeout=timeout)
-                    processes[framework].hello = hello
+                if not processes[framework].hello:
+                    processes[framework].hello = processes[framework].request({"cmd": "hello"}, timeout=timeout)
                 hello = processes[framework].hello
                 if "error" in hello:
                     reason = f"{framework} does not import cleanly: {hello['error']}"
@@ -243,9 +246,12 @@ def _speed_checks(result: dict, qubits) -> None:
         adjoint = next((r for r in at_n if r["variant"] == "workbench-qpp-adjoint"), None)
         shift = next((r for r in at_n if r["variant"] == "cudaq-parameter-shift"), None)
         if adjoint and shift:
+            # The target is set at 12 qubits; elsewhere the ratio is reported for information.
             ratio = shift["step_ms"] / adjoint["step_ms"]
+            at_target = n == CUDAQ_SHIFT_QUBITS
             C.check(result, "CUDA-Q adjoint (workbench) vs hand-written CUDA-Q parameter shift", ratio,
-                    f">= {CUDAQ_SHIFT_TARGET:g}", met=ratio >= CUDAQ_SHIFT_TARGET, n=n,
+                    f">= {CUDAQ_SHIFT_TARGET:g}" + ("" if at_target else f" (at {CUDAQ_SHIFT_QUBITS} qubits)"),
+                    met=ratio >= CUDAQ_SHIFT_TARGET if at_target else None, n=n,
                     shift_measured_batch=shift.get("measured_batch", shift["batch"]))
 
 

@@ -1,0 +1,5 @@
+"""`python -m workbench.bench ...`: the benchmark command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""`workbench bench ...` (also `python -m workbench.bench ...`): the benchmark suites on the command line.
+
+Every command prints its table, writes the JSON result (--out) and optionally a self-contained HTML report
+(--html). Without --template/--spec a suite runs the standard workload at each of --qubits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks: engine speed, gradient methods, scaling, peer frameworks, classical "
+                             "baseline.", no_args_is_help=True, add_completion=False)
+
+_TEMPLATE = typer.Option(None, "--template", help="A starter template by name (see `workbench templates`).")
+_SPEC = typer.Option(None, "--spec", help="A spec JSON file.", exists=False, dir_okay=False)
+_OUT = typer.Option(None, "--out", help="Where to write the JSON result [default: bench-<suite>.json].")
+_HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report (charts work offline).")
+_THREADS = typer.Option(1, "--threads", help="Threads for torch, OpenMP and BLAS in every framework (0: library "
+                                             "defaults). One per framework keeps a shared machine's numbers stable.")
+
+
+def _threads(threads: int) -> int | None:
+    """Thread settings must be in the environment before CUDA-Q's OpenMP starts."""
+    if threads and threads > 0:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        return threads
+    return None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(console):
+    return lambda message: console.print(f"[dim]{message}[/dim]")
+
+
+def _qubits(text: str) -> list[int]:
+    from .common import parse_ints
+
+    try:
+        return parse_ints(text, ())
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+def _finish(result: dict, suite: str, out: Optional[Path], html: Optional[Path]) -> None:
+    from rich.console import Console
+
+    from .report import print_result, write_html, write_json
+
+    print_result(result, Console(width=None if sys.stdout.isatty() else 160))
+    path = write_json(result, out or Path(f"bench-{suite}.json"))
+    console = _console()
+    console.print(f"wrote {path}")
+    if html:
+        console.print(f"wrote {write_html(result, html)}")
+    failed = [c for c in result.get("checks", []) if c.get("met") is False]
+    if failed:
+        console.print(f"[yellow]{len(failed)} target(s) not met on this run (see the targets table)[/yellow]")
+
+
+def _spec_arg(spec: Optional[Path]) -> Optional[str]:
+    return str(spec) if spec else None
+
+
+@bench_app.command()
+def engine(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
+           qubits: str = typer.Option("4,8,12,16", "--qubits", help="Qubit counts of the standard workload."),
+           batch: int = typer.Option(32, "--batch", min=1), repeats: int = typer.Option(3, "--repeats", min=1),
+           rounds: int = typer.Option(3, "--rounds", min=1, help="Alternating rounds over the configurations."),
+           max_seconds: float = typer.Option(60.0, "--max-seconds", help="Skip a configuration whose step is "
+                                                                         "forecast above this."),
+           shift_qubits: int = typer.Option(10, "--shift-qubits", help="Qubits for CUDA-Q adjoint vs parameter shift "
+                                                                       "(0: skip)."),
+           threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+    """Time per training step (forward / backward split) for every executor x gradient method."""
+    threads_ = _threads(threads)
+    from .engine import run_engine
+
+    console = _console()
+    result = run_engine(_qubits(qubits), batch, repeats, rounds, template=template, spec=_spec_arg(spec),
+                        max_seconds=max_seconds, shift_qubits=shift_qubits or None, threads=threads_,
+                        progress=_progress(console))
+    _finish(result, "engine", out, html)
+
+
+@bench_app.command()
+def gradient(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
+             qubits: str = typer.Option("4,8", "--qubits", help="Qubit counts of the standard workload."),
+             batch: int = typer.Option(32, "--batch", min=1, help="Largest batch (the sweep also runs batch/4)."),
+             batches: Optional[str] = typer.Option(None, "--batches", help="Batch sizes, e.g. 8,32 (overrides "
+                                                                           "--batch)."),
+             repeats: int = typer.Option(3, "--repeats", min=1), rounds: int = typer.Option(2, "--rounds", min=1),
+             max_seconds: float = typer.Option(30.0, "--max-seconds"),
+             tolerance: float = typer.Option(1e-4, "--tolerance", help="Relative gradient error a recommendation "
+                                                                       "accepts."),
+             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+    """Time, peak memory and gradient error of every method on every target; then a recommendation."""
+    threads_ = _threads(threads)
+    from .gradient import run_gradient
+
+    sizes = _qubits(batches) if batches else sorted({max(1, batch // 4), batch})
+    console = _console()
+    result = run_gradient(_qubits(qubits), sizes, repeats, rounds, template=template, spec=_spec_arg(spec),
+                          max_seconds=max_seconds, threads=threads_, tolerance=tolerance, progress=_progress(console))
+    _finish(result, "gradient", out, html)
+
+
+@bench_app.command()
+def scaling(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
+            qubits: Optional[str] = typer.Option(None, "--qubits", help="Qubit counts [default: 4, 6, 8, ... until "
+                                                                        "the budget or memory runs out]."),
+            batch: int = typer.Option(32, "--batch", min=1),
+            batches: str = typer.Option("1,4,16,64,256", "--batches", help="Batch sizes of the batch sweep."),
+            batch_qubits: int = typer.Option(12, "--batch-qubits", help="Qubits of the batch sweep (0: skip)."),
+            repeats: int = typer.Option(2, "--repeats", min=1), rounds: int = typer.Option(2, "--rounds", min=1),
+            max_seconds: float = typer.Option(30.0, "--max-seconds", help="Time budget per step: an executor stops "
+                                                                          "growing when its next size would exceed "
+                                                                          "it."),
+            max_qubits: int = typer.Option(30, "--max-qubits"),
+            threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+    """Time and peak memory per step as qubits and batch grow, beside the memory-bandwidth limit."""
+    threads_ = _threads(threads)
+    from .scaling import run_scaling
+
+    console = _console()
+    result = run_scaling(_qubits(qubits) if qubits else None, batch, _qubits(batches) if batches else (), repeats,
+                         rounds, template=template, spec=_spec_arg(spec), max_seconds=max_seconds,
+                         max_qubits=max_qubits, batch_qubits=batch_qubits or None, threads=threads_,
+                         progress=_progress(console))
+    _finish(result, "scaling", out, html)
+
+
+@bench_app.command()
+def peers(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
+          qubits: str = typer.Option("4,8,12", "--qubits"), batch: int = typer.Option(32, "--batch", min=1),
+          repeats: int = typer.Option(3, "--repeats", min=1), rounds: int = typer.Option(3, "--rounds", min=1),
+          max_seconds: float = typer.Option(60.0, "--max-seconds", help="Above this forecast step time a peer is "
+                                                                        "timed on a smaller batch and scaled."),
+          grad_qubits: str = typer.Option("4,8", "--grad-qubits", help="Qubit counts of the gradient-agreement "
+                                                                       "check."),
+          grad_batch: int = typer.Option(4, "--grad-batch", min=1, help="Samples in the gradient-agreement check."),
+          only: Optional[str] = typer.Option(None, "--only", help="Comma-separated peer variants to run."),
+          threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+    """The same workload in PennyLane, TorchQuantum, Qiskit ML and hand-written CUDA-Q vs the workbench."""
+    threads_ = _threads(threads)
+    from .peers import run_peers
+
+    console = _console()
+    variants = [v.strip() for v in only.split(",")] if only else None
+    if variants and "workbench-torch-backprop" not in variants:
+        variants.append("workbench-torch-backprop")  # the gradient reference
+    try:
+        result = run_peers(_qubits(qubits), batch, repeats, rounds, max_seconds=max_seconds, threads=threads_,
+                           grad_qubits=_qubits(grad_qubits), grad_batch=grad_batch, variants=variants,
+                           template=template,
+                           spec=_spec_arg(spec), progress=_progress(console))
+    except (ValueError, KeyError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    _finish(result, "peers", out, html)
+
+
+@bench_app.command()
+def baseline(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
+             qubits: str = typer.Option("4", "--qubits", help="Qubits of the standard workload (first value)."),
+             batch: int = typer.Option(32, "--batch", min=1),
+             repeats: int = typer.Option(1, "--repeats", min=1, help="Training runs per model (seeds)."),
+             dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name [default: the template's, "
+                                                                           "else circles]."),
+             epochs: int = typer.Option(30, "--epochs", min=1), lr: float = typer.Option(0.05, "--lr"),
+             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+    """Hybrid vs matched classical model on a dataset: accuracy, parameters, time."""
+    threads_ = _threads(threads)
+    from .baseline import run_baseline
+
+    console = _console()
+    result = run_baseline(_qubits(qubits), batch, repeats, template=template, spec=_spec_arg(spec), dataset=dataset,
+                          epochs=epochs, lr=lr, threads=threads_, progress=_progress(console))
+    _finish(result, "baseline", out, html)
+
+
+@bench_app.command()
+def report(results: list[Path] = typer.Argument(..., help="JSON results of any suites."),
+           html: Path = typer.Option(Path("bench-report.html"), "--html")) -> None:
+    """Combine JSON results into one self-contained HTML report."""
+    import json
+
+    from .report import write_html
+
+    loaded = [json.loads(p.read_text()) for p in results]
+    _console().print(f"wrote {write_html(loaded, html)}")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    bench_app(prog_name="python -m workbench.bench" if sys.argv[0].endswith("__main__.py") else None)
+
+
+if __name__ == "__main__":
+    main()
