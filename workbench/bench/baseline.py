@@ -4,38 +4,22 @@ parameters, time."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ..data import load_dataset
+from ..training.baseline import matched_classical_spec
 from . import common as C
 
 
-def load_data(name: str, seed: int = 0, **options):
-    """(X_train, y_train, X_test, y_test, n_classes) from workbench.data, or sklearn when it is not there."""
-    try:
-        from ..data import load_dataset
-    except ImportError:
-        load_dataset = None
-    if load_dataset is not None:
-        data = load_dataset(name, **options)
-        return (data.X_train.float(), data.y_train, data.X_test.float(), data.y_test, data.n_classes or 2,
-                data.description)
-    from sklearn.datasets import make_circles, make_moons
-    from sklearn.model_selection import train_test_split
-
-    maker = {"circles": lambda: make_circles(400, noise=0.05, factor=0.4, random_state=seed),
-             "moons": lambda: make_moons(400, noise=0.1, random_state=seed)}
-    if name not in maker:
-        raise ValueError(f"dataset {name!r}: without workbench.data only 'circles' and 'moons' are available")
-    X, y = maker[name]()
-    X = (X - X.mean(0)) / X.std(0)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
-    return (torch.tensor(Xtr, dtype=torch.float32), torch.tensor(ytr), torch.tensor(Xte, dtype=torch.float32),
-            torch.tensor(yte), 2, {"name": name, "source": "sklearn"})
+def load_data(name: str, **options):
+    """(X_train, y_train, X_test, y_test, n_classes, description) of a workbench dataset."""
+    data = load_dataset(name, **options)
+    return (data.X_train.float(), data.y_train, data.X_test.float(), data.y_test, data.n_classes or 2,
+            data.description)
 
 
 def workload_for(features: int, classes: int, n: int) -> dict:
@@ -45,35 +29,6 @@ def workload_for(features: int, classes: int, n: int) -> dict:
     spec["input_shape"] = [features]
     spec["blocks"][-1]["out_features"] = max(2, classes)
     return spec
-
-
-def matched_classical(spec):
-    try:
-        from ..training.baseline import matched_classical_spec
-    except ImportError:
-        matched_classical_spec = None
-    if matched_classical_spec is not None:
-        return matched_classical_spec(spec)
-    from .. import load_spec
-    from ..spec import Quantum, ansatz_weight_count
-
-    blocks, shapes = [], spec.shapes()
-    for block, (in_shape, out_shape) in zip(spec.blocks, shapes):
-        if not isinstance(block, Quantum):
-            blocks.append(block.model_dump(mode="json"))
-            continue
-        budget, n_in, n_out = ansatz_weight_count(block), in_shape[0], out_shape[0]
-        if n_in * n_out + n_out >= budget:
-            blocks.append({"type": "linear", "id": f"{block.id}_dense", "out_features": n_out})
-        else:
-            hidden = max(1, math.ceil((budget - n_out) / (n_in + 1 + n_out)))
-            blocks += [{"type": "linear", "id": f"{block.id}_hidden", "out_features": hidden},
-                       {"type": "activation", "id": f"{block.id}_hidden_act", "fn": "tanh"},
-                       {"type": "linear", "id": f"{block.id}_dense", "out_features": n_out}]
-        blocks.append({"type": "activation", "id": f"{block.id}_act", "fn": "tanh"})
-    data = spec.to_dict()
-    data.update(name=f"{spec.name}-classical", blocks=blocks)
-    return load_spec(data)
 
 
 def _accuracy(model, X, y) -> float:
@@ -137,7 +92,7 @@ def run_baseline(qubits=(4,), batch: int = C.DEFAULT_BATCH, repeats: int = 1, *,
         given = load_spec(workload_for(X.shape[1], classes, n))
     X = X.reshape(len(X), *given.input_shape)
     Xt = Xt.reshape(len(Xt), *given.input_shape)
-    classical = matched_classical(given)
+    classical = matched_classical_spec(given)
     result = C.new_result("baseline", {"template": template, "spec": given.name, "dataset": dataset,
                                        "dataset_description": description, "epochs": epochs, "batch": batch,
                                        "lr": lr, "repeats": repeats, "target": target, "gradient": gradient,
