@@ -229,11 +229,21 @@ def release_work_buffers(model) -> None:
             program.release_buffers()
 
 
+def _malloc_trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class PeakMemory:
     """Peak memory of a block of code above what was resident when it started.
 
-    CPU: the kernel's resident high-water mark, reset before the block (Linux /proc/self/clear_refs);
-    elsewhere a sampling thread over psutil's RSS. CUDA: torch.cuda.max_memory_allocated."""
+    CPU: freed heap is handed back first (glibc malloc_trim), then the kernel's resident high-water
+    mark is reset (Linux /proc/self/clear_refs) and read after the block; elsewhere a sampling thread
+    over psutil's RSS. CUDA: torch.cuda.max_memory_allocated."""
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -249,6 +259,7 @@ class PeakMemory:
             self.method = "torch.cuda.max_memory_allocated"
             return self
         self._sampler = None
+        _malloc_trim()  # hand freed heap back to the kernel, so the step's own allocations show in the peak
         self._start = _status_kb(_RSS)
         try:
             Path("/proc/self/clear_refs").write_text("5")
