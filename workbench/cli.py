@@ -14,10 +14,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
+from .cli_errors import GuardedGroup
 from .notebooks import notebooks_app
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=GuardedGroup)
 runs_app = typer.Typer(help="Inspect, export, resume and delete recorded training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
@@ -50,6 +51,18 @@ def _store(path: Optional[Path]):
         return RunStore(path)
     except StoreError as err:
         _fail(str(err))
+
+
+def _check_output(path: Optional[Path], option: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path} is a directory: give a file path such as {path / 'result.json'}")
+    if not path.parent.is_dir():
+        _fail(f"{option} {path}: the directory {path.parent} does not exist: create it or choose another path")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(f"{option} {path} is not writable: choose a path in a directory you can write to")
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -94,6 +107,8 @@ def train(
     from .training import TrainConfig, Trainer, TrainingError, matched_classical_spec
 
     architecture = _load_spec(spec, template)
+    _check_output(out, "--out")
+    _check_output(save_model, "--save-model")
     options = _parse_options(option)
     if dataset is None:
         if template not in DEFAULT_DATASETS:
@@ -256,6 +271,7 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
     from .store import StoreError
     from .training import TrainingError, resume
 
+    _check_output(out, "--out")
     store = _store(store_path)
     try:
         trainer = resume(run_id, store, epochs=epochs)

@@ -37,8 +37,10 @@ from sklearn.datasets import (
 )
 from sklearn.model_selection import train_test_split
 
+from .errors import WorkbenchError
 
-class DatasetError(ValueError):
+
+class DatasetError(WorkbenchError, ValueError):
     """A dataset that cannot be built; the message names the problem and the fix."""
 
 

@@ -32,6 +32,8 @@ from typing import Any, Iterator
 import platformdirs
 import psutil
 
+from .errors import WorkbenchError
+
 SCHEMA_VERSION = 1
 STATUSES = ("running", "paused", "cancelled", "completed", "failed", "interrupted")
 EXPORT_FORMATS = ("json", "csv")
@@ -79,7 +81,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(WorkbenchError, RuntimeError):
     """The run store cannot do what was asked; the message says why and what to do."""
 
 
@@ -319,13 +321,19 @@ class RunStore:
         its scalar values as columns (nested ones as "a.b"). The file appears whole or not at all."""
         if fmt not in EXPORT_FORMATS:
             raise StoreError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        target = Path(path).expanduser()
+        if target.is_dir():
+            raise StoreError(f"{target} is a directory: give a file path such as {target / (run_id + '.' + fmt)}")
         record = self.get_run(run_id)
         events = self.events(record.id)
         if fmt == "json":
             text = json.dumps({"run": asdict(record), "events": events}, indent=2)
         else:
             text = _events_csv(events)
-        return _write_atomically(Path(path).expanduser(), text)
+        try:
+            return _write_atomically(target, text)
+        except OSError as err:
+            raise StoreError(f"cannot write {target}: {err.strerror or err}; choose another --out path") from None
 
     # -- connections and transactions -----------------------------------------------------------
 

@@ -14,13 +14,14 @@ import zlib
 from typing import Any
 
 from ..spec import SpecError, load_spec
+from ..errors import WorkbenchError
 
 STATE_PARAM = "s"
 STATE_VERSION = 1
 MAX_STATE_CHARS = 60_000
 
 
-class ShareError(ValueError):
+class ShareError(WorkbenchError, ValueError):
     """A link or upload that cannot be read; the message says what to do."""
 
 
