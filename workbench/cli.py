@@ -16,11 +16,13 @@ from rich.table import Table
 from .bench.cli import bench_app
 from .cli_errors import GuardedGroup
 from .notebooks import notebooks_app
+from .store_cli import register as register_store_commands
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=GuardedGroup)
 runs_app = typer.Typer(help="Inspect, export, resume and delete recorded training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+register_store_commands(runs_app)
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -191,6 +193,9 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
     """List recorded runs, newest first."""
     store = _store(store_path)
     store.mark_stale_running_as_interrupted()
+    if store.damage or store.read_only:
+        console.print(f"[yellow]warning:[/] {store.path} is " + ("damaged: run `workbench runs check`" if store.damage
+                                                                 else "read-only: runs can be read, not recorded"))
     table = Table(title=f"runs in {store.path}")
     table.add_column("id", no_wrap=True, min_width=12)
     for column in ("name", "status", "created", "dataset", "target", "final"):
