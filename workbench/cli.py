@@ -10,11 +10,12 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .bench.cli import bench_app
-from .cli_errors import GuardedGroup
+from .cli_errors import GuardedGroup, one_line
 from .notebooks import notebooks_app
 from .store_cli import register as register_store_commands
 
@@ -27,7 +28,7 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}")
     raise typer.Exit(code)
 
 
@@ -123,6 +124,7 @@ def train(
         _fail(f"--noise must be JSON like '{{\"depolarizing\": 0.01}}': {err}")
     store = _store(store_path)
     try:
+        store.check_writable()
         data = load_dataset(dataset, **options)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
@@ -279,6 +281,7 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
     _check_output(out, "--out")
     store = _store(store_path)
     try:
+        store.check_writable()
         trainer = resume(run_id, store, epochs=epochs)
     except (StoreError, TrainingError) as err:
         _fail(str(err))

@@ -13,8 +13,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-import click
 import platformdirs
+import typer
 from typer.core import TyperGroup
 
 from .errors import user_errors
@@ -52,16 +52,20 @@ def write_traceback(error: BaseException) -> Path:
 class GuardedGroup(TyperGroup):
     """A command group whose commands (and sub-groups' commands) end every error as described above."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
         except user_errors() as err:
-            click.echo(f"error: {one_line(err)}", err=True)
-            raise click.exceptions.Exit(USER_ERROR_EXIT) from None
-        except Exception as err:  # a bug, not a mistake: keep the evidence, say where it is
-            path = write_traceback(err)
-            click.echo(f"error: unexpected {type(err).__name__}: {one_line(err)[:300]} "
+            typer.echo(f"error: {one_line(err)}", err=True)
+            raise typer.Exit(USER_ERROR_EXIT) from None
+        except Exception as err:
+            if _from_the_cli_framework(err):  # Exit, Abort, usage errors: the framework reports them
+                raise
+            path = write_traceback(err)  # a bug, not a mistake: keep the evidence, say where it is
+            typer.echo(f"error: unexpected {type(err).__name__}: {one_line(err)[:300]} "
                        f"(full traceback in {path}; please report it)", err=True)
-            raise click.exceptions.Exit(FAILURE_EXIT) from None
+            raise typer.Exit(FAILURE_EXIT) from None
+
+
+def _from_the_cli_framework(error: Exception) -> bool:
+    return type(error).__module__.split(".")[0] in ("typer", "click")

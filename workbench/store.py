@@ -379,7 +379,8 @@ class RunStore:
             f"`workbench runs recover --store {self.path} --out NEW.sqlite3` copies out what is readable"
         )
 
-    def _refuse_write(self) -> None:
+    def check_writable(self) -> None:
+        """StoreError saying why and what to do if this store cannot be written (read-only or damaged)."""
         if self.read_only:
             raise StoreError(f"{self.path} is read-only (the file or its directory cannot be written): listing, "
                              "showing and exporting runs work, but recording needs a writable store: pass another "
@@ -392,7 +393,7 @@ class RunStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its start."""
-        self._refuse_write()
+        self.check_writable()
         connection = self._connection()
         try:
             connection.execute("BEGIN IMMEDIATE")

@@ -49,7 +49,7 @@ def quick_problem(connection: sqlite3.Connection) -> str | None:
     except sqlite3.DatabaseError as err:
         return str(err)
     first = rows[0][0] if rows else "no answer"
-    return None if first == "ok" else first
+    return None if first == "ok" else " ".join(str(first).split())
 
 
 def integrity_problems(path: Path) -> list[str]:
