@@ -69,7 +69,7 @@ class Flatten(_Block):
 
 class Reshape(_Block):
     type: Literal["reshape"] = "reshape"
-    shape: list[Size] = Field(max_length=L.MAX_DIMS, description="Shape without the batch dimension.")
+    shape: list[Size] = Field(min_length=1, max_length=L.MAX_DIMS, description="Shape without the batch dimension.")
 
 
 class Activation(_Block):
