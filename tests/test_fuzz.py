@@ -101,7 +101,8 @@ def specs(draw) -> dict:
                 field = draw(st.sampled_from(MUTABLE_FIELDS))
                 if field == "readout" and isinstance(target.get("readout"), dict):
                     target["readout"][draw(st.sampled_from(["shots", "marginal", "observables", "mode"]))] = value
-                elif field == "gates" and target.get("gates"):
+                elif field == "gates" and isinstance(target.get("gates"), list) and target["gates"] \
+                        and isinstance(target["gates"][0], dict):
                     target["gates"][0][draw(st.sampled_from(["index", "wires", "value", "scale", "gate"]))] = value
                 else:
                     target[field] = value

@@ -72,6 +72,7 @@ def test_deep_nesting_and_huge_numbers_are_spec_errors_everywhere(tmp_path, text
 @pytest.mark.parametrize("source, words", [
     ("", ["empty"]), (".", ["is a directory"]), ("   ", ["empty"]),
     ("x" * 5000, ["neither JSON", "5,000 characters"]), ("a\nb", ["neither JSON"]),
+    ("/dev/zero", ["not a regular file"]),
 ])
 def test_strings_that_are_neither_json_nor_files_are_named(source, words):
     with pytest.raises(SpecError) as error:

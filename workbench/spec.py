@@ -242,6 +242,8 @@ def _read_spec_file(source: str | Path) -> str:
             raise SpecError(f"{path} is a directory: give the path of a spec JSON file inside it")
         if not path.exists():
             raise SpecError(f"spec file {path} does not exist: check the path")
+        if not path.is_file():
+            raise SpecError(f"{path} is not a regular file (a device, pipe or socket): give a spec JSON file")
         size = path.stat().st_size
         if size > L.MAX_JSON_CHARS:
             raise SpecError(f"{path} is {size:,} bytes; a spec file is at most {L.MAX_JSON_CHARS:,}: "
