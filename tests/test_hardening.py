@@ -153,7 +153,7 @@ def test_overflowing_float_text_is_refused():
 
 
 def test_non_positive_shots_are_refused(tmp_path):
-    with pytest.raises(OptionError, match="from 1 to 1,000,000"):
+    with pytest.raises(OptionError, match="from 1 to 10,000,000"):
         wb.compile(templates.get("vqc-circles"), shots=-5)
     with pytest.raises(OptionError):
         wb.compile(templates.get("vqc-circles"), shots=0)

@@ -165,7 +165,7 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
     """
     spec = S.load_spec(spec)
     shots = check_shots(shots)
-    check_torch_compile_work(spec, target)
+    check_torch_compile_work(spec, target, torch.device(device))
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use 'single' (complex64) or 'double' (complex128)")
     device = torch.device(device)
