@@ -34,6 +34,7 @@ from workbench.store import RunStore, StoreError
 from workbench.training import TrainConfig, Trainer, TrainingError, train
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
 runner = CliRunner()
 DEEP = "[" * 100_000 + "]" * 100_000
 HUGE_NUMBER = '{"input_shape": [2], "blocks": [{"id": "a", "type": "linear", "out_features": ' + "9" * 5000 + "}]}"
@@ -370,7 +371,7 @@ def test_an_over_long_link_gets_the_apps_message():
 
 @pytest.mark.slow
 def test_the_server_answers_an_over_long_link(tmp_path):
-    """Tornado drops requests with headers over 64 KiB; the server reads them so the app can answer."""
+    """Tornado drops requests with headers over 64 KiB; the server reads them so the app shows its message."""
     import socket
     import urllib.request
 
@@ -384,8 +385,22 @@ def test_the_server_answers_an_over_long_link(tmp_path):
         for line in proc.stdout:
             if f":{port}/" in line:
                 break
-        response = urllib.request.urlopen(f"http://localhost:{port}/?s={'A' * 70_000}", timeout=120)
+        url = f"http://localhost:{port}/?s={'A' * 70_000}"
+        response = urllib.request.urlopen(url, timeout=120)
         assert response.status == 200 and b"bokeh" in response.read().lower()
+        if not Path(CHROMIUM).exists():
+            return
+        from playwright.sync_api import expect, sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                        "--disable-background-networking"])
+            try:
+                page = browser.new_page()
+                page.goto(url, timeout=120_000)
+                expect(page.get_by_text("70,000 characters long").first).to_be_visible(timeout=120_000)
+            finally:
+                browser.close()
     finally:
         proc.terminate()
         proc.wait(30)
