@@ -56,12 +56,14 @@ def _store(path: Optional[Path]):
         _fail(str(err))
 
 
-def _check_output(path: Optional[Path], option: str) -> None:
+def _check_output(path: Optional[Path], option: str, *, creates_directories: bool = False) -> None:
     """Refuse an output path that cannot be written, before any work is done."""
     if path is None:
         return
     if path.is_dir():
         _fail(f"{option} {path} is a directory: give a file path such as {path / 'result.json'}")
+    if creates_directories:
+        return
     if not path.parent.is_dir():
         _fail(f"{option} {path}: the directory {path.parent} does not exist: create it or choose another path")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
@@ -111,7 +113,7 @@ def train(
 
     architecture = _load_spec(spec, template)
     _check_output(out, "--out")
-    _check_output(save_model, "--save-model")
+    _check_output(save_model, "--save-model", creates_directories=True)  # model.save makes missing directories
     options = _parse_options(option)
     if dataset is None:
         if template not in DEFAULT_DATASETS:
