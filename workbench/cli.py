@@ -10,21 +10,25 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .bench.cli import bench_app
+from .cli_errors import GuardedGroup, one_line
 from .notebooks import notebooks_app
+from .store_cli import register as register_store_commands
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=GuardedGroup)
 runs_app = typer.Typer(help="Inspect, export, resume and delete recorded training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+register_store_commands(runs_app)
 console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}")
     raise typer.Exit(code)
 
 
@@ -50,6 +54,20 @@ def _store(path: Optional[Path]):
         return RunStore(path)
     except StoreError as err:
         _fail(str(err))
+
+
+def _check_output(path: Optional[Path], option: str, *, creates_directories: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path} is a directory: give a file path such as {path / 'result.json'}")
+    if creates_directories:
+        return
+    if not path.parent.is_dir():
+        _fail(f"{option} {path}: the directory {path.parent} does not exist: create it or choose another path")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(f"{option} {path} is not writable: choose a path in a directory you can write to")
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -94,6 +112,8 @@ def train(
     from .training import TrainConfig, Trainer, TrainingError, matched_classical_spec
 
     architecture = _load_spec(spec, template)
+    _check_output(out, "--out")
+    _check_output(save_model, "--save-model", creates_directories=True)  # model.save makes missing directories
     options = _parse_options(option)
     if dataset is None:
         if template not in DEFAULT_DATASETS:
@@ -106,6 +126,7 @@ def train(
         _fail(f"--noise must be JSON like '{{\"depolarizing\": 0.01}}': {err}")
     store = _store(store_path)
     try:
+        store.check_writable()
         data = load_dataset(dataset, **options)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
@@ -176,6 +197,9 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
     """List recorded runs, newest first."""
     store = _store(store_path)
     store.mark_stale_running_as_interrupted()
+    if store.damage or store.read_only:
+        console.print(f"[yellow]warning:[/] {store.path} is " + ("damaged: run `workbench runs check`" if store.damage
+                                                                 else "read-only: runs can be read, not recorded"))
     table = Table(title=f"runs in {store.path}")
     table.add_column("id", no_wrap=True, min_width=12)
     for column in ("name", "status", "created", "dataset", "target", "final"):
@@ -256,8 +280,10 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
     from .store import StoreError
     from .training import TrainingError, resume
 
+    _check_output(out, "--out")
     store = _store(store_path)
     try:
+        store.check_writable()
         trainer = resume(run_id, store, epochs=epochs)
     except (StoreError, TrainingError) as err:
         _fail(str(err))

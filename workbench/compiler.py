@@ -15,6 +15,8 @@ from torch import nn
 
 from . import spec as S
 from .layers import TORCH_ENGINES, QuantumLayer
+from .limits import check_shots, check_torch_compile_work
+from .model_file import check_overrides, load_weights, read_model_file
 from .noise import NoiseModel
 
 PRECISIONS = ("single", "double")
@@ -162,6 +164,8 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
     gradient: 'auto', 'adjoint', 'parameter_shift', 'finite_diff', 'density_matrix' or 'backprop'.
     """
     spec = S.load_spec(spec)
+    shots = check_shots(shots)
+    check_torch_compile_work(spec, target, torch.device(device))
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use 'single' (complex64) or 'double' (complex128)")
     device = torch.device(device)
@@ -179,27 +183,13 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
 
 
 def load_model(path: str | os.PathLike, **overrides: Any) -> HybridModel:
-    """Rebuild a saved model from its spec and settings, then load its weights (never unpickles code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist: check the path (save one with model.save(path))")
-    try:
-        # weights_only: plain tensors and containers only; a pickle that would run code is refused, never run.
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a saved workbench model ({err.__class__.__name__}): save one with "
-                         "model.save(path)") from None
-    if not isinstance(payload, dict) or payload.get("format") != "workbench-model":
-        raise ValueError(f"{path} is not a saved workbench model: save one with model.save(path)")
-    if payload.get("version") != 1 or not all(k in payload for k in ("spec", "config", "state_dict")):
-        raise ValueError(f"{path} is a workbench model file of an unsupported version or is incomplete: "
-                         "save it again with model.save(path)")
-    try:
-        config = json.loads(payload["config"])
-    except (TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: the saved compile settings are damaged ({err}): save the model again") from None
-    config.update(overrides)
-    model = compile(payload["spec"], **{k: v for k, v in config.items()})
-    model.load_state_dict(payload["state_dict"])
-    return model
+    """Rebuild a saved model from its spec and settings, then load its weights (never unpickles code).
 
+    The file may choose only gradient, precision, shots and noise; target, device, target_options and
+    emulate are the caller's (see `workbench.model_file`). Bad files raise ModelFileError.
+    """
+    check_overrides(overrides)
+    spec, settings, state_dict = read_model_file(path)
+    model = compile(spec, **{**settings, **overrides})
+    load_weights(model, state_dict, path)
+    return model

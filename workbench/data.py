@@ -37,8 +37,10 @@ from sklearn.datasets import (
 )
 from sklearn.model_selection import train_test_split
 
+from .errors import WorkbenchError
 
-class DatasetError(ValueError):
+
+class DatasetError(WorkbenchError, ValueError):
     """A dataset that cannot be built; the message names the problem and the fix."""
 
 
@@ -65,6 +67,17 @@ def dataset_names() -> list[str]:
 def dataset_options(name: str) -> dict[str, Any]:
     """Option name -> default value for one dataset, e.g. to build a form in a GUI."""
     return {key: option.default for key, option in _source(name).options.items()}
+
+
+def check_dataset_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The given options of dataset `name`, each checked against its type and bounds (see the option
+    tables below) without building anything; DatasetError names the first bad one. A shared link's
+    options go through this before the dataset is loaded (required ones may still be missing)."""
+    if not isinstance(options, dict):
+        raise DatasetError(f"dataset options must be a mapping of option names to values, got {str(options)[:100]}")
+    schema = _source(name).options
+    _resolve_options(name, {key: _Option(None, lambda k, v: v) for key in schema}, options)  # unknown names
+    return {key: schema[key].check(key, value) for key, value in options.items()}
 
 
 def load_dataset(name: str, **options: Any) -> Dataset:
@@ -159,27 +172,44 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
 
 
-def _integer(minimum: int, optional: bool = False) -> Callable[[str, Any], int | None]:
+# Upper bounds: every option has one, so no option value can make a dataset exhaust memory or time.
+MAX_SAMPLES = 100_000  # generated datasets
+MAX_LIMIT = 10_000_000  # samples taken from files
+MAX_SEED = 2**32 - 1
+MAX_PCA = 4_096
+MAX_CLASSES = 100
+MAX_NOISE = 100.0
+MAX_IMAGE_SIDE = 1_024
+MAX_MAGNITUDE = 1e6  # thresholds, couplings and fields
+MAX_TEXT = 4_096  # paths and column names
+MAX_COLUMNS = 10_000
+MAX_TFIM_SAMPLES = 10_000
+_MAX_EXACT_QUBITS = 12  # dense exact diagonalisation of the Ising chain
+
+
+def _integer(minimum: int, optional: bool = False, maximum: int = MAX_LIMIT) -> Callable[[str, Any], int | None]:
     def check(key: str, value: Any) -> int | None:
         if value is None and optional:
             return None
-        if not _is_integer(value) or int(value) < minimum:
-            allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
+        if not _is_integer(value) or not minimum <= int(value) <= maximum:
+            allowed = f"an integer >= {minimum} and <= {maximum:,}" + (" or None" if optional else "")
             raise DatasetError(f"option {key!r} must be {allowed}, got {value!r}")
         return int(value)
 
     return check
 
 
-def _real(minimum: float | None = None, optional: bool = False) -> Callable[[str, Any], float | None]:
+def _real(
+    minimum: float = -MAX_MAGNITUDE, optional: bool = False, maximum: float = MAX_MAGNITUDE
+) -> Callable[[str, Any], float | None]:
     def check(key: str, value: Any) -> float | None:
         if value is None and optional:
             return None
         numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
             value, (bool, np.bool_)
         )
-        if not numeric or not math.isfinite(value) or (minimum is not None and value < minimum):
-            allowed = "a finite number" + (f" >= {minimum}" if minimum is not None else "")
+        if not numeric or not math.isfinite(value) or not minimum <= value <= maximum:
+            allowed = f"a finite number >= {minimum:g} and <= {maximum:g}"
             allowed += " or None" if optional else ""
             raise DatasetError(f"option {key!r} must be {allowed}, got {value!r}")
         return float(value)
@@ -213,8 +243,8 @@ def _path(hint: str) -> Callable[[str, Any], str]:
     def check(key: str, value: Any) -> str:
         if value is None:
             raise DatasetError(f"option {key!r} is required: {hint}")
-        if not isinstance(value, (str, Path)):
-            raise DatasetError(f"option {key!r} must be a path (str or pathlib.Path), got {value!r}")
+        if not isinstance(value, (str, Path)) or not 0 < len(str(value)) <= MAX_TEXT:
+            raise DatasetError(f"option {key!r} must be a path (str or pathlib.Path), got {str(value)[:100]!r}")
         return str(Path(value).expanduser())
 
     return check
@@ -226,10 +256,11 @@ def _downsample_size(key: str, value: Any) -> list[int] | None:
     if (
         not isinstance(value, (list, tuple))
         or len(value) != 2
-        or not all(_is_integer(v) and v >= 1 for v in value)
+        or not all(_is_integer(v) and 1 <= v <= MAX_IMAGE_SIDE for v in value)
     ):
         raise DatasetError(
-            f"option {key!r} must be a (height, width) pair of positive integers such as (3, 3), got {value!r}"
+            f"option {key!r} must be a (height, width) pair of integers from 1 to {MAX_IMAGE_SIDE} such as (3, 3), "
+            f"got {str(value)[:100]}"
         )
     return [int(v) for v in value]
 
@@ -237,8 +268,16 @@ def _downsample_size(key: str, value: Any) -> list[int] | None:
 def _class_list(key: str, value: Any) -> list[int | str] | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) or _is_integer(v) for v in value):
-        raise DatasetError(f"option {key!r} must be a list of class labels or names such as [1, 5], got {value!r}")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) > MAX_CLASSES
+        or not all((isinstance(v, str) and len(v) <= MAX_TEXT) or (_is_integer(v) and abs(v) <= MAX_LIMIT)
+                   for v in value)
+    ):
+        raise DatasetError(
+            f"option {key!r} must be a list of at most {MAX_CLASSES} class labels or names such as [1, 5], "
+            f"got {str(value)[:100]}"
+        )
     items = [v if isinstance(v, str) else int(v) for v in value]
     if len(items) < 2 or len(set(items)) != len(items):
         raise DatasetError(f"option {key!r} must name at least two different classes, got {value!r}")
@@ -248,15 +287,22 @@ def _class_list(key: str, value: Any) -> list[int | str] | None:
 def _column_list(key: str, value: Any) -> list[str] | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-        raise DatasetError(f"option {key!r} must be a non-empty list of column names or None, got {value!r}")
+    if (
+        not isinstance(value, (list, tuple))
+        or not 0 < len(value) <= MAX_COLUMNS
+        or not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in value)
+    ):
+        raise DatasetError(
+            f"option {key!r} must be a non-empty list of at most {MAX_COLUMNS:,} column names or None, "
+            f"got {str(value)[:100]}"
+        )
     return list(value)
 
 
 def _target_columns(key: str, value: Any) -> str | list[str]:
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= MAX_TEXT:
         return value
-    if value is None:
+    if value is None or isinstance(value, str):
         raise DatasetError(f"option {key!r} is required: the name of the column to predict")
     return _column_list(key, value)
 
@@ -267,10 +313,10 @@ def _delimiter(key: str, value: Any) -> str:
     return value
 
 
-_SPLIT = {"test_fraction": _Option(0.2, _fraction), "seed": _Option(0, _integer(0))}
+_SPLIT = {"test_fraction": _Option(0.2, _fraction), "seed": _Option(0, _integer(0, maximum=MAX_SEED))}
 _FEATURES = {
     "standardize": _Option(False, _boolean),
-    "pca": _Option(None, _integer(1, optional=True)),
+    "pca": _Option(None, _integer(1, optional=True, maximum=MAX_PCA)),
     "classes": _Option(None, _class_list),
 }
 _LIMIT = {"limit": _Option(None, _integer(1, optional=True))}
@@ -315,8 +361,8 @@ def _source(name: str) -> _Source:
 
 def _toy_options(noise: float, **extra: _Option) -> dict[str, _Option]:
     return {
-        "n_samples": _Option(300, _integer(4)),
-        "noise": _Option(noise, _real(minimum=0)),
+        "n_samples": _Option(300, _integer(4, maximum=MAX_SAMPLES)),
+        "noise": _Option(noise, _real(minimum=0, maximum=MAX_NOISE)),
         **extra,
         **_SPLIT,
         **_FEATURES,
@@ -636,7 +682,7 @@ _SOURCES: dict[str, _Source] = {
     "spirals": _Source(_spirals, _toy_options(noise=0.05)),
     "xor": _Source(_xor, _toy_options(noise=0.1)),
     # For blobs 'noise' is the standard deviation of each cluster.
-    "blobs": _Source(_blobs, _toy_options(noise=1.0, n_classes=_Option(3, _integer(2)))),
+    "blobs": _Source(_blobs, _toy_options(noise=1.0, n_classes=_Option(3, _integer(2, maximum=MAX_CLASSES)))),
     "iris": _Source(_bundled(load_iris), {**_LIMIT, **_SPLIT, **_FEATURES}),
     "wine": _Source(_bundled(load_wine), {**_LIMIT, **_SPLIT, **_FEATURES}),
     "breast_cancer": _Source(_bundled(load_breast_cancer), {**_LIMIT, **_SPLIT, **_FEATURES}),
@@ -660,11 +706,11 @@ _SOURCES: dict[str, _Source] = {
     "tfim": _Source(
         _tfim,
         {
-            "n_qubits": _Option(4, _integer(2)),
+            "n_qubits": _Option(4, _integer(2, maximum=_MAX_EXACT_QUBITS)),
             "J": _Option(1.0, _real()),
             "h_min": _Option(0.2, _real()),
             "h_max": _Option(2.0, _real()),
-            "n_samples": _Option(32, _integer(2)),
+            "n_samples": _Option(32, _integer(2, maximum=MAX_TFIM_SAMPLES)),
             **_SPLIT,
         },
     ),
@@ -790,7 +836,6 @@ _PAULI = {
     "Z": np.array([[1, 0], [0, -1]], dtype=complex),
 }
 # Dense 2**n x 2**n matrices: 12 qubits is 4096 x 4096, about a second to diagonalise.
-_MAX_EXACT_QUBITS = 12
 
 
 def pauli_matrix(pauli_string: str) -> np.ndarray:

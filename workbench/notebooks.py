@@ -28,6 +28,8 @@ from typing import Iterator, Optional, Sequence
 
 import typer
 
+from .errors import WorkbenchError
+
 QUICK_ENV = "WORKBENCH_QUICK"
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT = 1800  # seconds per cell; full settings train for minutes in one cell
@@ -40,7 +42,7 @@ def notebook_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "notebooks"
 
 
-class NotebookError(RuntimeError):
+class NotebookError(WorkbenchError, RuntimeError):
     """A notebook that could not be found or failed to execute; the message names it and the failing cell."""
 
 

@@ -7,12 +7,14 @@ causes it, with a fix the user can apply.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from . import limits as L
+from .errors import WorkbenchError
 
 SPEC_VERSION = 1
 MAX_QUBITS = 30
@@ -21,7 +23,7 @@ PAULI_CHARS = set("IXYZ")
 Shape = tuple[int, ...]
 
 
-class SpecError(ValueError):
+class SpecError(WorkbenchError, ValueError):
     """A spec that cannot be built. `block` and `field` say where; the message says how to fix it."""
 
     def __init__(self, message: str, block: str | None = None, field: str | None = None):
@@ -30,29 +32,35 @@ class SpecError(ValueError):
         self.field = field
 
 
+# Every model refuses NaN and infinities; every number and list has an upper bound (see limits.py).
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+Size = Annotated[int, Field(ge=1, le=L.MAX_SIZE)]
+Real = Annotated[float, Field(ge=-L.MAX_MAGNITUDE, le=L.MAX_MAGNITUDE)]
+
+
 class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, description="Unique name of the block, used in messages and the GUI.")
+    model_config = _STRICT
+    id: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS, description="Unique name of the block, used in messages and the GUI.")
 
 
 class Linear(_Block):
     type: Literal["linear"] = "linear"
-    out_features: int = Field(ge=1, description="Number of output features.")
+    out_features: int = Field(ge=1, le=L.MAX_SIZE, description="Number of output features.")
     bias: bool = True
 
 
 class Conv2d(_Block):
     type: Literal["conv2d"] = "conv2d"
-    out_channels: int = Field(ge=1)
-    kernel_size: int = Field(3, ge=1)
-    stride: int = Field(1, ge=1)
-    padding: int = Field(0, ge=0)
+    out_channels: int = Field(ge=1, le=L.MAX_CHANNELS)
+    kernel_size: int = Field(3, ge=1, le=L.MAX_KERNEL)
+    stride: int = Field(1, ge=1, le=L.MAX_KERNEL)
+    padding: int = Field(0, ge=0, le=L.MAX_KERNEL)
 
 
 class Pool(_Block):
     type: Literal["pool"] = "pool"
     mode: Literal["max", "avg"] = "max"
-    kernel_size: int = Field(2, ge=1)
+    kernel_size: int = Field(2, ge=1, le=L.MAX_KERNEL)
 
 
 class Flatten(_Block):
@@ -61,13 +69,13 @@ class Flatten(_Block):
 
 class Reshape(_Block):
     type: Literal["reshape"] = "reshape"
-    shape: list[int] = Field(description="Shape without the batch dimension.")
+    shape: list[Size] = Field(min_length=1, max_length=L.MAX_DIMS, description="Shape without the batch dimension.")
 
 
 class Activation(_Block):
     type: Literal["activation"] = "activation"
     fn: Literal["relu", "tanh", "sigmoid", "gelu", "scaled_tanh"] = "relu"
-    scale: float = Field(math.pi, description="Only for scaled_tanh: output = scale * tanh(x), mapping features to angles.")
+    scale: Real = Field(math.pi, description="Only for scaled_tanh: output = scale * tanh(x), mapping features to angles.")
 
 
 class Dropout(_Block):
@@ -80,36 +88,37 @@ class BatchNorm(_Block):
 
 
 class PauliTerm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    coeff: float
-    pauli: str = Field(description="One character per qubit from I, X, Y, Z; character i acts on qubit i.")
+    model_config = _STRICT
+    coeff: Real
+    pauli: str = Field(max_length=MAX_QUBITS, description="One character per qubit from I, X, Y, Z; character i acts on qubit i.")
 
 
 class Readout(BaseModel):
     """How the circuit's result becomes the layer's output."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     mode: Literal["estimator", "sampler"] = "estimator"
-    observables: list[str] | None = Field(
-        None, description="Estimator: Pauli strings, one output each. Default: Z on each qubit."
+    observables: list[Annotated[str, Field(max_length=MAX_QUBITS)]] | None = Field(
+        None, max_length=L.MAX_TERMS, description="Estimator: Pauli strings, one output each. Default: Z on each qubit."
     )
     hamiltonian: list[PauliTerm] | None = Field(
-        None, description="Estimator: a weighted Pauli sum; the output is its energy (one value)."
+        None, max_length=L.MAX_TERMS, description="Estimator: a weighted Pauli sum; the output is its energy (one value)."
     )
-    shots: int | None = Field(None, ge=1, description="Finite shots; None means exact.")
-    marginal: list[int] | None = Field(None, description="Sampler: qubits whose bitstring probabilities are returned.")
+    shots: int | None = Field(None, ge=1, le=L.MAX_SHOTS, description="Finite shots; None means exact.")
+    marginal: list[int] | None = Field(None, max_length=MAX_QUBITS, description="Sampler: qubits whose bitstring probabilities are returned.")
 
 
 class GateSpec(BaseModel):
     """One gate of a user-given circuit. Parameter sources: a trainable weight, an input feature, or a constant."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     gate: Literal["h", "x", "y", "z", "s", "t", "rx", "ry", "rz", "cx", "cz", "swap", "rzz"]
-    wires: list[int]
+    wires: list[int] = Field(max_length=2)
     source: Literal["weight", "input", "const"] | None = None
-    index: int | None = Field(None, ge=0, description="Weight or input feature index for source weight/input.")
-    value: float | None = Field(None, description="Angle for source const.")
-    scale: float = 1.0
+    index: int | None = Field(None, ge=0, le=L.MAX_WEIGHT_INDEX,
+                              description="Weight or input feature index for source weight/input.")
+    value: Real | None = Field(None, description="Angle for source const.")
+    scale: Real = 1.0
 
 
 class Quantum(_Block):
@@ -118,14 +127,14 @@ class Quantum(_Block):
     qubits: int = Field(4, ge=1, le=MAX_QUBITS)
     encoding: Literal["angle", "dense_angle", "amplitude", "iqp", "reupload", "none"] = "angle"
     rotation: Literal["rx", "ry", "rz"] = Field("ry", description="Rotation used by angle and re-uploading encodings.")
-    input_scaling: float = Field(1.0, description="Encoded angle = input_scaling * feature.")
+    input_scaling: Real = Field(1.0, description="Encoded angle = input_scaling * feature.")
     ansatz: Literal["hardware_efficient", "strongly_entangling", "basic_entangler", "custom"] = "hardware_efficient"
     depth: int = Field(2, ge=1, le=64)
     entanglement: Literal["linear", "ring", "all_to_all", "none"] = "ring"
     rotations: list[Literal["rx", "ry", "rz"]] = Field(
-        default_factory=lambda: ["ry", "rz"], description="Hardware-efficient ansatz: trainable rotations per qubit per layer."
+        default_factory=lambda: ["ry", "rz"], max_length=9, description="Hardware-efficient ansatz: trainable rotations per qubit per layer."
     )
-    gates: list[GateSpec] | None = Field(None, description="The circuit for ansatz=custom.")
+    gates: list[GateSpec] | None = Field(None, max_length=L.MAX_GATES_PER_BLOCK, description="The circuit for ansatz=custom.")
     readout: Readout = Field(default_factory=Readout)
 
     @field_validator("rotations")
@@ -147,13 +156,14 @@ BLOCK_TYPES: dict[str, type[_Block]] = {
 
 
 class ArchitectureSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     version: int = SPEC_VERSION
-    name: str = "untitled"
-    description: str = ""
+    name: str = Field("untitled", max_length=L.MAX_NAME_CHARS)
+    description: str = Field("", max_length=L.MAX_DESCRIPTION_CHARS)
     task: Literal["classification", "regression", "energy"] = "classification"
-    input_shape: list[int] = Field(min_length=1, description="Shape of one sample, without the batch dimension.")
-    blocks: list[Block] = Field(min_length=1)
+    input_shape: list[Size] = Field(min_length=1, max_length=L.MAX_DIMS,
+                                    description="Shape of one sample, without the batch dimension.")
+    blocks: list[Block] = Field(min_length=1, max_length=L.MAX_BLOCKS)
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -187,23 +197,20 @@ class ArchitectureSpec(BaseModel):
 
 
 def load_spec(source: str | Path | dict | ArchitectureSpec) -> ArchitectureSpec:
-    """A spec from a dict, a JSON string, a path to a JSON file, or a spec (copied). Validates shapes too."""
+    """A spec from a dict, a JSON string, a path to a JSON file, or a spec (copied). Validates shapes too.
+
+    Text and files are bounded in size, nesting and number length before they are parsed, and the
+    whole spec is checked against the memory and gate budgets in `limits` before anything is built.
+    """
     if isinstance(source, ArchitectureSpec):
         return source.model_copy(deep=True)
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
-        path = Path(source)
-        if not path.exists():
-            raise SpecError(f"spec file {path} does not exist: check the path")
-        try:
-            source = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise SpecError(f"{path} is not a JSON spec ({err}): export one with spec.to_json() or the GUI's download") from err
+        source = L.parse_json(_read_spec_file(source), f"spec file {source}", SpecError, lambda err: (
+            f"{source} is not a JSON spec ({err}): export one with spec.to_json() or the GUI's download"))
     elif isinstance(source, str):
-        try:
-            source = json.loads(source)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"spec text is not valid JSON: {err}: check brackets, quotes and commas there, or "
-                            "export the spec with spec.to_json()") from err
+        source = L.parse_json(source, "spec text", SpecError, lambda err: (
+            f"spec text is not valid JSON: {err}: check brackets, quotes and commas there, or export the spec "
+            "with spec.to_json()"))
     if not isinstance(source, dict):
         raise SpecError("a spec must be a JSON object with 'input_shape' and 'blocks'")
     version = source.get("version", SPEC_VERSION)
@@ -215,8 +222,38 @@ def load_spec(source: str | Path | dict | ArchitectureSpec) -> ArchitectureSpec:
     except ValidationError as err:
         raise _spec_error_from_pydantic(err, source) from None
     _check_unique_ids(spec)
-    infer_shapes(spec)
+    L.check_spec_budget(spec, infer_shapes(spec))
     return spec
+
+
+def _read_spec_file(source: str | Path) -> str:
+    """The text of a spec file; SpecError for anything that is not a readable, reasonably sized file."""
+    if isinstance(source, str):
+        text = source.strip()
+        if not text:
+            raise SpecError("the spec is empty: give a JSON object such as {\"input_shape\": [2], \"blocks\": [...]} "
+                            "or the path of a spec JSON file")
+        if len(text) > 4096 or any(c in text for c in "\n\r\x00"):
+            raise SpecError(f"the spec text ({len(text):,} characters, starting {text[:20]!r}) is neither JSON (a spec "
+                            "starts with '{') nor a file path: check what was passed")
+    path = Path(source)
+    try:
+        if path.is_dir():
+            raise SpecError(f"{path} is a directory: give the path of a spec JSON file inside it")
+        if not path.exists():
+            raise SpecError(f"spec file {path} does not exist: check the path")
+        if not path.is_file():
+            raise SpecError(f"{path} is not a regular file (a device, pipe or socket): give a spec JSON file")
+        size = path.stat().st_size
+        if size > L.MAX_JSON_CHARS:
+            raise SpecError(f"{path} is {size:,} bytes; a spec file is at most {L.MAX_JSON_CHARS:,}: "
+                            "check that this is the right file")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path} is not a JSON spec ({err}): export one with spec.to_json() or the GUI's download") \
+            from None
+    except OSError as err:
+        raise SpecError(f"cannot read spec file {path}: {err.strerror or err}") from None
 
 
 def _spec_error_from_pydantic(err: ValidationError, source: dict) -> SpecError:

@@ -32,6 +32,9 @@ from typing import Any, Iterator
 import platformdirs
 import psutil
 
+from .errors import WorkbenchError
+from .store_integrity import location_writable, quick_problem, read_only_connection
+
 SCHEMA_VERSION = 1
 STATUSES = ("running", "paused", "cancelled", "completed", "failed", "interrupted")
 EXPORT_FORMATS = ("json", "csv")
@@ -79,7 +82,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(WorkbenchError, RuntimeError):
     """The run store cannot do what was asked; the message says why and what to do."""
 
 
@@ -121,7 +124,15 @@ class RunStore:
             raise StoreError(
                 f"{self.path} is a directory; give the path of a file such as {self.path / 'runs.sqlite3'}"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A store that cannot be written is opened for reading; a damaged one (quick check on open)
+        # too: `damage` then says what is wrong, and every write is refused with how to recover.
+        self.read_only = not location_writable(self.path)
+        self.damage: str | None = None
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"cannot create a run store at {self.path}: the location is read-only; pass a writable "
+                             "path with --store or set WORKBENCH_STORE")
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._initialise()
 
     # -- writing --------------------------------------------------------------------------------
@@ -235,7 +246,7 @@ class RunStore:
             )
             if not _process_alive(row["writer_pid"], row["writer_started"])
         ]
-        if not candidates:
+        if not candidates or self.read_only or self.damage:
             return []
         interrupted = []
         with self._write() as connection:
@@ -319,13 +330,19 @@ class RunStore:
         its scalar values as columns (nested ones as "a.b"). The file appears whole or not at all."""
         if fmt not in EXPORT_FORMATS:
             raise StoreError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        target = Path(path).expanduser()
+        if target.is_dir():
+            raise StoreError(f"{target} is a directory: give a file path such as {target / (run_id + '.' + fmt)}")
         record = self.get_run(run_id)
         events = self.events(record.id)
         if fmt == "json":
             text = json.dumps({"run": asdict(record), "events": events}, indent=2)
         else:
             text = _events_csv(events)
-        return _write_atomically(Path(path).expanduser(), text)
+        try:
+            return _write_atomically(target, text)
+        except OSError as err:
+            raise StoreError(f"cannot write {target}: {err.strerror or err}; choose another --out path") from None
 
     # -- connections and transactions -----------------------------------------------------------
 
@@ -341,7 +358,10 @@ class RunStore:
         if getattr(self._local, "connection", None) is not None and self._local.pid == os.getpid():
             return self._local.connection
         try:
-            connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if self.read_only:
+                connection = read_only_connection(self.path, _BUSY_TIMEOUT_MS / 1000)
+            else:
+                connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             connection.row_factory = sqlite3.Row
             connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -355,12 +375,25 @@ class RunStore:
     def _unusable(self, err: sqlite3.Error) -> StoreError:
         return StoreError(
             f"cannot use {self.path} as a run store (SQLite says: {err}); it is not an SQLite "
-            "database, or is damaged or unreadable. Pass another path or set WORKBENCH_STORE"
+            "database, or is damaged or unreadable. Pass another path or set WORKBENCH_STORE; "
+            f"`workbench runs recover --store {self.path} --out NEW.sqlite3` copies out what is readable"
         )
+
+    def check_writable(self) -> None:
+        """StoreError saying why and what to do if this store cannot be written (read-only or damaged)."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only (the file or its directory cannot be written): listing, "
+                             "showing and exporting runs work, but recording needs a writable store: pass another "
+                             "path with --store or make the file and its directory writable")
+        if self.damage:
+            raise StoreError(f"{self.path} is damaged (SQLite's check says: {self.damage}); nothing more is written "
+                             f"to it. Run `workbench runs recover --store {self.path} --out NEW.sqlite3` to copy out "
+                             "what is readable, then use the new file")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its start."""
+        self.check_writable()
         connection = self._connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -377,15 +410,20 @@ class RunStore:
             raise
 
     def _read(self, sql: str, parameters: tuple = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, parameters).fetchall()
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"reading {self.path} failed (SQLite says: {err}); `workbench runs check --store "
+                             f"{self.path}` tells whether it is damaged") from None
 
     def _initialise(self) -> None:
         connection = self._connection()
         try:
             # WAL is a property of the file, so it is set once and outside any transaction.
-            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            if not self.read_only and connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 connection.execute("PRAGMA journal_mode = WAL")
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self.damage = quick_problem(connection)
         except sqlite3.Error as err:
             self.close()
             raise self._unusable(err) from err
@@ -395,6 +433,9 @@ class RunStore:
                 f"{self.path} is the SQLite database of another program (tables: {', '.join(sorted(tables))}), "
                 "not a workbench run store; pass another path"
             )
+        if self.read_only or self.damage:
+            self._check_version(connection)
+            return
         with self._write() as connection:
             # executescript would commit on its own; statement by statement stays in the transaction.
             for statement in _SCHEMA.split(";"):
@@ -403,7 +444,16 @@ class RunStore:
             connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-            version = int(connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        self._check_version(connection)
+
+    def _check_version(self, connection: sqlite3.Connection) -> None:
+        try:
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as err:
+            if self.damage:
+                return  # reads go as far as they can; writes are refused with how to recover
+            raise self._unusable(err) from err
+        version = int(row[0]) if row else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer workbench (schema version {version}; this one "

@@ -17,6 +17,7 @@ os.environ.pop("BOKEH_RESOURCES", None)
 import panel as pn  # noqa: E402
 
 from ..store import RunStore  # noqa: E402
+from .share import MAX_REQUEST_HEADER_BYTES  # noqa: E402
 
 SESSION_CHECK_MS = 2_000  # how often closed tabs are looked for
 SESSION_LIFETIME_MS = 10_000  # a closed tab's session (and its training) ends this long after it closed
@@ -41,6 +42,7 @@ def make_server(port: int = 5006, address: str = "localhost", *, show: bool = Fa
     def workbench_page():  # called once per browser session (pn.serve wants a plain function)
         return create_app(run_store)
 
+    kwargs.setdefault("http_server_kwargs", {"max_header_size": MAX_REQUEST_HEADER_BYTES})  # long links: see share.py
     kwargs.setdefault("check_unused_sessions_milliseconds", SESSION_CHECK_MS)
     kwargs.setdefault("unused_session_lifetime_milliseconds", SESSION_LIFETIME_MS)
     server = pn.serve({"/": workbench_page}, port=port, address=address, show=False, start=False,

@@ -14,13 +14,21 @@ import zlib
 from typing import Any
 
 from ..spec import SpecError, load_spec
+from ..data import DatasetError, check_dataset_options
+from ..errors import WorkbenchError
+from ..limits import parse_json
 
 STATE_PARAM = "s"
 STATE_VERSION = 1
-MAX_STATE_CHARS = 60_000
+MAX_STATE_CHARS = 60_000  # the compressed, base64url state in a link
+MAX_STATE_BYTES = 512 * 1024  # the same state decompressed: a 1,000-block spec is far below this
+MAX_UPLOAD_BYTES = 2_000_000
+# The server reads request headers up to this size, so an over-long link reaches the app and gets
+# its message instead of a dropped connection (Tornado's default limit is 64 KiB).
+MAX_REQUEST_HEADER_BYTES = 1 << 20
 
 
-class ShareError(ValueError):
+class ShareError(WorkbenchError, ValueError):
     """A link or upload that cannot be read; the message says what to do."""
 
 
@@ -38,33 +46,67 @@ def decode_state(text: str | bytes) -> dict:
     if not text:
         raise ShareError("the link holds no workbench state")
     if len(text) > MAX_STATE_CHARS:
-        raise ShareError("the link's state is too long to be a workbench network")
+        raise ShareError(f"the link's state is {len(text):,} characters long, more than a workbench network's "
+                         f"{MAX_STATE_CHARS:,}: share the spec as a file (“Download spec”) instead")
+    damaged = ("the link's state is damaged (it may have been cut off when copied): copy the whole link again")
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
-        raise ShareError("the link's state is damaged (it may have been cut off when copied): "
-                         "copy the whole link again") from None
+        raw = _inflate(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        payload = parse_json(raw.decode("utf-8"), "the link's state", ShareError, lambda err: damaged)
+    except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as err:
+        raise (err if isinstance(err, ShareError) else ShareError(damaged)) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("spec"), dict):
         raise ShareError("the link does not hold a workbench network")
     if payload.get("v", STATE_VERSION) != STATE_VERSION:
         raise ShareError(f"the link was made by a newer workbench (state version {payload.get('v')})")
+    _check_setup(payload.get("setup"))
     return payload
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib-decompress at most MAX_STATE_BYTES, refusing more (a small link may inflate enormously)."""
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(data, MAX_STATE_BYTES)
+    if inflater.unconsumed_tail or (not inflater.eof and inflater.decompress(b"", 1)):
+        raise ShareError(f"the link's state unpacks to more than {MAX_STATE_BYTES // 1024} KiB, more than any "
+                         "workbench network: this is not a workbench link")
+    if not inflater.eof:
+        raise zlib.error("truncated")
+    return raw
+
+
+def _check_setup(setup: object) -> None:
+    """A link's settings are data: dataset options within their bounds and no file paths."""
+    if setup is None:
+        return
+    if not isinstance(setup, dict):
+        raise ShareError("the link's settings are damaged: copy the whole link again")
+    options = setup.get("dataset_options") or {}
+    if not isinstance(options, dict):
+        raise ShareError("the link's dataset options are damaged: copy the whole link again")
+    if "path" in options:
+        raise ShareError("the link names a file for its dataset; a link cannot read files on this machine: "
+                         "choose the dataset and its file here")
+    name = setup.get("dataset", "circles")
+    try:
+        check_dataset_options(name, options)
+    except DatasetError as err:
+        raise ShareError(f"the link's dataset settings are not valid: {err}") from None
 
 
 def parse_upload(data: bytes | str, filename: str = "upload") -> dict:
     """A spec dict from an uploaded JSON file, fully validated; ShareError says what is wrong."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ShareError(f"{filename} is {len(data):,} bytes; a spec JSON is at most {MAX_UPLOAD_BYTES:,}: "
+                         "upload a spec exported with “Download spec”")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ShareError(f"{filename} is not a text file: upload a spec JSON exported with “Download spec”") \
                 from None
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as err:
-        raise ShareError(f"{filename} is not valid JSON ({err.msg}, line {err.lineno}): upload a spec JSON exported "
-                         "with “Download spec”") from None
+    value = parse_json(data, filename, ShareError, lambda err: (
+        f"{filename} is not valid JSON ({err.msg}, line {err.lineno}): upload a spec JSON exported with "
+        "“Download spec”"))
     if isinstance(value, dict) and "spec" in value and isinstance(value["spec"], dict) and "blocks" not in value:
         value = value["spec"]  # a run record or a shared-state export: take its spec
     if not isinstance(value, dict) or "blocks" not in value:

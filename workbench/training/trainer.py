@@ -22,14 +22,21 @@ from torch import nn
 
 from .. import compiler, spec as S
 from ..data import Dataset, load_dataset
+from ..errors import WorkbenchError
+from ..limits import check_shots
 from ..layers import QuantumLayer
 from ..store import RunStore
 from .metrics import MetricStream
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "lbfgs")
+# A classification or regression loss this many times its first value (and at least
+# DIVERGED_FLOOR) for DIVERGED_STEPS steps in a row means the optimizer has run away.
+DIVERGED_FACTOR = 1_000.0
+DIVERGED_FLOOR = 100.0
+DIVERGED_STEPS = 3
 
 
-class TrainingError(RuntimeError):
+class TrainingError(WorkbenchError, RuntimeError):
     pass
 
 
@@ -61,6 +68,7 @@ class TrainConfig:
             raise TrainingError(f"learning rate {self.lr} must be a positive number")
         if not 0 <= self.val_fraction < 1:
             raise TrainingError("val_fraction must lie in [0, 1)")
+        check_shots(self.shots, "shots (--shots)")
 
     def compile_options(self) -> dict[str, Any]:
         return {"target": self.target, "gradient": self.gradient, "device": self.device, "shots": self.shots,
@@ -144,6 +152,9 @@ class Trainer:
         self._rng_state = None
         self._best_val = math.inf
         self._stale_epochs = 0
+        self._first_loss: float | None = None  # the reference for divergence detection
+        self._diverging_steps = 0
+        self._checkpoint_step: int | None = None  # the newest checkpoint written or restored
         self._split()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -166,9 +177,27 @@ class Trainer:
         if self.spec.task == "classification" and width == 1 and self.dataset.n_classes != 2:
             raise TrainingError(f"a single-logit network is a binary classifier but dataset {self.dataset.name!r} "
                                 f"has {self.dataset.n_classes} classes: output {self.dataset.n_classes} scores")
+        if self.spec.task == "classification":
+            self._check_labels(width)
         if self.spec.task == "energy" and width > 1 and self.dataset.y_train.shape[1] != width:
             raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {self.dataset.name!r} gives "
                                 f"{self.dataset.y_train.shape[1]} coefficients per sample")
+
+    def _check_labels(self, width: int) -> None:
+        """Class labels must be whole numbers the network has a score for, checked before any training."""
+        classes = 2 if width == 1 else width
+        for split, labels in (("training", self.dataset.y_train), ("test", self.dataset.y_test)):
+            if not len(labels):
+                continue
+            if labels.is_floating_point() or labels.is_complex() or labels.dim() != 1:
+                raise TrainingError(f"dataset {self.dataset.name!r}: class labels must be one whole number per sample, "
+                                    f"but the {split} labels are {labels.dtype} of shape {tuple(labels.shape)}")
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= classes:
+                bad = high if high >= classes else low
+                raise TrainingError(f"dataset {self.dataset.name!r}: the {split} labels include class {bad}, but the "
+                                    f"network outputs {classes} class(es) (labels 0..{classes - 1}): relabel the data "
+                                    f"as 0..{classes - 1} or set the last block's width to {high + 1}")
 
     def _split(self) -> None:
         generator = torch.Generator().manual_seed(self.config.seed)
@@ -293,7 +322,7 @@ class Trainer:
                 raise TrainingError(
                     f"the loss became {loss.item()} at step {self._position['step']} (epoch "
                     f"{self._position['epoch']}): lower the learning rate (now {self.config.lr:g}), standardise the "
-                    "inputs or use a scaled_tanh before the quantum layer; the run stopped at its last checkpoint")
+                    f"inputs or use a scaled_tanh before the quantum layer; {self._checkpoint_note()}")
             loss.backward()
             holder["out"], holder["loss"] = out.detach(), loss.detach()
             return loss
@@ -308,6 +337,7 @@ class Trainer:
             for hook in hooks:
                 hook.remove()
         elapsed = time.perf_counter() - start
+        self._check_divergence(float(holder["loss"]))
         metric, value = task_metric(self.spec.task, holder["out"], yb)
         event = {"kind": "step", "step": self._position["step"], "epoch": self._position["epoch"],
                  "loss": float(holder["loss"]), "metric": metric, metric: value, "step_time": elapsed,
@@ -325,6 +355,28 @@ class Trainer:
             }
         self._emit(event)
         return event
+
+    def _checkpoint_note(self) -> str:
+        if self._checkpoint_step is None:
+            return "no checkpoint was written yet, so start the run again after the change"
+        return (f"the run stopped; its last checkpoint is at step {self._checkpoint_step} "
+                "(`workbench runs resume` continues from there)")
+
+    def _check_divergence(self, loss: float) -> None:
+        """Stop a classification/regression run whose loss has run away (an energy may be negative: not checked)."""
+        if self.spec.task == "energy":
+            return
+        if self._first_loss is None:
+            self._first_loss = loss
+            return
+        limit = max(DIVERGED_FACTOR * self._first_loss, DIVERGED_FLOOR)
+        self._diverging_steps = self._diverging_steps + 1 if loss > limit else 0
+        if self._diverging_steps >= DIVERGED_STEPS:
+            raise TrainingError(
+                f"training diverged: the loss rose from {self._first_loss:.4g} to {loss:.4g} by step "
+                f"{self._position['step']} (epoch {self._position['epoch']}): lower the learning rate (now "
+                f"{self.config.lr:g}; try {self.config.lr / 100:g}) or standardise the inputs; "
+                f"{self._checkpoint_note()}")
 
     def _grad_norms(self) -> dict[str, float]:
         norms = {}
@@ -417,7 +469,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "position": dict(self._position), "order": self._order,
                 "epoch_rng": self._rng_state, "rng": torch.get_rng_state(),
-                "best_val": self._best_val, "stale_epochs": self._stale_epochs}
+                "best_val": self._best_val, "stale_epochs": self._stale_epochs, "first_loss": self._first_loss}
 
     def _checkpoint(self) -> None:
         if self.store is None:
@@ -427,16 +479,25 @@ class Trainer:
         torch.save(self.checkpoint_state(), buffer)
         self.store.save_checkpoint(self.run_id, step=self._position["step"], epoch=self._position["epoch"],
                                    state=buffer.getvalue())
+        self._checkpoint_step = self._position["step"]
 
     def restore(self, state: bytes) -> None:
-        saved = torch.load(io.BytesIO(state), weights_only=True)
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self._position = dict(saved["position"])
-        self._order = saved["order"]
-        self._rng_state = saved["epoch_rng"]
-        torch.set_rng_state(saved["rng"])
-        self._best_val, self._stale_epochs = saved["best_val"], saved["stale_epochs"]
+        """Load a checkpoint; TrainingError if it is damaged or not ours (it is never unpickled as code)."""
+        try:
+            saved = torch.load(io.BytesIO(state), weights_only=True)
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self._position = {key: int(saved["position"][key]) for key in ("epoch", "batch", "step")}
+            self._order = saved["order"]
+            self._rng_state = saved["epoch_rng"]
+            torch.set_rng_state(saved["rng"])
+            self._best_val, self._stale_epochs = float(saved["best_val"]), int(saved["stale_epochs"])
+            self._first_loss = saved.get("first_loss")
+        except Exception as err:  # UnpicklingError, KeyError, TypeError, RuntimeError: all mean "not a good checkpoint"
+            raise TrainingError(f"the checkpoint of run {self.run_id} is damaged or is not a workbench checkpoint "
+                                f"({type(err).__name__}); it was not loaded: start the run again with "
+                                "`workbench train`") from None
+        self._checkpoint_step = self._position["step"]
 
 
 def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, epochs: int | None = None) -> Trainer:
