@@ -60,7 +60,7 @@ class SurrogateOptions:
     """
 
     buffer_size: int = 512
-    refit_steps: int = 40
+    refit_steps: int = 20
     perturbations: int = 1
     perturbation_scale: float = 0.3
     hidden: int = 64

@@ -21,14 +21,14 @@ from .report import COLUMNS, _STYLE, _html_table, _num, check_rows
 
 METHODS = ("parameter_shift", "surrogate")
 
-# A small classifier for 2-D data: 2 qubits, features re-uploaded before each of 2 RY/RZ + CNOT layers, <Z0>.
+# A small classifier for 2-D data: 2 qubits, features re-uploaded before each of 3 RY/RZ + CNOT layers, <Z0>.
 SMALL_CIRCLES_SPEC = {
     "name": "surrogate-circles-2q", "task": "classification", "input_shape": [2],
     "blocks": [
         {"type": "linear", "id": "fc_in", "out_features": 2},
         {"type": "activation", "id": "to_angles", "fn": "scaled_tanh", "scale": 3.141592653589793},
         {"type": "quantum", "id": "vqc", "role": "output", "qubits": 2, "encoding": "reupload", "rotation": "ry",
-         "ansatz": "hardware_efficient", "depth": 2, "entanglement": "linear",
+         "ansatz": "hardware_efficient", "depth": 3, "entanglement": "linear",
          "readout": {"mode": "estimator", "observables": ["ZI"]}},
     ],
 }
@@ -37,6 +37,7 @@ COLUMNS.setdefault("surrogate", [
     ("budget", lambda r: r["budget"]), ("gradient", lambda r: r["gradient"]), ("steps", lambda r: str(r["steps"])),
     ("shots", lambda r: str(r["shots"])), ("circuits", lambda r: str(r["circuits"])),
     ("seconds", lambda r: _num(r["seconds"], "{:.1f}")), ("test acc", lambda r: _num(r["test_accuracy"], "{:.3f}")),
+    ("best test acc", lambda r: _num(r["best_test_accuracy"], "{:.3f}")),
     ("fit err", lambda r: _num(r.get("fit_error"), "{:.3f}")), ("cos", lambda r: _num(r.get("gradient_cosine"))),
 ])
 
@@ -53,11 +54,12 @@ def train_under_budget(spec, data, *, gradient: str, target: str, shots: int, sh
                        eval_every: int = 5, gradient_options: dict | None = None, max_steps: int = 10_000) -> dict:
     """Train until the next step would exceed `shot_budget` (counted from the executor) or `seconds` pass.
 
-    Returns steps, shots and circuits spent on training, seconds, the final test accuracy and a curve of
-    (shots, seconds, test accuracy) points.
+    Returns steps, shots and circuits spent on training, seconds, the final and the best test accuracy seen
+    (evaluated every `eval_every` steps) and the curve of (shots, seconds, test accuracy) points.
     """
-    from .. import compile as wb_compile
+    from .. import compile as wb_compile, load_spec
 
+    spec = load_spec(spec)
     model = wb_compile(spec, target=target, gradient=gradient, shots=shots, seed=seed,
                        gradient_options=gradient_options if gradient == "surrogate" else None)
     layers = list(model.quantum_layers.values())
@@ -101,7 +103,8 @@ def train_under_budget(spec, data, *, gradient: str, target: str, shots: int, sh
     final = _accuracy(model, Xt, yt)
     if curve[-1]["shots"] != spent["shots"]:
         curve.append({"shots": spent["shots"], "seconds": spent["seconds"], "test_accuracy": final})
-    return {"gradient": gradient, "steps": steps, **spent, "test_accuracy": final, "curve": curve,
+    return {"gradient": gradient, "steps": steps, **spent, "test_accuracy": final,
+            "best_test_accuracy": max(p["test_accuracy"] for p in curve), "curve": curve,
             "fit_error": reports.get("fit_error"), "gradient_cosine": reports.get("gradient_cosine")}
 
 
