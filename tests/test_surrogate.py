@@ -126,3 +126,28 @@ def test_bad_surrogate_options_get_one_clear_message():
         wb_compile(SMALL_CIRCLES_SPEC, gradient="surrogate", gradient_options={"perturbation_scale": 0})
     with pytest.raises(ValueError, match="gradient='surrogate'"):
         wb_compile(SMALL_CIRCLES_SPEC, gradient="adjoint", gradient_options={"refit_steps": 3})
+
+
+def test_bench_surrogate_writes_table_json_and_offline_html(tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    out, html = tmp_path / "s.json", tmp_path / "s.html"
+    result = CliRunner().invoke(app, ["bench", "surrogate", "--shot-budget", "30000", "--seconds", "1",
+                                      "--gradient-option", "refit_steps=5", "--out", str(out), "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(out.read_text())
+    assert {(r["budget"], r["gradient"]) for r in data["rows"]} == {
+        (b, g) for b in ("shots", "time") for g in ("parameter_shift", "surrogate")}
+    for row in data["rows"]:
+        assert row["shots"] == 100 * row["circuits"]
+        if row["budget"] == "shots" and row["steps"] > 1:
+            assert row["shots"] <= 30000
+    assert "parameter_shift" in result.output and "best test acc" in result.output
+    page = html.read_text()
+    assert "Test accuracy against shots spent" in page and 'src="http' not in page and "Plotly.newPlot" in page
+    bad = CliRunner().invoke(app, ["bench", "surrogate", "--gradient-option", "nonsense"])
+    assert bad.exit_code == 2 and "key=value" in bad.output

@@ -21,6 +21,8 @@ def surrogate_command(
         seconds: float = typer.Option(20.0, "--seconds", min=0.1, help="Training wall-clock seconds per method."),
         batch: int = typer.Option(16, "--batch", min=1), lr: float = typer.Option(0.05, "--lr"),
         seed: int = typer.Option(0, "--seed"),
+        eval_target: Optional[str] = typer.Option(None, "--eval-target", help="Evaluate test accuracy on this "
+                                                                               "target (e.g. torch: exact, free)."),
         gradient_option: list[str] = typer.Option([], "--gradient-option", help="Surrogate setting key=value "
                                                                                 "(repeatable), e.g. refit_steps=20."),
         out: Optional[Path] = typer.Option(None, "--out", help="JSON result [default: bench-surrogate.json]."),
@@ -42,7 +44,7 @@ def surrogate_command(
     try:
         result = run_surrogate(template=template, spec=str(spec) if spec else None, dataset=dataset, target=target,
                                shots=shots, shot_budget=shot_budget, seconds=seconds, batch=batch, lr=lr, seed=seed,
-                               gradient_options=options or None,
+                               gradient_options=options or None, eval_target=eval_target,
                                progress=lambda message: console.print(f"[dim]{message}[/dim]"))
     except (ValueError, KeyError) as err:
         console.print(f"[red]{err}[/red]")
