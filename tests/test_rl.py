@@ -76,7 +76,7 @@ def test_cli_trains_records_and_explains_bad_input(tmp_path):
     assert result.exit_code == 0, result.output
     (record,) = RunStore(db).list_runs()
     assert record.status == "completed" and record.dataset["name"] == "Pendulum-v1"
-    assert "test_return" in record.final_metrics
+    assert "test_return" in record.final_metrics and record.final_metrics["steps"] == 250
     bad = runner.invoke(app, ["rl", "train", "--env", "NoSuchEnv-v0", "--store", str(db)])
     assert bad.exit_code == 2 and "cannot make environment 'NoSuchEnv-v0'" in bad.output
     with pytest.raises(RLError, match="agent 'quantum'"):

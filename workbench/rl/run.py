@@ -109,8 +109,9 @@ class TD3Run:
             next_obs, reward, terminated, truncated, _ = self.env.step(action.numpy())
             self.buffer.add(obs=obs, action=action, reward=[reward], next_obs=next_obs, done=[float(terminated)])
             obs, total, length = next_obs, total + float(reward), length + 1
-            done = terminated or truncated
             self.position["step"] += 1
+            # The step budget may end an episode early; it is recorded with its length.
+            done = terminated or truncated or self.position["step"] >= c.steps
             if self.position["step"] >= c.start_steps and len(self.buffer) >= c.batch_size:
                 self._stats.append(self.agent.update(self.buffer.sample(c.batch_size)))
                 if self.position["step"] % c.log_every == 0:
