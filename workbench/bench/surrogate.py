@@ -144,12 +144,14 @@ def run_surrogate(*, template: str | None = None, spec: str | None = None, datas
             result["rows"].append({"budget": budget, **row})
     for budget in ("shots", "time"):
         rows = {r["gradient"]: r for r in result["rows"] if r["budget"] == budget}
-        gain = rows["surrogate"]["test_accuracy"] - rows["parameter_shift"]["test_accuracy"]
-        C.check(result, f"surrogate - parameter shift test accuracy ({budget} budget)", gain, "> 0", met=gain > 0,
-                executor=target)
+        gain = rows["surrogate"]["best_test_accuracy"] - rows["parameter_shift"]["best_test_accuracy"]
+        C.check(result, f"surrogate - parameter shift best test accuracy ({budget} budget)", gain, "> 0",
+                met=gain > 0, executor=target)
     result["notes"].append(f"{shots} shots per circuit; shots counted from the executor's circuit count. "
                            "Test-accuracy evaluations are not charged to the budget"
-                           + (f" (they run on {eval_target})." if eval_target else "."))
+                           + (f" (they run on {eval_target})." if eval_target else ".")
+                           + " The surrogate's seconds include its refits and, on small noise-free circuits, the exact "
+                           "reference gradient for its cosine metric.")
     return C.finish(result)
 
 
