@@ -117,6 +117,9 @@ def test_auto_never_picks_the_surrogate_and_hints_at_it_on_hardware():
     assert choose_gradient("surrogate", engine="torch", shots=None, hardware=False, noisy=False).method == "surrogate"
     with pytest.raises(GradientError, match="unknown gradient method"):
         choose_gradient("qtdnn", engine="torch", shots=None, hardware=False, noisy=False)
+    # Through a real layer on emulated hardware: the layer hands its angle count to auto.
+    info = wb_compile(SMALL_CIRCLES_SPEC, target="quantinuum").gradient_info()["vqc"]
+    assert info["method"] == "parameter_shift" and "36 circuits per sample" in info["reason"]
 
 
 def test_bad_surrogate_options_get_one_clear_message():
