@@ -17,6 +17,7 @@ from rich.table import Table
 from .bench.cli import bench_app
 from .cli_errors import GuardedGroup, one_line
 from .notebooks import notebooks_app
+from .rl.cli import rl_app
 from .store_cli import register as register_store_commands
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
@@ -98,6 +99,8 @@ def train(
     gradient: str = typer.Option("auto", "--gradient",
                                  help="auto, adjoint, parameter_shift, finite_diff, density_matrix, backprop."),
     shots: Optional[int] = typer.Option(None, "--shots"),
+    gradient_option: list[str] = typer.Option([], "--gradient-option", help="Gradient setting key=value (repeatable), "
+                                              "e.g. refit_steps=20 for --gradient surrogate."),
     noise: Optional[str] = typer.Option(None, "--noise", help='JSON, e.g. \'{"depolarizing": 0.01}\''),
     device: str = typer.Option("cpu", "--device"),
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Patience in epochs."),
@@ -130,7 +133,7 @@ def train(
         data = load_dataset(dataset, **options)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
-                             early_stopping=early_stopping)
+                             early_stopping=early_stopping, gradient_options=_parse_options(gradient_option) or None)
         trainer = Trainer(architecture, data, config, store=store)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -153,6 +156,8 @@ def train(
 
 
 def _run_with_progress(trainer, label: str):
+    from .surrogate import describe_accounting  # issue 14: surrogate shots, fit error, gradient cosine
+
     total = trainer.config.epochs * trainer.steps_per_epoch
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -163,7 +168,8 @@ def _run_with_progress(trainer, label: str):
             if event["kind"] == "step":
                 metric = event["metric"]
                 progress.update(task, completed=event["step"] + 1,
-                                status=f"loss {event['loss']:.4f} {metric} {event[metric]:.3f}")
+                                status=f"loss {event['loss']:.4f} {metric} {event[metric]:.3f}"
+                                       + describe_accounting(event.get("quantum", {})))
             elif event["kind"] == "epoch" and "val_loss" in event:
                 progress.update(task, status=f"epoch {event['epoch'] + 1}: val loss {event['val_loss']:.4f}")
 
@@ -341,6 +347,7 @@ def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option(
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(notebooks_app, name="notebooks")
+app.add_typer(rl_app, name="rl")  # issue 14: workbench/rl/cli.py
 
 
 def main() -> None:

@@ -75,7 +75,8 @@ class HybridModel(nn.Module):
                 module = QuantumLayer(block, in_shape[0], target=config["target"], gradient=config["gradient"],
                                       device=device, noise=noise, shots=config.get("shots"),
                                       precision=config["precision"], target_options=config.get("target_options"),
-                                      emulate=config.get("emulate", True))
+                                      emulate=config.get("emulate", True),
+                                      gradient_options=config.get("gradient_options"))
             else:
                 module = _classical_module(block, in_shape)
             self.blocks[block.id] = module
@@ -156,12 +157,13 @@ def _human(n: float) -> str:
 def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch", gradient: str = "auto",
             device: str | torch.device = "cpu", *, noise: NoiseModel | dict | None = None, shots: int | None = None,
             precision: str = "single", target_options: dict | None = None, emulate: bool = True,
-            seed: int | None = None) -> HybridModel:
+            seed: int | None = None, gradient_options: dict | None = None) -> HybridModel:
     """Compile a spec into a torch module whose quantum layers run on `target` with `gradient`.
 
     target: 'torch' (native statevector), 'torch-density' (native noisy), or a CUDA-Q target
     ('qpp-cpu', 'density-matrix-cpu', 'nvidia', 'nvidia-fp64', 'nvidia-mqpu', hardware names in emulate mode).
-    gradient: 'auto', 'adjoint', 'parameter_shift', 'finite_diff', 'density_matrix' or 'backprop'.
+    gradient: 'auto', 'adjoint', 'parameter_shift', 'finite_diff', 'density_matrix', 'backprop' or 'surrogate'.
+    gradient_options: settings of the gradient method (surrogate: see workbench.surrogate.SurrogateOptions).
     """
     spec = S.load_spec(spec)
     shots = check_shots(shots)
@@ -178,7 +180,7 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
         torch.manual_seed(seed)
     config = {"target": target, "gradient": gradient, "device": str(device), "precision": precision,
               "shots": shots, "noise": noise_model.to_dict() if noise_model else None,
-              "target_options": target_options, "emulate": emulate}
+              "target_options": target_options, "emulate": emulate, "gradient_options": gradient_options}
     return HybridModel(spec, config)
 
 

@@ -7,6 +7,7 @@ angles (and of the amplitude-encoded initial state); how is one of these methods
 - finite_diff: central differences, also in one batched call.
 - density_matrix: noisy forward values from the executor, exact gradient of the noisy expectation from
   the torch density-matrix engine under the same noise model.
+- surrogate: forward values from the executor, VJP from a locally fitted MLP (see surrogate.py).
 
 Angles carry the chain rule to inputs and weights, so classical layers before a quantum layer train.
 """
@@ -23,7 +24,9 @@ from .circuits import ReadoutPlan
 from .densitymatrix import DensityMatrixProgram
 from .statevector import StatevectorProgram
 
-METHODS = ("auto", "adjoint", "parameter_shift", "finite_diff", "density_matrix", "backprop")
+METHODS = ("auto", "adjoint", "parameter_shift", "finite_diff", "density_matrix", "backprop", "surrogate")
+# surrogate (issue 14): auto mentions it on hardware from this many gate angles (2 circuits per angle per sample)
+SURROGATE_HINT_ANGLES = 8
 FINITE_DIFF_STEP = 1e-3
 
 
@@ -37,13 +40,21 @@ class GradientChoice:
     reason: str
 
 
-def choose_gradient(requested: str, *, engine: str, shots: int | None, hardware: bool, noisy: bool) -> GradientChoice:
-    """Resolve 'auto' from the context and check that an explicit choice fits it."""
+def choose_gradient(requested: str, *, engine: str, shots: int | None, hardware: bool, noisy: bool,
+                    n_angles: int | None = None) -> GradientChoice:
+    """Resolve 'auto' from the context and check that an explicit choice fits it.
+
+    auto never picks 'surrogate' (approximate); on hardware with many angles its reason points to it.
+    """
     if requested not in METHODS:
         raise GradientError(f"unknown gradient method {requested!r}: use one of {', '.join(METHODS)}")
     if requested == "auto":
         if hardware:
-            return GradientChoice("parameter_shift", "hardware target: parameter shift needs only measured expectations")
+            reason = "hardware target: parameter shift needs only measured expectations"
+            if n_angles and n_angles >= SURROGATE_HINT_ANGLES:  # issue 14: point to the surrogate
+                reason += (f"; with {n_angles} gate angles it runs {2 * n_angles} circuits per sample per step: "
+                           "gradient='surrogate' measures 1 + perturbations instead (approximate gradient)")
+            return GradientChoice("parameter_shift", reason)
         if shots:
             return GradientChoice("parameter_shift", f"{shots} shots: parameter shift is unbiased under shot noise, "
                                                      "adjoint needs exact states")
@@ -72,6 +83,7 @@ def choose_gradient(requested: str, *, engine: str, shots: int | None, hardware:
         "parameter_shift": "hardware-compatible: two shifted circuits per gate angle",
         "finite_diff": f"central differences with step {FINITE_DIFF_STEP:g} (approximate)",
         "density_matrix": "exact gradient of the noisy expectation from the density matrix",
+        "surrogate": "approximate: real-circuit forward values, gradient of a locally fitted MLP (qtDNN)",
     }
     return GradientChoice(requested, f"chosen by the user: {reasons[requested]}")
 
@@ -151,7 +163,7 @@ class Runner:
 
     def __init__(self, evaluate: Evaluator, method: str, *, plan: ReadoutPlan, init_features: int = 0,
                  states: Callable | None = None, program: StatevectorProgram | None = None,
-                 dm_program: DensityMatrixProgram | None = None):
+                 dm_program: DensityMatrixProgram | None = None, surrogate=None):
         self.evaluate = evaluate
         self.method = method
         self.plan = plan
@@ -159,8 +171,11 @@ class Runner:
         self.states = states
         self.program = program
         self.dm_program = dm_program
+        self.surrogate = surrogate  # issue 14: a surrogate.SurrogateGradient when method == "surrogate"
 
     def __call__(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        if self.method == "surrogate":  # issue 14: the surrogate owns forward values and VJP
+            return self.surrogate(angles, init)
         if self.method == "backprop":
             return self.evaluate(angles, init)
         return _CircuitFunction.apply(self, angles, init)

@@ -36,7 +36,8 @@ def available_memory(device: torch.device) -> int:
 class QuantumLayer(nn.Module):
     def __init__(self, block: Quantum, n_features: int, *, target: str = "torch", gradient: str = "auto",
                  device: str | torch.device = "cpu", noise: NoiseModel | None = None, shots: int | None = None,
-                 precision: str = "single", target_options: dict | None = None, emulate: bool = True):
+                 precision: str = "single", target_options: dict | None = None, emulate: bool = True,
+                 gradient_options: dict | None = None):
         super().__init__()
         self.block = block
         self.target = target
@@ -74,7 +75,8 @@ class QuantumLayer(nn.Module):
                 self.shots = 1000
                 self.plan = ReadoutPlan(plan.mode, plan.paulis, plan.coefficients, plan.marginal, self.shots)
         self.choice: GradientChoice = choose_gradient(gradient, engine=target, shots=self.shots, hardware=hardware,
-                                                      noisy=self.density)
+                                                      noisy=self.density,
+                                                      n_angles=len(self.circuit.rotation_gates))
         # Refuse a circuit that cannot fit before building anything of its size.
         self._check_memory(batch=1)
         self.executor = None
@@ -88,7 +90,8 @@ class QuantumLayer(nn.Module):
             if self.density else None
         self.runner = Runner(self._evaluate, self.choice.method, plan=self.plan,
                              init_features=self.circuit.amplitude_inputs, states=self._states,
-                             program=self.program, dm_program=self.dm_program)
+                             program=self.program, dm_program=self.dm_program,
+                             surrogate=self._surrogate(gradient_options))
         if self.circuit.n_weights:
             # Small angles start near the identity, away from the flat regions of random circuits.
             # Double precision keeps its weights in float64 too, so gradients are not rounded to float32.
@@ -106,6 +109,25 @@ class QuantumLayer(nn.Module):
             self.coefficients = None
         if self.executor is not None:
             self._warm()
+
+    def _surrogate(self, options: dict | None):
+        """Issue 14: the surrogate gradient (with an exact reference for its cosine metric when affordable)."""
+        if self.choice.method != "surrogate":
+            if options:
+                raise ValueError(f"gradient_options {sorted(options)} are for gradient='surrogate', "
+                                 f"not {self.choice.method!r}")
+            return None
+        from .surrogate import SurrogateGradient, SurrogateOptions, exact_vjp
+
+        settings = SurrogateOptions.from_dict(options)
+        affordable = not self.density and self.block.qubits <= settings.reference_max_qubits
+        return SurrogateGradient(self._evaluate, self.plan, n_angles=len(self.circuit.rotation_gates),
+                                 init_features=self.circuit.amplitude_inputs, options=settings,
+                                 reference=exact_vjp(self.program, self.plan) if affordable else None)
+
+    def gradient_report(self) -> dict:
+        """Per-step accounting of the gradient method since the last call (surrogate only; else empty)."""
+        return self.runner.surrogate.report() if self.runner.surrogate is not None else {}
 
     # -- execution ------------------------------------------------------------------------------
     def _warm(self) -> None:

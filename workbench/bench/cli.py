@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from .surrogate_cli import surrogate_command
+
 bench_app = typer.Typer(help="Benchmarks: engine speed, gradient methods, scaling, peer frameworks, classical "
                              "baseline.", no_args_is_help=True, add_completion=False)
 
@@ -187,6 +189,9 @@ def baseline(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
     result = run_baseline(_qubits(qubits), batch, repeats, template=template, spec=_spec_arg(spec), dataset=dataset,
                           epochs=epochs, lr=lr, threads=threads_, progress=_progress(console))
     _finish(result, "baseline", out, html)
+
+
+bench_app.command("surrogate")(surrogate_command)  # issue 14: workbench/bench/surrogate_cli.py
 
 
 @bench_app.command()

@@ -58,6 +58,7 @@ class TrainConfig:
     shots: int | None = None
     noise: dict | None = None
     precision: str = "single"
+    gradient_options: dict | None = None  # e.g. surrogate settings (workbench.surrogate.SurrogateOptions)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -72,7 +73,7 @@ class TrainConfig:
 
     def compile_options(self) -> dict[str, Any]:
         return {"target": self.target, "gradient": self.gradient, "device": self.device, "shots": self.shots,
-                "noise": self.noise, "precision": self.precision}
+                "noise": self.noise, "precision": self.precision, "gradient_options": self.gradient_options}
 
 
 @dataclass
@@ -307,6 +308,8 @@ class Trainer:
         start = time.perf_counter()
         quantum = self.model.quantum_layers
         executions_before = {name: layer.circuit_executions for name, layer in quantum.items()}
+        for layer in quantum.values():
+            layer.gradient_report()  # issue 14: the step's accounting starts here
         input_grads: dict[str, torch.Tensor] = {}
         hooks = [layer.register_full_backward_hook(
             lambda module, grad_in, grad_out, name=name: input_grads.__setitem__(name, grad_in[0]))
@@ -352,6 +355,7 @@ class Trainer:
                 "gradient_method": layer.gradient_method,
                 "grad_variance": float(grads.var()) if grads.numel() > 1 else 0.0,
                 "circuit_executions": layer.circuit_executions - executions_before[name],
+                **layer.gradient_report(),  # issue 14: surrogate shots/circuits, fit error, gradient cosine
             }
         self._emit(event)
         return event
