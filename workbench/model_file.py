@@ -4,7 +4,8 @@ A model file carries the spec itself (inline JSON, never a path), the weights, a
 settings it was saved with. Of those settings, the file may only choose what changes numbers,
 never where or on what the model runs:
 
-    FILE_SETTINGS   gradient, precision, shots (1..limits.MAX_SHOTS), noise: taken from the file
+    FILE_SETTINGS   gradient, precision, shots (1..limits.MAX_SHOTS), noise, gradient_options
+                    (bounded surrogate settings): taken from the file
                     unless the caller overrides them.
     CALLER_SETTINGS target, device, target_options, emulate: always the caller's (defaults: the
                     native 'torch' engine on the CPU, emulated); the file's values are ignored.
@@ -26,7 +27,7 @@ from . import limits as L
 from . import spec as S
 from .errors import ModelFileError, OptionError, WorkbenchError
 
-FILE_SETTINGS = ("gradient", "precision", "shots", "noise")
+FILE_SETTINGS = ("gradient", "precision", "shots", "noise", "gradient_options")
 CALLER_SETTINGS = ("target", "device", "target_options", "emulate")
 COMPILE_OPTIONS = FILE_SETTINGS + CALLER_SETTINGS + ("seed",)
 MAX_MODEL_BYTES = 4 << 30
@@ -94,6 +95,15 @@ def _settings(value: Any, path: Path) -> dict[str, Any]:
         L.check_shots(settings.get("shots"), "the saved shots")
     except OptionError as err:
         raise ModelFileError(f"{path}: {err}") from None
+    if settings.get("gradient_options") is not None:
+        from .surrogate import SurrogateError, SurrogateOptions
+
+        if not isinstance(settings["gradient_options"], dict):
+            raise ModelFileError(f"{path}: the saved gradient options must be a JSON object")
+        try:
+            SurrogateOptions.from_dict(settings["gradient_options"])
+        except SurrogateError as err:
+            raise ModelFileError(f"{path}: the saved gradient options are not valid: {err}") from None
     noise = settings.get("noise")
     if noise is not None:
         from .noise import NoiseModel

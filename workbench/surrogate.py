@@ -36,13 +36,19 @@ import torch
 from torch import nn
 
 from .circuits import ReadoutPlan
+from .errors import WorkbenchError
 
 Evaluate = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Reference = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
 
 
-class SurrogateError(ValueError):
-    pass
+class SurrogateError(WorkbenchError, ValueError):
+    """A surrogate option out of range or of the wrong kind."""
+
+
+# Upper bounds: options may come from a model file or a share link, so none may ask for unbounded memory.
+OPTION_LIMITS = {"buffer_size": 1_000_000, "refit_steps": 10_000, "perturbations": 64, "hidden": 4096,
+                 "reference_max_qubits": 20}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class SurrogateOptions:
         for name in ("buffer_size", "refit_steps", "hidden"):
             if int(getattr(self, name)) < 1:
                 raise SurrogateError(f"surrogate option {name}={getattr(self, name)} must be at least 1")
+        for name, limit in OPTION_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise SurrogateError(f"surrogate option {name}={getattr(self, name)} is over its limit {limit}")
         if self.perturbations < 0:
             raise SurrogateError(f"surrogate option perturbations={self.perturbations} must be 0 or more")
         if not (self.perturbation_scale > 0 and math.isfinite(self.perturbation_scale)):
