@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .bench.cli import bench_app
 from .notebooks import notebooks_app
+from .search.cli import search_command
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -315,6 +316,7 @@ def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option(
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(notebooks_app, name="notebooks")
+app.command("search")(search_command)
 
 
 def main() -> None:
