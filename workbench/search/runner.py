@@ -165,6 +165,7 @@ def search(space: SearchSpace | dict | str | Path | None = None, dataset: str | 
             reasons = "; ".join(sorted({c.reason for c in space_obj.invalid()})[:3])
             raise SearchError(f"search space {space_obj.name!r} has no valid candidate: {reasons}")
         objective = O.check_measure(objective or O.default_objective(first.spec.task))
+        make_strategy(strategy)  # an unknown name fails here, before anything is recorded
         config = asdict(TrainConfig(**{"epochs": epochs, "boundary_every": 0, **(train or {})}))
         settings = {"strategy": strategy, "budget": budget if budget is not None else min(space_obj.size, 16),
                     "objective": objective, "train": config, "dataset": dataset,
