@@ -20,6 +20,7 @@ from workbench import notebooks
 EXPECTED = [
     "01_vqc_circles", "02_vqe_architecture_search", "03_hybrid_digits", "04_tyxonq_3x3",
     "05_parameter_input_vqe", "06_choosing_a_gradient_method", "07_hardware_style_training",
+    "09_architecture_search",
 ]
 # The paper-reproduction notebooks (notebooks/ may hold others, e.g. 00_jupyter_workbench, tested elsewhere).
 PATHS = notebooks.notebook_paths(EXPECTED)
