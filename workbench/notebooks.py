@@ -4,7 +4,7 @@
     notebooks.run_all(quick=True)                 # every notebook, reduced sizes (WORKBENCH_QUICK=1)
     notebooks.render_all("notebooks/html")        # full settings, HTML with interactive plots, offline
 
-The notebooks live in `notebooks/` (numbered 01_…, 02_…) and are stored without outputs. Each one
+The notebooks live in `notebooks/` (numbered 01_… to 07_…) and are stored without outputs. Each one
 reads WORKBENCH_QUICK from its environment: set, it runs reduced sizes (small data, few epochs, few
 qubits) that finish in well under two minutes on two cores; unset, it reproduces its paper as closely
 as the machine allows. Every notebook asserts its key result, so a broken demo fails when executed.
