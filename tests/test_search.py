@@ -345,5 +345,7 @@ def test_cli_search_prints_progress_and_a_results_table(tmp_path):
     assert "best: " in result.output and "★" in result.output
     saved = SearchResults.from_json(out.read_text())
     assert len(saved.final_rows()) == 3 and saved.best["key"] in result.output
+    listed = CliRunner().invoke(app, ["search", "--list", "--store", str(tmp_path / "r.sqlite3")])
+    assert listed.exit_code == 0 and saved.search_id in listed.output and "completed" in listed.output
     bad = CliRunner().invoke(app, ["search", "missing.json", "--dataset", "circles"])
     assert bad.exit_code == 2 and "does not exist" in bad.output

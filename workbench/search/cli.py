@@ -91,8 +91,12 @@ def search_command(
                                          help="Two measures whose Pareto front is starred, e.g. val_loss,parameters."),
     top: int = typer.Option(20, "--top", help="Rows of the results table."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results (every candidate) as JSON."),
+    list_searches: bool = typer.Option(False, "--list", help="List the searches in the store and exit."),
 ) -> None:
     """Search a space of hybrid architectures; every candidate is a run recorded under the search."""
+    if list_searches:
+        _print_searches(_store(store_path))
+        return
     from ..data import DatasetError
     from ..store import StoreError
     from ..training import TrainingError
@@ -167,6 +171,25 @@ def search_command(
     if out:
         out.write_text(results.to_json())
         console.print(f"results written to {out}")
+
+
+def _print_searches(store) -> None:
+    from .objectives import cost
+    from .records import SearchRecords
+
+    records = SearchRecords(store)
+    table = Table(title=f"searches in {store.path}")
+    for column in ("id", "name", "status", "created", "candidates", "best"):
+        table.add_column(column, overflow="fold")
+    for record in records.list():
+        rows = records.candidates(record.id)
+        objective = record.settings["objective"]
+        done = [r for r in rows if r["status"] == "completed"]
+        top = min(done, key=lambda r: cost(objective, r["measures"].get(objective)), default=None)
+        best = f"{top['key']} ({objective} {_format(top['measures'].get(objective))})" if top else ""
+        table.add_row(record.id, record.name, record.status, record.created_at[:19], str(len({r["key"] for r in rows})),
+                      best)
+    Console(width=160).print(table)
 
 
 def _store(path: Optional[Path]):

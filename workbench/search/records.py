@@ -101,7 +101,7 @@ class SearchRecords:
                           (search_id, len(search_id), search_id))
         if len(rows) != 1:
             what = "no search" if not rows else "more than one search starts with"
-            raise StoreError(f"{what} {search_id!r} in {self.store.path}; `workbench search --list` shows them")
+            raise StoreError(f"{what} {search_id!r} in {self.store.path}; `workbench search --list` shows the searches there")
         row = rows[0]
         return SearchRecord(row["id"], row["name"], row["status"], row["created_at"], json.loads(row["space"]),
                             json.loads(row["settings"]), json.loads(row["report"]) if row["report"] else None)

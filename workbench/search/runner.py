@@ -159,6 +159,9 @@ def search(space: SearchSpace | dict | str | Path | None = None, dataset: str | 
     else:
         if space is None or dataset is None:
             raise SearchError("give a search space and a dataset (or resume=SEARCH_ID)")
+        if not isinstance(dataset, str):
+            raise SearchError("give the dataset by name (with dataset_options): each candidate loads it where it "
+                              "trains, in this process, a worker process or on Ray")
         space_obj = load_space(space)
         first = next((c for c in space_obj.candidates() if c.valid), None)
         if first is None:
