@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..store import RunStore
 from ..training import TrainConfig
