@@ -37,20 +37,20 @@ class SearchTab(pn.viewable.Viewer):
         self.live = LiveSearch(getattr(state, "store", None))
         self._drawn = -1
         first = next(iter(SPACE_TEMPLATES))
-        self.space_select = pn.widgets.Select(name="Search space", options=[*SPACE_TEMPLATES, CUSTOM], value=first)
-        self.space_json = pn.widgets.TextAreaInput(name="Space JSON", height=160, sizing_mode="stretch_width",
+        self.space_select = pn.widgets.Select(label="Search space", options=[*SPACE_TEMPLATES, CUSTOM], value=first)
+        self.space_json = pn.widgets.TextAreaInput(label="Space JSON", height=160, sizing_mode="stretch_width",
                                                    value=load_space(first).to_json())
-        self.dataset = pn.widgets.TextInput(name="Dataset", value=SPACE_DATASETS[first][0])
-        self.dataset_options = pn.widgets.TextInput(name="Dataset options (JSON)",
+        self.dataset = pn.widgets.TextInput(label="Dataset", value=SPACE_DATASETS[first][0])
+        self.dataset_options = pn.widgets.TextInput(label="Dataset options (JSON)",
                                                     value=json.dumps(SPACE_DATASETS[first][1]))
-        self.strategy = pn.widgets.Select(name="Strategy", options=list(STRATEGIES), value="random")
-        self.budget = pn.widgets.IntInput(name="Budget (candidates)", value=8, start=1, end=10_000)
-        self.epochs = pn.widgets.IntInput(name="Epochs per candidate", value=3, start=1, end=10_000)
-        self.halving = pn.widgets.Checkbox(name="Successive halving", value=False)
-        self.x_measure = pn.widgets.Select(name="x", options=MEASURES, value="parameters")
-        self.y_measure = pn.widgets.Select(name="y", options=MEASURES, value="val_accuracy")
-        self.start_button = pn.widgets.Button(label="Start search", button_type="primary", css_classes=["wb-search-start"])
-        self.stop_button = pn.widgets.Button(label="Stop", button_type="warning", disabled=True,
+        self.strategy = pn.widgets.Select(label="Strategy", options=list(STRATEGIES), value="random")
+        self.budget = pn.widgets.IntInput(label="Budget (candidates)", value=8, start=1, end=10_000)
+        self.epochs = pn.widgets.IntInput(label="Epochs per candidate", value=3, start=1, end=10_000)
+        self.halving = pn.widgets.Checkbox(label="Successive halving", value=False)
+        self.x_measure = pn.widgets.Select(label="x", options=MEASURES, value="parameters")
+        self.y_measure = pn.widgets.Select(label="y", options=MEASURES, value="val_accuracy")
+        self.start_button = pn.widgets.Button(label="Start search", color="primary", css_classes=["wb-search-start"])
+        self.stop_button = pn.widgets.Button(label="Stop", color="warning", disabled=True,
                                              css_classes=["wb-search-stop"])
         self.open_button = pn.widgets.Button(label="Open in builder", disabled=True, css_classes=["wb-search-open"])
         self.status = pn.pane.Markdown("", css_classes=["wb-search-status"], sizing_mode="stretch_width")
