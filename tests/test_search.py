@@ -226,6 +226,9 @@ def test_supernet_discretises_to_a_valid_spec_that_trains(exhaustive, store):
     assert block.ansatz == "custom" and row["status"] == "completed"
     assert store.get_run(row["run_id"]).spec == spec.to_dict()
     assert row["val_loss"] <= _ranking(exhaustive)[0][1] + 0.1
+    # the architecture weights left uniform (0.25 of four operations) and now pick operations
+    weights = results.report["architecture"]["gate_weights"]
+    assert np.mean([max(position) for layer in weights for position in layer]) > 0.4
 
 
 @pytest.mark.parametrize("encoding, features", [("angle", 3), ("reupload", 3), ("dense_angle", 6)])

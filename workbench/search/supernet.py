@@ -1,8 +1,9 @@
 """A differentiable supernet over a quantum block's gates (DARTS-style quantum architecture search).
 
 Every position (layer l, qubit q) holds a *mixed operation*: the state after it is
-Σ_k softmax(α_lq)_k · U_k(θ_lqk)|ψ⟩ over the candidate gates U_k ∈ {RX, RY, RZ, identity}, each with its own
-angle; every layer ends with a mixed entangler Σ_k softmax(β_l)_k · E_k|ψ⟩ over {CNOT ring, CZ ring, none}.
+Σ_k softmax(s·α_lq)_k · U_k(θ_lqk)|ψ⟩ over the candidate gates U_k ∈ {RX, RY, RZ, identity}, each with its own
+angle (s = ARCH_SCALE); every layer ends with a mixed entangler Σ_k softmax(s·β_l)_k · E_k|ψ⟩ over
+{CNOT ring, CZ ring, none}.
 The architecture weights α, β train jointly with the angles and the classical blocks on the training loss
 (first-order, single-level DARTS). Discretising keeps the most weighted operation of each position and
 writes the result as a custom gate list, so the chosen circuit is an ordinary spec that the workbench
@@ -36,6 +37,10 @@ from .strategies import Strategy, StrategyError
 SINGLE_OPS = ("rx", "ry", "rz", "identity")
 ENTANGLERS = ("cx_ring", "cz_ring", "none")
 ENCODINGS = ("angle", "reupload", "dense_angle")
+# Architecture logits are softmax(ARCH_SCALE * alpha). DARTS gives the architecture weights their own optimiser;
+# within the trainer's single Adam (whose steps ignore gradient scale) this lets them move ARCH_SCALE times
+# faster than the angles, so a few epochs separate the operations instead of leaving them near uniform.
+ARCH_SCALE = 10.0
 
 
 def ring(n: int) -> list[tuple[int, int]]:
@@ -125,12 +130,12 @@ class SuperCircuit(nn.Module):
             if layer == 0 or self.encoding == "reupload":
                 psi = self._encode(psi, x)
             for q in range(self.qubits):
-                weights = torch.softmax(self.alpha[layer, q], 0)
+                weights = torch.softmax(ARCH_SCALE * self.alpha[layer, q], 0)
                 mixed = weights[3] * psi
                 for k, name in enumerate(SINGLE_OPS[:3]):
                     mixed = mixed + weights[k] * apply_single(psi, _rotation(name, self.theta[layer, q, k]), q)
                 psi = mixed
-            weights = torch.softmax(self.beta[layer], 0)
+            weights = torch.softmax(ARCH_SCALE * self.beta[layer], 0)
             psi = sum(w * self._entangle(psi, name) for w, name in zip(weights, self.entanglers))
         probs = psi.abs() ** 2
         probs = probs / probs.flatten(1).sum(1).clamp_min(1e-12).reshape(batch, *([1] * self.qubits))
@@ -147,8 +152,8 @@ class SuperCircuit(nn.Module):
     # -- discretisation --------------------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:
         """The strongest operation per position and per layer's entangler, with their softmax weights."""
-        single = torch.softmax(self.alpha.detach(), -1)
-        ent = torch.softmax(self.beta.detach(), -1)
+        single = torch.softmax(ARCH_SCALE * self.alpha.detach(), -1)
+        ent = torch.softmax(ARCH_SCALE * self.beta.detach(), -1)
         return {"gates": [[SINGLE_OPS[int(single[l, q].argmax())] for q in range(self.qubits)]
                           for l in range(self.depth)],
                 "entanglers": [self.entanglers[int(ent[l].argmax())] for l in range(self.depth)],
