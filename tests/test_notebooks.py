@@ -21,12 +21,13 @@ EXPECTED = [
     "01_vqc_circles", "02_vqe_architecture_search", "03_hybrid_digits", "04_tyxonq_3x3",
     "05_parameter_input_vqe", "06_choosing_a_gradient_method", "07_hardware_style_training",
     "08_surrogate_gradients_and_rl",
+    "09_architecture_search",
 ]
 # The paper-reproduction notebooks (notebooks/ may hold others, e.g. 00_jupyter_workbench, tested elsewhere).
 PATHS = notebooks.notebook_paths(EXPECTED)
 
 
-def test_the_seven_notebooks_are_present_in_order():
+def test_the_notebooks_are_present_in_order():
     stems = [p.stem for p in notebooks.notebook_paths()]
     assert [s for s in stems if s in EXPECTED] == EXPECTED
 

@@ -23,6 +23,7 @@ _LAZY = {
     "MetricStream": "workbench.training", "resume": "workbench.training",
     "load_dataset": "workbench.data", "RunStore": "workbench.store",
     "Workbench": "workbench.gui.jupyter", "live": "workbench.gui.jupyter",
+    "search": "workbench.search",
 }
 
 __all__ = ["ArchitectureSpec", "CircuitFunction", "HybridModel", "SpecError", "circuit_function", "compile",

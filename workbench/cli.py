@@ -19,6 +19,7 @@ from .cli_errors import GuardedGroup, one_line
 from .notebooks import notebooks_app
 from .rl.cli import rl_app
 from .store_cli import register as register_store_commands
+from .search.cli import search_command
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=GuardedGroup)
@@ -347,7 +348,8 @@ def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option(
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(notebooks_app, name="notebooks")
-app.add_typer(rl_app, name="rl")  # issue 14: workbench/rl/cli.py
+app.add_typer(rl_app, name="rl")
+app.command("search")(search_command)
 
 
 def main() -> None:
