@@ -236,7 +236,9 @@ def pyqtorch_layer(n: int, dtype: torch.dtype, adjoint: bool) -> nn.Module:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             values = {f"x{q}": x[:, q] for q in range(n)}
-            values.update({f"w{k}": self.weight[k] for k in range(4 * n)})
+            # Weights are given per sample: pyqtorch's adjoint returns per-sample gradients (shape (batch,)),
+            # which autograd then sums into the shared weight.
+            values.update({f"w{k}": self.weight[k].expand(x.shape[0]) for k in range(4 * n)})
             state = pyq.zero_state(n, batch_size=x.shape[0], dtype=complex_dtype)
             if not adjoint:
                 return _z_expectations(circuit.run(state, values), n)
@@ -387,24 +389,40 @@ VERSION_PACKAGES = {"workbench": ["cudaq"], "cudaq": ["cudaq"], "pennylane": ["p
 
 def _stub_torchvision() -> None:
     """TorchQuantum imports torchvision for its datasets only; PyPI's torchvision does not load next to the CPU
-    torch, so an inert module stands in (the simulator never touches it)."""
+    torch, so inert modules stand in for `torchvision` and every submodule (the simulator never touches them)."""
+    import importlib.abc
+    import importlib.machinery
     import sys
     import types
+
+    class Anything(type):  # a class whose attributes are classes again: subclassed, called, looked into
+        def __getattr__(cls, name: str):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Anything(name, (), {})
 
     class Inert(types.ModuleType):
         def __getattr__(self, name: str):
             if name.startswith("__"):
                 raise AttributeError(name)
-            child = Inert(f"{self.__name__}.{name}")
-            sys.modules[child.__name__] = child
-            setattr(self, name, child)
-            return child
+            return Anything(name, (), {})
 
-        def __call__(self, *args, **kwargs):
-            return self
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            if name == "torchvision" or name.startswith("torchvision."):
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return None
 
-    if "torchvision" not in sys.modules:
-        sys.modules["torchvision"] = Inert("torchvision")
+        def create_module(self, spec):
+            module = Inert(spec.name)
+            module.__path__ = []
+            return module
+
+        def exec_module(self, module) -> None:
+            pass
+
+    if not any(type(f).__name__ == "Finder" and hasattr(f, "create_module") for f in sys.meta_path):
+        sys.meta_path.insert(0, Finder())
 
 
 def import_framework(framework: str) -> None:
