@@ -69,17 +69,31 @@ class Circuit:
         batch = x.shape[0]
         if not params:
             return x.new_zeros(batch, 0)
-        columns = []
-        for p in params:
-            if p.kind == "input":
-                columns.append(p.scale * x[:, p.index])
-            elif p.kind == "input_product":
-                columns.append(p.scale * x[:, p.index] * x[:, p.index2])
-            elif p.kind == "weight":
-                columns.append((p.scale * w[p.index]).expand(batch))
+        # One gather per kind of angle and one reordering, not a tensor op per gate: at small n the per-gate
+        # ops (and their autograd nodes) were a large part of a training step.
+        groups: dict[str, list[int]] = {}
+        for column, p in enumerate(params):
+            groups.setdefault(p.kind, []).append(column)
+        parts, order = [], []
+        for kind, columns in groups.items():
+            chosen = [params[c] for c in columns]
+            scale = x.new_tensor([p.scale for p in chosen])
+            if kind == "input":
+                parts.append(x[:, [p.index for p in chosen]] * scale)
+            elif kind == "input_product":
+                parts.append(x[:, [p.index for p in chosen]] * x[:, [p.index2 for p in chosen]] * scale)
+            elif kind == "weight":
+                parts.append((w[[p.index for p in chosen]] * scale.to(w.dtype)).expand(batch, -1))
             else:
-                columns.append(x.new_full((batch,), p.scale * p.value))
-        return torch.stack(columns, dim=1)
+                parts.append(x.new_tensor([p.scale * p.value for p in chosen]).expand(batch, -1))
+            order.extend(columns)
+        stacked = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        if order == sorted(order):
+            return stacked
+        inverse = [0] * len(order)
+        for position, column in enumerate(order):
+            inverse[column] = position
+        return stacked[:, inverse]
 
     def initial_state(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
         """Amplitude encoding: x normalised and zero-padded to 2**n (differentiable); None for |0...0⟩."""

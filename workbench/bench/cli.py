@@ -144,32 +144,48 @@ def scaling(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
 
 @bench_app.command()
 def peers(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
-          qubits: str = typer.Option("4,8,12", "--qubits"), batch: int = typer.Option(32, "--batch", min=1),
-          repeats: int = typer.Option(3, "--repeats", min=1), rounds: int = typer.Option(3, "--rounds", min=1),
-          max_seconds: float = typer.Option(60.0, "--max-seconds", help="Above this forecast step time a peer is "
-                                                                        "timed on a smaller batch and scaled."),
-          grad_qubits: str = typer.Option("4,8", "--grad-qubits", help="Qubit counts of the gradient-agreement "
-                                                                       "check."),
-          grad_batch: int = typer.Option(4, "--grad-batch", min=1, help="Samples in the gradient-agreement check."),
-          only: Optional[str] = typer.Option(None, "--only", help="Comma-separated peer variants to run."),
+          qubits: str = typer.Option("4,8,12,16", "--qubits"), batch: int = typer.Option(32, "--batch", min=1),
+          repeats: int = typer.Option(3, "--repeats", min=1, help="Timed steps per configuration per round "
+                                                                  "(at least; fast ones run for 0.3 s)."),
+          rounds: int = typer.Option(3, "--rounds", min=1, help="Alternating rounds over the configurations."),
+          max_seconds: float = typer.Option(60.0, "--max-seconds", help="Budget per training step: a configuration "
+                                                                        "whose warm-up step takes longer is reported "
+                                                                        "as over budget."),
+          grad_qubits: str = typer.Option("4,8", "--grad-qubits", help="Qubit counts of the check against the "
+                                                                       "float64 reference simulator."),
+          grad_batch: int = typer.Option(3, "--grad-batch", min=1, help="Samples in the reference check."),
+          only: Optional[str] = typer.Option(None, "--only", help="Comma-separated variants to run."),
+          setup: bool = typer.Option(False, "--setup", help="Create (or reuse) one virtual environment per peer "
+                                                            "framework under the user cache directory, pinned "
+                                                            "to this torch, and exit."),
           threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
-    """The same workload in PennyLane, TorchQuantum, Qiskit ML and hand-written CUDA-Q vs the workbench."""
+    """The standard workload in PennyLane, TorchQuantum, TyxonQ, pyqtorch, tensorcircuit-ng, Qiskit ML and
+    hand-written CUDA-Q vs the workbench, each in its own environment (see --setup)."""
+    console = _console()
+    if setup:
+        from .peer_env import setup_all
+
+        report_ = setup_all(progress=_progress(console))
+        for framework, state in report_.items():
+            where = state.get("python") or state.get("reason", "")
+            console.print(f"{framework:14s} {state['status']:8s} {where}")
+        failed = [f for f, state in report_.items() if state["status"] != "ready"]
+        if failed:
+            console.print(f"[yellow]not installed: {', '.join(failed)} (the suite reports them as skipped)[/yellow]")
+        return
     threads_ = _threads(threads)
     from .peers import run_peers
 
-    console = _console()
     variants = [v.strip() for v in only.split(",")] if only else None
-    if variants and "workbench-torch-backprop" not in variants:
-        variants.append("workbench-torch-backprop")  # the gradient reference
+    path = out or Path("bench-peers.json")
     try:
         result = run_peers(_qubits(qubits), batch, repeats, rounds, max_seconds=max_seconds, threads=threads_,
                            grad_qubits=_qubits(grad_qubits), grad_batch=grad_batch, variants=variants,
-                           template=template,
-                           spec=_spec_arg(spec), progress=_progress(console))
+                           template=template, spec=_spec_arg(spec), out=path, progress=_progress(console))
     except (ValueError, KeyError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err
-    _finish(result, "peers", out, html)
+    _finish(result, "peers", path, html)
 
 
 @bench_app.command()

@@ -1,11 +1,13 @@
 """GPU check: `python -m workbench.bench.gpu_check --out DIR`.
 
-On a machine with CUDA it runs the engine and scaling suites with device='cuda' for the torch engine (and
-CUDA-Q's 'nvidia' target when cudaq imports there and sees the GPU), measures the GPU's copy bandwidth, and
-reports, for n >= 22 qubits, the fraction of that bandwidth the statevector sweep reaches: the forward pass
-(every stage one pass over the batch of states) and one dense-block pass on its own. Without a GPU it says
-"no GPU" and exits 0 (writing that to DIR/gpu_check.json). `--dry-run-cpu` runs the same flow on the CPU at
-small sizes, to check the script itself.
+On a machine with CUDA, within --budget seconds (default 420: it ends inside 8 minutes) and writing
+DIR/gpu_check.json after every phase, it measures the GPU's copy bandwidth and, for n >= 22 qubits, the fraction
+of it the statevector sweep reaches (the forward pass and one dense-block pass); then the engine suite with
+device='cuda' for the torch engine and CUDA-Q's 'nvidia' and 'nvidia-fp64' targets (when cudaq imports and sees
+the GPU); then the GPU-capable peers installed in this interpreter (PennyLane default.qubit, TorchQuantum,
+pyqtorch, TyxonQ, tensorcircuit-ng) on the same workload; then, if time is left, the scaling suite. Without a
+GPU it says "no GPU", writes that to DIR/gpu_check.json and exits 0. `--dry-run-cpu` runs the same flow on the
+CPU at small sizes, to check the script itself.
 """
 
 from __future__ import annotations
@@ -77,59 +79,143 @@ def sweep_fraction(n: int, batch: int, device: str, bandwidth: float, repeats: i
     return row
 
 
+GPU_PEERS = ("pennylane-default-backprop", "torchquantum", "pyqtorch-autograd", "tyxonq-vmap", "tensorcircuit-torch")
+
+
+class _Deadline:
+    """The whole check's time budget: each phase asks for what is left and is skipped, with the reason
+    recorded, when too little remains."""
+
+    def __init__(self, seconds: float):
+        self.end = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+
+def peer_rows(device: str, qubits, batch: int, repeats: int, deadline: _Deadline, progress) -> list[dict]:
+    """The GPU-capable peers that import in this interpreter, on the same workload, full batch, on `device`."""
+    import importlib.util
+
+    from .peer_models import FRAMEWORK_OF, build, import_framework
+    from .peer_env import FRAMEWORK_MODULES
+
+    rows = []
+    for variant in GPU_PEERS:
+        module = FRAMEWORK_MODULES[FRAMEWORK_OF[variant]]
+        if importlib.util.find_spec(module) is None:
+            rows.append({"variant": variant, "status": "skipped", "reason": f"{module} is not installed here"})
+            continue
+        for n in qubits:
+            if deadline.left() < 60:
+                rows.append({"variant": variant, "n": n, "status": "skipped", "reason": "time budget spent"})
+                continue
+            progress(f"peer {variant} at {n} qubits on {device}")
+            row = {"variant": variant, "n": n, "batch": batch, "device": device}
+            try:
+                import_framework(FRAMEWORK_OF[variant])
+                model = build(variant, n).to(device)
+                generator = torch.Generator().manual_seed(n)
+                X = torch.randn(batch, n, generator=generator)
+                y = torch.randint(0, 2, (batch,), generator=generator)
+                stepper = C.Stepper(model, X, y, torch.nn.CrossEntropyLoss(), device=device)
+                warm = stepper.step(record=False)
+                row["warmup_s"] = warm
+                if warm * repeats > min(30.0, deadline.left() / 4):
+                    row.update(status="over budget", reason=f"warm-up step {warm:.1f} s")
+                else:
+                    for _ in range(repeats):
+                        stepper.step()
+                    row.update(status="ok", **stepper.summary())
+            except Exception as err:  # recorded against the peer: a framework without GPU support here
+                row.update(status="error", reason=f"{type(err).__name__}: {err}"[:300])
+            rows.append(row)
+            if row["status"] != "ok":
+                break
+    return rows
+
+
 def run(out: Path, *, device: str, engine_qubits, scaling_max: int, large_qubits, batch: int, large_batch: int,
-        repeats: int, max_seconds: float, progress) -> dict:
+        repeats: int, max_seconds: float, progress, budget_s: float = 450.0) -> dict:
+    """Every phase writes gpu_check.json when it ends, so a run cut short keeps what it measured."""
     from .engine import run_engine
     from .report import write_html, write_json
     from .scaling import run_scaling
 
+    deadline = _Deadline(budget_s)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"gpu": device == "cuda", "device": device, "machine": C.machine_info(device)}
+    summary: dict = {"gpu": device == "cuda", "device": device, "machine": C.machine_info(device),
+                     "budget_s": budget_s, "phases": {}}
+
+    def save(phase: str, started: float) -> None:
+        summary["phases"][phase] = round(time.perf_counter() - started, 1)
+        (out / "gpu_check.json").write_text(json.dumps(summary, indent=1, default=str))
+
     reason = _cudaq_gpu() if device == "cuda" else "dry run on the CPU"
-    gpu_target = "nvidia" if not reason else None
-    summary["cudaq_nvidia"] = gpu_target is not None
+    gpu_targets = ["nvidia", "nvidia-fp64"] if not reason else []
+    summary["cudaq_targets"] = gpu_targets
     summary["cudaq_reason"] = reason
+    t0 = time.perf_counter()
     progress(f"copy bandwidth on {device}")
     bandwidth = C.memory_bandwidth(device, megabytes=1024 if device == "cuda" else 128)
     summary["bandwidth"] = bandwidth
     bw = bandwidth["gb_per_s"] * 1e9
-
-    configs = [("torch", "backprop"), ("torch", "adjoint")]
-    if gpu_target:
-        configs += [(gpu_target, "adjoint"), (gpu_target, "parameter_shift")]
-    elif device == "cpu":
-        configs += [("qpp-cpu", "adjoint")]
-    engine = run_engine(engine_qubits, batch, repeats, 2, max_seconds=max_seconds, device=device, configs=configs,
-                        shift_qubits=10 if gpu_target else None, shift_target=gpu_target or "qpp-cpu", threads=None,
-                        progress=progress)
-    write_json(engine, out / "engine.json")
-    executors = [("torch", "adjoint"), ("torch", "backprop")] + ([(gpu_target, "adjoint")] if gpu_target else [])
-    scaling = run_scaling(None, batch, (1, 16, 64, 256) if device == "cuda" else (1, 8), repeats, 1,
-                          max_seconds=max_seconds, max_qubits=scaling_max, batch_qubits=16 if device == "cuda" else 6,
-                          executors=executors, threads=None, device=device, progress=progress)
-    write_json(scaling, out / "scaling.json")
-
     rows = []
-    for n in large_qubits:
+    for n in large_qubits:  # the bandwidth fraction first: it is the question this check must answer
         state = large_batch * (2**n) * 8
         free = torch.cuda.mem_get_info()[0] if device == "cuda" else C.machine_info()["memory_available_bytes"]
-        if state * 8 > free:
-            rows.append({"n": n, "batch": large_batch, "status": "skipped",
-                         "reason": f"needs about {C.human_bytes(state * 8)}, {C.human_bytes(free)} free"})
+        if state * 8 > free or deadline.left() < 30:
+            why = (f"needs about {C.human_bytes(state * 8)}, {C.human_bytes(free)} free" if state * 8 > free
+                   else "time budget spent")
+            rows.append({"n": n, "batch": large_batch, "status": "skipped", "reason": why})
             continue
         progress(f"sweep fraction at {n} qubits, batch {large_batch}")
         row = sweep_fraction(n, large_batch, device, bw, repeats=repeats)
         row["status"] = "ok"
         rows.append(row)
+        summary["sweep"] = rows
+        save("bandwidth", t0)
     summary["sweep"] = rows
     ok = [r for r in rows if r["status"] == "ok"]
     if ok:
         summary["forward_bandwidth_fraction_median"] = statistics.median(r["forward_bandwidth_fraction"] for r in ok)
         summary["block_pass_bandwidth_fraction_median"] = statistics.median(
             r["block_pass_bandwidth_fraction"] for r in ok)
+    save("bandwidth", t0)
+
+    t0 = time.perf_counter()
+    configs = [("torch", "backprop"), ("torch", "adjoint")]
+    configs += [(target, "adjoint") for target in gpu_targets]
+    if device == "cpu":
+        configs += [("qpp-cpu", "adjoint")]
+    engine = run_engine(engine_qubits, batch, repeats, 2, max_seconds=min(max_seconds, deadline.left() / 20),
+                        device=device, configs=configs, shift_qubits=None, threads=None, progress=progress)
+    write_json(engine, out / "engine.json")
     summary["engine_checks"] = engine["checks"]
+    summary["engine_rows"] = [{k: r.get(k) for k in ("n", "executor", "gradient", "step_ms", "status", "reason")}
+                              for r in engine["rows"]]
+    save("engine", t0)
+
+    t0 = time.perf_counter()
+    summary["peers"] = peer_rows(device, engine_qubits, batch, repeats, deadline, progress)
+    save("peers", t0)
+
+    results = [engine]
+    if deadline.left() > 120:
+        t0 = time.perf_counter()
+        executors = [("torch", "adjoint"), ("torch", "backprop")] + [(t, "adjoint") for t in gpu_targets[:1]]
+        scaling = run_scaling(None, batch, (1, 16, 64, 256) if device == "cuda" else (1, 8), repeats, 1,
+                              max_seconds=min(max_seconds, deadline.left() / 30), max_qubits=scaling_max,
+                              batch_qubits=16 if device == "cuda" else 6, executors=executors, threads=None,
+                              device=device, progress=progress)
+        write_json(scaling, out / "scaling.json")
+        results.append(scaling)
+        save("scaling", t0)
+    else:
+        summary["phases"]["scaling"] = "skipped: time budget spent"
+    write_html(results, out / "gpu_check.html")
+    summary["elapsed_s"] = round(budget_s - deadline.left(), 1)
     (out / "gpu_check.json").write_text(json.dumps(summary, indent=1, default=str))
-    write_html([engine, scaling], out / "gpu_check.html")
     return summary
 
 
@@ -142,12 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--scaling-max", type=int, default=28, help="Largest qubit count of the scaling sweep.")
+    parser.add_argument("--budget", type=float, default=420.0, help="Seconds for the whole check (it stops "
+                                                                      "starting phases when they run out).")
     parser.add_argument("--dry-run-cpu", action="store_true", help="Run the same flow on the CPU at small sizes.")
     args = parser.parse_args(argv)
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     if args.dry_run_cpu:
         summary = run(args.out, device="cpu", engine_qubits=[4], scaling_max=6, large_qubits=[10], batch=4,
-                      large_batch=2, repeats=1, max_seconds=min(args.max_seconds, 10.0), progress=progress)
+                      large_batch=2, repeats=1, max_seconds=min(args.max_seconds, 10.0), progress=progress,
+                      budget_s=args.budget)
         print(json.dumps({k: summary[k] for k in ("device", "bandwidth", "sweep")}, indent=1, default=str))
         return 0
     if not torch.cuda.is_available():
@@ -161,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     summary = run(args.out, device="cuda", engine_qubits=[4, 8, 12, 16, 20], scaling_max=args.scaling_max,
                   large_qubits=C.parse_ints(args.large_qubits, (22, 24, 26)), batch=args.batch,
-                  large_batch=args.large_batch, repeats=args.repeats, max_seconds=args.max_seconds, progress=progress)
+                  large_batch=args.large_batch, repeats=args.repeats, max_seconds=args.max_seconds, progress=progress,
+                  budget_s=args.budget)
     print(f"GPU: {summary['machine'].get('gpu')}; copy bandwidth {summary['bandwidth']['gb_per_s']:.0f} GB/s")
     for row in summary["sweep"]:
         if row["status"] == "ok":
@@ -171,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                   f" adjoint backward / forward {row['adjoint_backward_over_forward']:.2f}")
         else:
             print(f"n={row['n']}: skipped ({row['reason']})")
-    print(f"CUDA-Q nvidia target: {'yes' if summary['cudaq_nvidia'] else 'no (' + summary['cudaq_reason'] + ')'}")
+    print(f"CUDA-Q GPU targets: {', '.join(summary['cudaq_targets']) or 'none (' + summary['cudaq_reason'] + ')'}")
+    for row in summary.get("peers", []):
+        print(f"peer {row['variant']} n={row.get('n', '-')}: {row['status']} "
+              + (f"{row['step_ms']:.1f} ms/step" if row["status"] == "ok" else row.get("reason", "")))
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

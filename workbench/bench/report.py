@@ -65,10 +65,13 @@ COLUMNS: dict[str, list[tuple[str, Any]]] = {
     ],
     "peers": [
         ("n", lambda r: str(r["n"])), ("variant", lambda r: r["variant"]),
+        ("cpu ms", lambda r: _ms(r.get("cpu_ms"))), ("step ms", lambda r: _ms(r.get("step_ms"))),
         ("forward ms", lambda r: _ms(r.get("forward_ms"))), ("backward ms", lambda r: _ms(r.get("backward_ms"))),
-        ("step ms", lambda r: _ms(r.get("step_ms"))),
-        ("note", lambda r: r.get("reason") or (f"batch {r['measured_batch']} scaled" if r.get("extrapolated")
-                                               else "")),
+        ("steps", lambda r: str(r.get("steps_timed", "-"))),
+        ("load", lambda r: "-" if not r.get("load_average_1min") else
+         "{:.1f}-{:.1f}".format(*r["load_average_1min"])),
+        ("status", lambda r: r["status"] if r["status"] != "ok" else ""),
+        ("note", lambda r: r.get("reason", "")),
     ],
     "baseline": [
         ("model", lambda r: r["model"]), ("spec", lambda r: r["spec"]), ("parameters", lambda r: str(r["parameters"])),
@@ -96,6 +99,27 @@ def check_rows(result: dict) -> list[list[str]]:
     return out
 
 
+def extra_tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The peers suite's headline (same-round ratios) and its check against the reference simulator."""
+    tables = []
+    if result.get("headline"):
+        tables.append(("headline: our fastest exact path vs the fastest peer, per round (median, range)",
+                       ["n", "CPU ratio", "CPU range", "wall ratio", "wall range", "ours", "fastest peer",
+                        "over budget"],
+                       [[str(h["n"]), f"{h['cpu_ratio']:.2f}", "{:.2f}-{:.2f}".format(*h["cpu_ratio_range"]),
+                         f"{h['wall_ratio']:.2f}", "{:.2f}-{:.2f}".format(*h["wall_ratio_range"]), h["cpu_ours"],
+                         h["cpu_peer"], ", ".join(h.get("peers_over_budget", []))] for h in result["headline"]]))
+    if result.get("reference_agreement"):
+        tables.append(("agreement with the float64 dense-matrix reference (max abs difference)",
+                       ["n", "variant", "dtype", "gradient", "output", "tolerance", "status"],
+                       [[str(a["n"]), a["variant"], a["dtype"], _sci(a.get("max_abs_grad_diff")),
+                         _sci(a.get("max_abs_output_diff")), f"{a['tolerance']:g}",
+                         a["status"] if a["status"] != "ok" else
+                         ("within" if a["max_abs_grad_diff"] <= a["tolerance"] else "OUTSIDE")]
+                        for a in result["reference_agreement"]]))
+    return tables
+
+
 def print_result(result: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -117,6 +141,13 @@ def print_result(result: dict, console=None) -> None:
             style = "red" if row[-1] == "NO" else None
             ctable.add_row(*row, style=style)
         console.print(ctable)
+    for title, headers_, rows_ in extra_tables(result):
+        extra = Table(title=title)
+        for h in headers_:
+            extra.add_column(h, overflow="fold")
+        for row in rows_:
+            extra.add_row(*row)
+        console.print(extra)
     for note in result.get("notes", []):
         console.print(note)
     bandwidth = result.get("bandwidth")
@@ -160,9 +191,10 @@ def _figures(result: dict) -> list:
     elif suite == "peers":
         fig = go.Figure()
         for variant in dict.fromkeys(r["variant"] for r in rows):
-            mine = [r for r in rows if r["variant"] == variant and r.get("step_ms")]
-            fig.add_bar(name=variant, x=[str(r["n"]) for r in mine], y=[r["step_ms"] for r in mine])
-        fig.update_layout(title="Time per training step: workbench vs peers", xaxis_title="qubits",
+            mine = [r for r in rows if r["variant"] == variant and r.get("cpu_ms")]
+            fig.add_bar(name=variant, x=[str(r["n"]) for r in mine], y=[r["cpu_ms"] for r in mine])
+        fig.update_layout(title="CPU time per training step (median, full batch): workbench vs peers",
+                          xaxis_title="qubits",
                           yaxis_title="ms (log)", yaxis_type="log", barmode="group")
         figs.append(fig)
     elif suite == "gradient":
@@ -258,12 +290,9 @@ def write_html(results: dict | list[dict], path: str | Path) -> Path:
         headers, rows = table_rows(result)
         parts.append("<h3>Measurements</h3>")
         parts.append(_html_table(headers, rows))
-        agreement = result.get("gradient_agreement")
-        if agreement:
-            parts.append("<h3>Gradient agreement</h3>")
-            parts.append(_html_table(["n", "variant", "max |Δ grad|", "max |Δ output|", "status"],
-                                     [[str(a["n"]), a["variant"], _sci(a.get("max_abs_grad_diff")),
-                                       _sci(a.get("max_abs_output_diff")), a.get("status", "")] for a in agreement]))
+        for title, headers_, rows_ in extra_tables(result):
+            parts.append(f"<h3>{html.escape(title)}</h3>")
+            parts.append(_html_table(headers_, rows_))
         parts.append("<details><summary>configuration and machine</summary><pre>"
                      + html.escape(json.dumps({"config": result.get("config"), "machine": machine}, indent=1,
                                               default=str))

@@ -212,7 +212,8 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         lr = self.config.lr
-        return {"adam": lambda: torch.optim.Adam(params, lr=lr), "sgd": lambda: torch.optim.SGD(params, lr=lr),
+        # fused Adam: one kernel for every parameter instead of a Python loop (~0.2 ms of a small step).
+        return {"adam": lambda: torch.optim.Adam(params, lr=lr, fused=True), "sgd": lambda: torch.optim.SGD(params, lr=lr),
                 "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr),
                 "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=5)}[self.config.optimizer]()
 
