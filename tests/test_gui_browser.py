@@ -327,7 +327,7 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     tab(page, "Circuit")
     tab(page, "Train")
     expect(page.locator(".wb-stop button")).to_be_enabled()
-    shot(page, "05_live_dashboard.png")
+    shot(page, "05b_live_while_training.png")
 
     page.locator(".wb-stop button").click()
     expect(page.locator(".wb-run-status")).to_contain_text("Stopped", timeout=TIMEOUT_MS)
@@ -352,6 +352,26 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
         "el => el.data.filter(t => t.name.startsWith('classical') && t.x.length > 0).length") > 0,
         message="the baseline curve")
     expect(page.locator(".wb-run-list input")).to_have_count(2)
+    # Runs are told apart by network *and* dataset; the table has the columns to compare them by.
+    expect(page.locator(".wb-run-list")).to_contain_text("vqc-circles on circles")
+    table = page.locator(".wb-compare-table table")
+    for header in ("dataset", "target", "gradient", "epochs"):
+        expect(table.locator("th", has_text=header)).to_have_count(1)
+    expect(table).to_contain_text("circles")
+    # A run's name is the user's: rename one, then delete the baseline.
+    page.locator(".wb-run-edit select").select_option(label=page.locator(".wb-run-edit option").first.inner_text())
+    edited = page.locator(".wb-run-edit select").input_value()
+    name = page.locator(".wb-run-name input")
+    name.fill("my first circles run")
+    name.press("Enter")
+    expect(page.locator(".wb-run-list")).to_contain_text("my first circles run")
+    wait_until(lambda: any(r.name == "my first circles run" for r in store.list_runs()), message="renamed in store")
+    baseline_id = next(r.id for r in store.list_runs() if r.parent_id)
+    page.locator(".wb-run-edit select").select_option(
+        label=page.locator(".wb-run-edit option", has_text=baseline_id[:6]).inner_text())
+    page.locator(".wb-run-delete button").click()
+    expect(page.locator(".wb-run-list input")).to_have_count(1)
+    assert baseline_id not in {r.id for r in store.list_runs()} and edited
     shot(page, "06_compare.png")
 
     # Benchmark: one training step per gradient method on the torch engine.
@@ -373,19 +393,91 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
                                                                "backprop"))
     expect(page.locator(".wb-bench-table")).to_contain_text("ms / step")
     assert page.locator(".wb-bench-table .wb-ok-pill").count() == 4
+    # The tab ends with the benchmark suite's verdict (workbench.bench.recommend).
+    expect(page.locator(".wb-bench-recommendation")).to_contain_text("Recommendation:", timeout=180_000)
+    expect(page.locator(".wb-bench-recommendation")).to_contain_text("use target 'torch'")
     shot(page, "07_benchmark.png")
+
+
+CHARTS = ("wb-chart-loss", "wb-chart-metric", "wb-chart-gradnorm", "wb-chart-variance", "wb-chart-throughput")
+
+
+def chart_ends(page, css: str) -> list:
+    """The x of the last point of every trace the browser drew in a chart."""
+    return page.locator(f".{css} .js-plotly-plot").evaluate(
+        "el => (el.data || []).map(t => (t.x && t.x.length) ? t.x[t.x.length - 1] : null)")
+
+
+def test_default_run_every_chart_ends_at_the_runs_last_step(pages, server):
+    from workbench.store import RunStore
+
+    store = RunStore(server.store)
+    before = {r.id for r in store.list_runs()}
+    page = pages.open()
+    expect(page.locator(".wb-pause button")).to_be_disabled()  # nothing runs yet: no control looks usable
+    expect(page.locator(".wb-stop button")).to_be_disabled()
+    colour = page.locator(".wb-stop button").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour == "rgb(241, 245, 249)", colour  # the disabled grey, not a faded red
+    page.locator(".wb-train button").click()  # the default template and settings (20 epochs)
+    expect(page.locator(".wb-run-status")).to_contain_text("Completed", timeout=240_000)
+    run = wait_until(lambda: [r for r in store.list_runs() if r.id not in before and r.status == "completed"],
+                     message="the completed run in the store")[0]
+    last_step = store.events(run.id, "step")[-1]["step"]  # the oracle: what the trainer recorded
+    assert last_step == 119
+    for css in CHARTS:
+        wait_until(lambda css=css: chart_ends(page, css) and set(chart_ends(page, css)) == {last_step}, timeout=30,
+                   message=f"{css} to end at step {last_step} (it ends at {chart_ends(page, css)})")
+    title = page.locator(".wb-chart-boundary .js-plotly-plot").evaluate("el => el.layout.title.text")
+    assert f"(step {last_step})" in title and "after epoch 20" in title
+    loss_y = page.locator(".wb-chart-loss .js-plotly-plot").evaluate("el => el.data[0].y[el.data[0].y.length - 1]")
+    assert loss_y == pytest.approx(store.events(run.id, "step")[-1]["loss"], rel=1e-6)
+    # Switching tabs and back shows the same, complete charts.
+    tab(page, "Build")
+    tab(page, "Train")
+    assert set(chart_ends(page, "wb-chart-loss")) == {last_step}
+    shot(page, "05_live_dashboard.png")
+
+
+def test_share_link_from_export_opens_the_same_network(pages):
+    page = pages.open()
+    template(page, "quantum-output")
+    page.locator(".wb-palette-item[data-key=dropout] .wb-palette-add").click()
+    # "+" puts the block before the quantum output layer, which must stay last: still a valid network.
+    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="dropout before qout")
+    expect(page.locator(".wb-network-status")).to_contain_text("✓")
+    tab(page, "Run setup")
+    set_number(page, ".wb-epochs", 9)
+    tab(page, "Export")
+    base = page.evaluate("() => window.location.origin + window.location.pathname")
+
+    def link():
+        from workbench.gui.share import decode_state
+
+        value = page.locator(".wb-share-url input").input_value()
+        if not value.startswith(base + "?s="):
+            return None
+        state = decode_state(value.split("?s=", 1)[1])
+        ok = state["setup"]["epochs"] == 9 and [b["id"] for b in state["spec"]["blocks"]][2] == "drop1"
+        return value if ok else None
+
+    url = wait_until(link, message="the Export tab's link to hold the page address, network and settings")
+    assert "/ws" not in url
+    again = pages.open(url)  # a fresh browser context: another person opening the link
+    assert block_ids(again) == ["fc_in", "to_angles", "drop1", "qout"]
+    tab(again, "Run setup")
+    expect(again.locator(".wb-epochs input")).to_have_value("9")
 
 
 def test_reloading_the_url_restores_the_same_network_and_settings(pages):
     page = pages.open()
     template(page, "quantum-output")
     page.locator(".wb-palette-item[data-key=dropout] .wb-palette-add").click()
-    wait_until(lambda: block_ids(page)[-1] == "drop1", message="appended dropout")
+    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="added dropout")
     page.locator(".wb-block[data-id=drop1] [data-action=up]").click()
-    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="moved dropout up")
+    wait_until(lambda: block_ids(page) == ["fc_in", "drop1", "to_angles", "qout"], message="moved dropout up")
+    expected_ids = block_ids(page)
     tab(page, "Run setup")
     set_number(page, ".wb-epochs", 7)
-    expected_ids = block_ids(page)
 
     def address() -> str:
         return page.evaluate("() => window.location.href")  # the address bar, now
@@ -467,7 +559,9 @@ def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server
     # B's edits do not touch A.
     tab(b, "Build")
     clear(b)
+    tab(a, "Build")
     assert block_ids(a) == ["fc_in", "to_angles", "vqc"]
+    tab(a, "Train")
     expect(a.locator(".wb-stop button")).to_be_enabled()
     # Closing A's tab ends its session, which stops its training.
     a.context.close()

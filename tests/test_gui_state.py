@@ -196,8 +196,12 @@ def test_train_is_disabled_until_the_network_is_fixed(store):
     app.builder.select(0)
     _, encoding = app._form_widgets["encoding"]
     encoding.value = "amplitude"
+    assert app.builder.valid and app.builder.blocks[0]["encoding"] == "amplitude"
+    # Valid as a network, but four ⟨Z⟩ scores cannot classify two classes: a 2-score head fixes it.
+    assert app.train_button.disabled and "outputs 4 scores" in app.train_blockers()[0]
+    app.builder.add("linear")
+    app.builder.set_field(1, "out_features", 2)
     assert app.builder.valid and not app.train_button.disabled
-    assert app.builder.blocks[0]["encoding"] == "amplitude"
     app.shutdown()
 
 
@@ -325,9 +329,12 @@ def test_gradient_auto_explains_its_choice():
     result = s.gradient_explanation(spec)
     assert not result["ok"] and "backprop differentiates the torch engine" in result["error"]
     s.param.update(gradient="auto", target="quantinuum")
+    result = s.gradient_explanation(spec)  # emulated hardware only measures: no exact expectations
+    assert not result["ok"] and "set Shots above 0" in result["error"]
+    s.shots = 1000
     line = s.gradient_explanation(spec)["lines"][0]
     assert line["method"] == "parameter_shift" and "hardware" in line["reason"]
-    s.param.update(target="qpp-cpu", noise={"depolarizing": 0.01})
+    s.param.update(target="qpp-cpu", shots=0, noise={"depolarizing": 0.01})
     assert "density-matrix" in s.gradient_explanation(spec)["error"]
 
 
@@ -406,9 +413,9 @@ def test_live_data_from_a_real_training_stream():
     assert len(d.steps) == trainer.steps_per_epoch * 2 == len(d.loss)
     assert set(d.grad_norm) == {"fc_in", "vqc"} and all(len(v) == len(d.steps) for v in d.grad_norm.values())
     assert d.methods == {"vqc": "adjoint"} and d.boundary is not None
-    assert dash.loss.object["data"][0]["x"] == d.steps
-    assert dash.gradnorm.object["data"][0]["y"] == ["fc_in", "vqc"]
-    assert dash.boundary.object["data"][0]["type"] == "contour"
+    assert dash.loss.figure["data"][0]["x"] == d.steps
+    assert dash.gradnorm.figure["data"][0]["y"] == ["fc_in", "vqc"]
+    assert dash.boundary.figure["data"][0]["type"] == "contour"
     assert dash.stop_button.disabled and "Completed" in dash.headline.html
     level, hint = d.plateau_hint()
     assert level in ("ok", "weak", "plateau") and "vqc" in hint
@@ -481,7 +488,7 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     app.poll()
     run_id = app.session.last_run_id
     assert list(app.run_select.options.values()) == [run_id] and app.run_select.value == [run_id]
-    assert app.compare_plot.object["data"][0]["x"]
+    assert app.compare_plot.figure["data"][0]["x"]
     assert not app.download_weights.disabled
     weights = app._weights_file().getvalue()
     assert len(weights) > 1000
@@ -491,7 +498,7 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
                message="baseline")
     app.poll()
-    names = [t["name"] for t in app.baseline_plot.object["data"]]
+    names = [t["name"] for t in app.baseline_plot.figure["data"]]
     assert any(n.startswith("hybrid") for n in names) and any(n.startswith("classical") for n in names)
     assert len(app.run_select.options) == 2
     baseline = store.get_run(app.session.baseline.run_id)

@@ -24,7 +24,7 @@ from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
 from .bench import BenchmarkRun
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import BuilderCanvas, UrlState
+from .components import WIDGET_CSS, BuilderCanvas, LiveChart, UrlState
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
@@ -36,32 +36,8 @@ TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
 
-CSS = """
-:root { --wb-font: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-body { font-family: var(--wb-font); }
-.wb-card { background: #ffffff; border: 1px solid #e2e8f0; border-radius: 10px; padding: 6px 10px 10px;
-           box-shadow: 0 1px 2px rgba(15,23,42,.04); }
-.wb-section-title { font-weight: 700; font-size: 15px; color: #0f172a; margin: 4px 0 2px; }
-.wb-muted { color: #64748b; font-size: 12.5px; }
-.wb-kv { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; font-size: 13px; }
-.wb-kv b { color: #0f172a; }
-.wb-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.wb-table th { text-align: left; color: #475569; font-weight: 600; border-bottom: 2px solid #e2e8f0; padding: 5px 8px; }
-.wb-table td { border-bottom: 1px solid #f1f5f9; padding: 5px 8px; vertical-align: top; }
-.wb-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.wb-pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
-.wb-ok-pill { background: #dcfce7; color: #166534; }
-.wb-bad-pill { background: #fee2e2; color: #991b1b; }
-.wb-warn-pill { background: #fef3c7; color: #92400e; }
-.wb-note { background: #f8fafc; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px 12px; font-size: 13px; }
-.wb-alert { background: #fef2f2; border: 1px solid #fecaca; color: #991b1b; border-radius: 8px; padding: 8px 12px;
-            font-size: 13px; }
-.wb-success { background: #f0fdf4; border: 1px solid #bbf7d0; color: #166534; border-radius: 8px; padding: 8px 12px;
-              font-size: 13px; }
-.wb-circuit-scroll { overflow-x: auto; border: 1px solid #e2e8f0; border-radius: 10px; background: #fff; padding: 6px; }
-pre.wb-listing { font-size: 12px; max-height: 260px; overflow: auto; background: #f8fafc; padding: 8px;
-                 border-radius: 8px; }
-"""
+CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
+
 
 
 def _html_note(text: str, kind: str = "note") -> str:
@@ -213,8 +189,9 @@ class WorkbenchApp(param.Parameterized):
         compare = self._build_compare_tab()
         bench = self._build_benchmark_tab()
         export = self._build_export_tab()
+        # dynamic: a tab's widgets reach the browser when it is first shown, so the page appears quickly.
         self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, compare, bench, export)),
-                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0), dynamic=True)
         self.tabs.param.watch(self._on_tab, "active")
         # Views follow the state objects: the builder, the run setup and the training session.
         pn.bind(self._on_builder, self.builder.param.revision, self.builder.param.selected, watch=True)
@@ -235,14 +212,14 @@ class WorkbenchApp(param.Parameterized):
             self.template_buttons.append(button)
         self.network_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                     css_classes=["wb-network-status"], margin=(4, 6))
-        self.train_button = pn.widgets.Button(label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
+        self.train_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
                                               css_classes=["wb-train"], height=40, margin=(6, 4))
         self.train_button.on_click(lambda _: self.start_training())
-        self.pause_button = pn.widgets.Button(label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
+        self.pause_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
                                               sizing_mode="stretch_width", margin=(2, 2))
-        self.resume_button = pn.widgets.Button(label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
+        self.resume_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
                                                sizing_mode="stretch_width", margin=(2, 2))
-        self.stop_button = pn.widgets.Button(label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
+        self.stop_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
                                              sizing_mode="stretch_width", margin=(2, 2))
         self.pause_button.on_click(lambda _: (self.session.pause(), self._update_controls()))
         self.resume_button.on_click(lambda _: (self.session.resume(), self._update_controls()))
@@ -254,6 +231,7 @@ class WorkbenchApp(param.Parameterized):
         self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-train-message"], margin=(4, 8))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
+        self.url_state.param.watch(lambda _: self._update_url(), "page")
         self.sidebar = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
                          "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
@@ -543,9 +521,8 @@ class WorkbenchApp(param.Parameterized):
         self.match_button = pn.widgets.Button(label="Match network input to this dataset", color="primary",
                                               css_classes=["wb-match"], visible=False)
         self.match_button.on_click(lambda _: self.match_dataset())
-        self.preview = pn.pane.Plotly(charts.empty_figure("Preview", "loading…", 320), height=320,
-                                      sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
-                                      css_classes=["wb-preview"])
+        self.preview = LiveChart(figure=charts.empty_figure("Preview", "loading…", 320), height=320,
+                                 sizing_mode="stretch_width", css_classes=["wb-preview"])
         dataset_card = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Dataset</div>"), self.dataset_select,
             self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
@@ -576,7 +553,7 @@ class WorkbenchApp(param.Parameterized):
         self._target_name = {c["label"]: c["name"] for c in choices}
         self.target_w = pn.widgets.Select(label="Target", options=[c["label"] for c in choices],
                                           value=self._target_label.get(s.target, choices[0]["label"]),
-                                          disabled_options=[c["label"] for c in choices if c["reason"]],
+                                          disabled_options=self._disabled_targets(),
                                           css_classes=["wb-target"], sizing_mode="stretch_width")
         self.target_w.param.watch(lambda e: self._from_widget("target", self._target_name.get(e.new, e.new)),
                                   "value")
@@ -619,6 +596,11 @@ class WorkbenchApp(param.Parameterized):
         return pn.Row(pn.Column(dataset_card, sizing_mode="stretch_width"),
                       pn.Column(optimiser_card, execution_card, noise_card, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
+
+    def _disabled_targets(self) -> list[str]:
+        """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""
+        return [c["label"] for c in self.target_choices
+                if c["reason"] or (c["kind"] == "hardware" and not self.setup.shots)]
 
     def _from_widget(self, name: str, value: Any) -> None:
         if self._syncing:
@@ -680,16 +662,16 @@ class WorkbenchApp(param.Parameterized):
         problem, data = self.setup.dataset_problem(self.builder.spec)
         if data is None:
             self.dataset_info.object = ""
-            self.preview.object = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
+            self.preview.figure = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
         else:
             classes = f" · {data.n_classes} classes" if data.n_classes else ""
             self.dataset_info.object = (f"<div class='wb-muted'>{data.task} · samples of shape "
                                         f"{shape_text(data.input_shape)} · {len(data.X_train)} train / "
                                         f"{len(data.X_test)} test{classes}</div>")
             try:
-                self.preview.object = charts.dataset_preview_figure(data)
+                self.preview.figure = charts.dataset_preview_figure(data)
             except Exception as err:  # an unusual dataset layout: say so instead of failing the page
-                self.preview.object = charts.empty_figure("Preview", f"no preview: {err}", 320)
+                self.preview.figure = charts.empty_figure("Preview", f"no preview: {err}", 320)
         self.setup_message.value = _html_note(html.escape(problem), "alert") if problem else ""
         self.match_button.visible = bool(problem and data is not None)
 
@@ -752,16 +734,26 @@ class WorkbenchApp(param.Parameterized):
                                                css_classes=["wb-compare-metric"])
         self.metric_select.param.watch(lambda e: self._render_compare(), "value")
         self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
-        self.compare_plot = pn.pane.Plotly(charts.compare_figure({}, {}, "val_accuracy"), height=360,
-                                           sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
-                                           css_classes=["wb-compare-chart"])
+        self.run_edit = pn.widgets.Select(label="Ticked run", options={}, sizing_mode="stretch_width",
+                                          css_classes=["wb-run-edit"])
+        self.run_name = pn.widgets.TextInput(label="Run name (Enter to rename)", sizing_mode="stretch_width",
+                                             css_classes=["wb-run-name"])
+        self.run_delete = pn.widgets.Button(label="Delete run", icon=icons.TRASH, color="danger", width=130,
+                                            css_classes=["wb-run-delete"])
+        self.run_edit.param.watch(lambda e: self._show_run_name(), "value")
+        self.run_name.param.watch(lambda e: self.rename_run(self.run_edit.value, e.new), "value")
+        self.run_delete.on_click(lambda _: self.delete_run(self.run_edit.value))
+        self.run_edit_message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-run-edit-message"])
+        self.compare_plot = LiveChart(figure=charts.compare_figure({}, {}, "val_accuracy"), height=360,
+                                      sizing_mode="stretch_width", css_classes=["wb-compare-chart"])
         self.compare_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-compare-table"])
         self.compare_message = pn.pane.HTML("", sizing_mode="stretch_width")
         history = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
                          "(stored in the run store); tick runs to overlay their curves.</div>"),
             pn.Row(self.include_earlier, self.refresh_runs_button),
-            self.runs_empty, self.run_select, width=430, css_classes=["wb-card"], margin=(4, 8))
+            self.runs_empty, self.run_select, self.run_edit, self.run_name, self.run_delete, self.run_edit_message,
+            width=430, css_classes=["wb-card"], margin=(4, 8))
         curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
                            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
         self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
@@ -769,10 +761,8 @@ class WorkbenchApp(param.Parameterized):
         self.baseline_button.on_click(lambda _: self.start_baseline())
         self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                      css_classes=["wb-baseline-status"])
-        self.baseline_plot = pn.pane.Plotly(charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
-                                            height=340, sizing_mode="stretch_width",
-                                            config={"displaylogo": False, "responsive": True},
-                                            css_classes=["wb-baseline-chart"])
+        self.baseline_plot = LiveChart(figure=charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
+                                       height=340, sizing_mode="stretch_width", css_classes=["wb-baseline-chart"])
         baseline = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
                          "The same network with every quantum block replaced by dense layers with at least as many "
@@ -824,6 +814,7 @@ class WorkbenchApp(param.Parameterized):
             metric = metric.replace("accuracy", "acc")
             label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
             options[label] = r.id
+        self._run_names = {r.id: r.name for r in records}
         key = tuple(options.items())
         if key != self._known_runs:
             seen = {run_id for _, run_id in self._known_runs}
@@ -837,12 +828,65 @@ class WorkbenchApp(param.Parameterized):
             "<div class='wb-muted'>No runs yet in this session: train the network and it appears here.</div>")
         self._render_compare()
 
+    def _sync_run_edit(self) -> None:
+        """The rename/delete picker lists the ticked runs."""
+        labels = {v: k for k, v in self.run_select.options.items()}
+        options = {labels[v]: v for v in self.run_select.value if v in labels}
+        self.run_edit.options = options
+        if self.run_edit.value not in options.values():
+            self.run_edit.value = next(iter(options.values()), None)
+        visible = bool(options)
+        for widget in (self.run_edit, self.run_name, self.run_delete):
+            widget.visible = visible
+        self._show_run_name()
+
+    def _show_run_name(self) -> None:
+        name = getattr(self, "_run_names", {}).get(self.run_edit.value, "")
+        if self.run_name.value != name:
+            self._syncing = True
+            try:
+                self.run_name.value = name
+            finally:
+                self._syncing = False
+
+    def rename_run(self, run_id: str | None, name: str) -> bool:
+        if self._syncing or not run_id or self.store is None:
+            return False
+        try:
+            self.store.rename_run(run_id, name)
+        except StoreError as err:
+            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.run_edit_message.object = ""
+        self._known_runs = ()
+        self._refresh_runs()
+        return True
+
+    def delete_run(self, run_id: str | None) -> bool:
+        """Delete a finished run of this session (or of a closed one) from the store."""
+        if not run_id or self.store is None:
+            return False
+        if run_id in (getattr(self.session.trainer, "run_id", None), getattr(self.session.baseline, "run_id", None)) \
+                and self.session.status in ("running", "paused"):
+            self.run_edit_message.object = _html_note("This run is still training: stop it first.", "alert")
+            return False
+        try:
+            self.store.delete_run(run_id)
+        except StoreError as err:
+            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.session.run_ids = [r for r in self.session.run_ids if r != run_id]
+        self.run_edit_message.object = ""
+        self._refresh_runs()
+        return True
+
     def _render_compare(self) -> None:
+        self._sync_run_edit()
         ids = list(self.run_select.value)
         metric = self.metric_select.value
         labels = {v: k.rsplit(" · ", 1)[0] for k, v in self.run_select.options.items()}
         if self.store is None or not ids:
-            self.compare_plot.object = charts.compare_figure({}, {}, metric)
+            self.compare_plot.figure = charts.compare_figure({}, {}, metric)
             self.compare_table.object = ""
             self.compare_message.object = ""
             return
@@ -852,7 +896,7 @@ class WorkbenchApp(param.Parameterized):
         except StoreError as err:
             series = {}
             self.compare_message.object = _html_note(html.escape(str(err)), "alert")
-        self.compare_plot.object = charts.compare_figure(series, labels, metric)
+        self.compare_plot.figure = charts.compare_figure(series, labels, metric)
         rows = []
         for run_id in ids:
             try:
@@ -861,15 +905,18 @@ class WorkbenchApp(param.Parameterized):
                 continue
             final = record.final_metrics or {}
             cfg = record.config or {}
-            cells = [html.escape(record.name), html.escape(record.status),
-                     html.escape(f"{cfg.get('target', '')} · {cfg.get('gradient', '')}"),
+            done = final.get("epochs_done")
+            epochs = f"{done if isinstance(done, int) else '–'} / {cfg.get('epochs', '–')}"
+            cells = [html.escape(record.name), html.escape(str((record.dataset or {}).get("name", "–"))),
+                     html.escape(str(cfg.get("target", "–"))), html.escape(str(cfg.get("gradient", "–"))),
+                     html.escape(epochs), html.escape(record.status),
                      *(f"{final[k]:.4g}" if isinstance(final.get(k), (int, float)) else "–"
-                       for k in ("test_accuracy", "test_loss", "parameters", "epochs_done"))]
-            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 2 else ''}>{c}</td>" for i, c in enumerate(cells))
+                       for k in ("test_accuracy", "test_loss", "parameters"))]
+            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 5 else ''}>{c}</td>" for i, c in enumerate(cells))
                         + "</tr>")
-        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>status</th><th>target · gradient</th>"
-                                     "<th>test acc.</th><th>test loss</th><th>params</th><th>epochs</th></tr>"
-                                     + "".join(rows) + "</table>")
+        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>dataset</th><th>target</th>"
+                                     "<th>gradient</th><th>epochs</th><th>status</th><th>test acc.</th>"
+                                     "<th>test loss</th><th>params</th></tr>" + "".join(rows) + "</table>")
 
     # ---------------------------------------------------------------------------------------- benchmark
     def _build_benchmark_tab(self):
@@ -892,10 +939,11 @@ class WorkbenchApp(param.Parameterized):
         self.bench_cancel.on_click(lambda _: self.benchmark and self.benchmark.cancel())
         self.bench_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                   css_classes=["wb-bench-status"])
-        self.bench_plot = pn.pane.Plotly(charts.benchmark_figure([]), sizing_mode="stretch_width", height=320,
-                                         config={"displaylogo": False, "responsive": True},
-                                         css_classes=["wb-bench-chart"])
+        self.bench_plot = LiveChart(figure=charts.benchmark_figure([]), sizing_mode="stretch_width", height=320,
+                                    css_classes=["wb-bench-chart"])
         self.bench_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-bench-table"])
+        self.bench_recommendation = pn.pane.HTML("", sizing_mode="stretch_width",
+                                                 css_classes=["wb-bench-recommendation"])
         intro = pn.pane.HTML(
             "<div class='wb-section-title'>Benchmark: one training step per target and gradient method</div>"
             "<div class='wb-muted'>Times forward, loss, backward and the optimiser update of the network on the "
@@ -905,7 +953,8 @@ class WorkbenchApp(param.Parameterized):
         controls = pn.Row(self.bench_batch, self.bench_repeats, pn.Column(self.bench_targets, self.bench_hardware),
                           self.bench_button, self.bench_cancel, sizing_mode="stretch_width")
         return pn.Column(intro, controls, self.bench_status, self.bench_plot, self.bench_table,
-                         sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
+                         self.bench_recommendation, sizing_mode="stretch_width", css_classes=["wb-card"],
+                         margin=(4, 8))
 
     def start_benchmark(self) -> bool:
         if not self.builder.valid:
@@ -941,6 +990,16 @@ class WorkbenchApp(param.Parameterized):
         self.bench_button.disabled = not run.finished
         self.bench_cancel.disabled = run.finished
         running = next((r for r in rows if r.get("status") == "running"), None)
+        advice = run.recommendation
+        if advice is None:
+            self.bench_recommendation.object = ""
+        elif advice["status"] == "running":
+            self.bench_recommendation.object = _html_note("Recommendation: checking each method's gradient against "
+                                                          "the exact one…")
+        else:
+            self.bench_recommendation.object = _html_note(
+                "<b>Recommendation:</b> " + html.escape(advice["sentence"][:1].upper() + advice["sentence"][1:]),
+                "success" if advice["status"] == "done" else "alert")
         if run.finished:
             status = f"Done: {run.done} combination(s) timed with a batch of {run.batch}."
         elif running:
@@ -949,7 +1008,7 @@ class WorkbenchApp(param.Parameterized):
         else:
             status = "Starting…"
         self.bench_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
-        self.bench_plot.object = charts.benchmark_figure(rows)
+        self.bench_plot.figure = charts.benchmark_figure(rows)
         body = []
         for r in sorted(rows, key=lambda r: (r.get("seconds") is None, r.get("seconds") or 0)):
             seconds = r.get("seconds")
@@ -1065,6 +1124,8 @@ class WorkbenchApp(param.Parameterized):
             self._render_dataset()
         if names & {"target", "gradient", "shots", "noise"}:
             self._render_gradient()
+        if "shots" in names:
+            self.target_w.disabled_options = self._disabled_targets()
         if names & {"noise", "precision", "batch_size"}:
             self._render_circuit()
         self._render_code()
@@ -1139,6 +1200,9 @@ class WorkbenchApp(param.Parameterized):
             self.url_state.value = token
 
     def _base_url(self) -> str:
+        """The page's address (as the browser reports it; before that, from the page request)."""
+        if self.url_state.page:
+            return self.url_state.page
         try:
             host = pn.state.headers.get("Host") if pn.state.curdoc and pn.state.curdoc.session_context else None
         except Exception:
@@ -1151,6 +1215,8 @@ class WorkbenchApp(param.Parameterized):
             path = request.path or "/"
         except Exception:
             pass
+        if path.endswith("/ws"):  # a websocket callback: the page itself is one level up
+            path = path[:-2]
         return f"http://{host}{path}"
 
     # ==============================================================================================
@@ -1184,7 +1250,7 @@ class WorkbenchApp(param.Parameterized):
         if not force and not (self.notebook or self.tabs.active == TAB["Compare"]):
             return
         self._baseline_key = key
-        self.baseline_plot.object = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
+        self.baseline_plot.figure = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
 
     def start_polling(self, period_ms: int = POLL_MS):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)

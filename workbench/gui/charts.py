@@ -18,10 +18,13 @@ WEAK = 1e-4
 
 def base_layout(title: str, **extra: Any) -> dict:
     layout = {
-        "title": {"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
-        "font": FONT, "margin": {"l": 56, "r": 18, "t": 40, "b": 42},
+        "title": {"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left", "y": 0.985, "yanchor": "top",
+                  "yref": "container"},
+        "font": FONT, "margin": {"l": 56, "r": 18, "t": 62, "b": 46},
         "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "uirevision": "keep",
-        "legend": {"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 11}},
+        # Above the plot, under the title: a legend below the axis collided with the axis title and was cut off.
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "right", "x": 1,
+                   "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)"},
         "xaxis": {"gridcolor": "#e2e8f0", "zeroline": False, "linecolor": "#cbd5e1"},
         "yaxis": {"gridcolor": "#e2e8f0", "zeroline": False, "linecolor": "#cbd5e1"},
         "hovermode": "x unified",
@@ -135,7 +138,9 @@ class LiveData:
                         values.append(None)
         elif kind == "epoch":
             self.epochs.append(int(e.get("epoch", len(self.epochs))))
-            self.epoch_steps.append(int(e.get("step", self.steps[-1] + 1 if self.steps else 0)))
+            # The trainer's epoch event carries the step count so far; the epoch's own last step is one less,
+            # so epoch points sit on the step curve and every chart ends at the run's last step.
+            self.epoch_steps.append(max(0, int(e.get("step", len(self.steps))) - 1))
             self.metric_name = e.get("metric") or self.metric_name
             self.epoch_loss.append(_finite(e.get("loss")))
             self.epoch_metric.append(_finite(e.get(self.metric_name)) if self.metric_name else None)
@@ -204,20 +209,25 @@ class LiveData:
 
 
 def _thin(xs: list, *series: list, limit: int = 600) -> tuple[list, ...]:
-    """At most `limit` points per series: a long run is drawn as bin means (x = the bin's last step), so the
-    charts stay light for the browser without hiding the trend."""
+    """At most about `limit` points per series, always ending with the latest point exactly.
+
+    A long run is drawn as bin means (x = the bin's last step) so the charts stay light for the browser
+    without hiding the trend; the newest event is never averaged away, so the chart's last x is always the
+    last step received.
+    """
     n = len(xs)
     if n <= limit:
-        return (xs, *series)
-    k = math.ceil(n / limit)
-    out_x = [xs[min(i + k, n) - 1] for i in range(0, n, k)]
+        return (list(xs), *(list(v) for v in series))
+    k = math.ceil((n - 1) / (limit - 1))
+    starts = range(0, n - 1, k)
+    out_x = [xs[min(i + k, n - 1) - 1] for i in starts] + [xs[-1]]
     out = []
     for values in series:
         binned = []
-        for i in range(0, n, k):
-            chunk = [v for v in values[i:i + k] if v is not None]
+        for i in starts:
+            chunk = [v for v in values[i:min(i + k, n - 1)] if v is not None]
             binned.append(sum(chunk) / len(chunk) if chunk else None)
-        out.append(binned)
+        out.append(binned + [values[-1]])
     return (out_x, *out)
 
 
@@ -227,11 +237,12 @@ def loss_figure(d: LiveData, height: int = 300) -> dict:
     xs, loss = _thin(d.steps, d.loss)
     data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": loss, "line": {"color": "#93c5fd", "width": 1}}]
     if d.epochs:
-        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
-                     "y": d.epoch_loss, "line": {"color": PALETTE[0], "width": 2.5}, "marker": {"size": 5}})
+        ex, train, val = _thin(d.epoch_steps, d.epoch_loss, d.val_loss)
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": ex,
+                     "y": train, "line": {"color": PALETTE[0], "width": 2.5}, "marker": {"size": 5}})
         if any(v is not None for v in d.val_loss):
-            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": d.epoch_steps,
-                         "y": d.val_loss, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
+            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": ex,
+                         "y": val, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
     return {"data": data, "layout": base_layout("Loss", height=height, xaxis={"title": {"text": "step"}})}
 
 
@@ -243,11 +254,12 @@ def metric_figure(d: LiveData, height: int = 300) -> dict:
     xs, metric = _thin(d.steps, d.metric)
     data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": metric, "line": {"color": "#86efac", "width": 1}}]
     if d.epochs:
-        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
-                     "y": d.epoch_metric, "line": {"color": PALETTE[2], "width": 2.5}, "marker": {"size": 5}})
+        ex, train, val = _thin(d.epoch_steps, d.epoch_metric, d.val_metric)
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": ex,
+                     "y": train, "line": {"color": PALETTE[2], "width": 2.5}, "marker": {"size": 5}})
         if any(v is not None for v in d.val_metric):
-            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": d.epoch_steps,
-                         "y": d.val_metric, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
+            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": ex,
+                         "y": val, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
     yaxis = {"range": [0, 1.02]} if name == "accuracy" else {}
     return {"data": data, "layout": base_layout(title, height=height, xaxis={"title": {"text": "step"}}, yaxis=yaxis)}
 
@@ -258,13 +270,15 @@ def gradnorm_figure(d: LiveData, height: int = 300, columns: int = 200) -> dict:
     names = list(d.grad_norm)
     n = len(d.steps)
     k = max(1, math.ceil(n / columns))
-    xs = [d.steps[i] for i in range(0, n, k)]
+    # Columns are bins of k steps counted back from the newest step, so the last column is the last step.
+    starts = list(range((n - 1) % k - k + 1, n, k))
+    xs = [d.steps[min(i + k, n) - 1] for i in starts]
     z = []
     for name in names:
         values = d.grad_norm[name]
         row = []
-        for i in range(0, n, k):
-            chunk = [v for v in values[i:i + k] if v is not None and v > 0]
+        for i in starts:
+            chunk = [v for v in values[max(i, 0):i + k] if v is not None and v > 0]
             row.append(math.log10(sum(chunk) / len(chunk)) if chunk else None)
         z.append(row)
     data = [{"type": "heatmap", "x": xs, "y": names, "z": z, "colorscale": "Viridis",
@@ -318,7 +332,8 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
              "colorbar": {"title": {"text": "P(class 1)"}, "thickness": 12}}]
     if points is not None:
         data.extend(_scatter_classes(*points))
-    layout = base_layout(f"{title} · epoch {b.get('epoch', 0)}", height=height, hovermode="closest",
+    last_step = max(0, int(b.get("step", 1)) - 1)  # the boundary event carries the step count so far
+    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {last_step})", height=height, hovermode="closest",
                          xaxis={"range": [b["x"][0], b["x"][-1]], "title": {"text": "x₁"}},
                          yaxis={"range": [b["y"][0], b["y"][-1]], "title": {"text": "x₂"}})
     return {"data": data, "layout": layout}

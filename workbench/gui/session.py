@@ -89,7 +89,7 @@ class TrainingSession(param.Parameterized):
             config = TrainConfig(**setup.train_config())
             stream = MetricStream()
             trainer = Trainer(checked, dataset, config, store=self.store, stream=stream, parent_id=parent_id,
-                              name=checked.name)
+                              name=f"{checked.name} on {setup.dataset}")
         except (TrainingError, GradientError, DatasetError, SpecError, ValueError, RuntimeError, MemoryError) as err:
             raise StartError(str(err)) from None
         return trainer, stream, dataset

@@ -112,6 +112,32 @@ def task_metric(task: str, out: torch.Tensor, y: torch.Tensor) -> tuple[str, flo
     return "energy", float(energy.mean())
 
 
+def check_dataset_fits(spec, dataset) -> None:
+    """Raise TrainingError (saying what to change) unless `dataset` can train `spec`: input shape, task and
+    output width (C scores for C classes, or one logit for two classes)."""
+    expected = tuple(spec.input_shape)
+    got = tuple(dataset.input_shape)
+    if expected != got:
+        hint = f"set the spec's input_shape to {list(got)}"
+        if math.prod(expected) == math.prod(got):
+            hint += " (or add a reshape/flatten block)"
+        raise TrainingError(f"dataset {dataset.name!r} gives samples of shape {got} but the spec "
+                            f"{spec.name!r} expects {expected}: {hint}")
+    if spec.task != dataset.task:
+        raise TrainingError(f"dataset {dataset.name!r} is a {dataset.task} task but the spec is "
+                            f"{spec.task}: pick a matching dataset or set the spec's task")
+    width = spec.output_shape()[0]
+    if spec.task == "classification" and width > 1 and dataset.n_classes != width:
+        raise TrainingError(f"dataset {dataset.name!r} has {dataset.n_classes} classes but the network "
+                            f"outputs {width} scores: set the last block's width to {dataset.n_classes}")
+    if spec.task == "classification" and width == 1 and dataset.n_classes != 2:
+        raise TrainingError(f"a single-logit network is a binary classifier but dataset {dataset.name!r} "
+                            f"has {dataset.n_classes} classes: output {dataset.n_classes} scores")
+    if spec.task == "energy" and width > 1 and dataset.y_train.shape[1] != width:
+        raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {dataset.name!r} gives "
+                            f"{dataset.y_train.shape[1]} coefficients per sample")
+
+
 class Trainer:
     """One training run. `run()` blocks; `start()` runs it on a background thread."""
 
@@ -148,27 +174,7 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------
     def _check_dataset(self) -> None:
-        expected = tuple(self.spec.input_shape)
-        got = tuple(self.dataset.input_shape)
-        if expected != got:
-            hint = f"set the spec's input_shape to {list(got)}"
-            if math.prod(expected) == math.prod(got):
-                hint += " (or add a reshape/flatten block)"
-            raise TrainingError(f"dataset {self.dataset.name!r} gives samples of shape {got} but the spec "
-                                f"{self.spec.name!r} expects {expected}: {hint}")
-        if self.spec.task != self.dataset.task:
-            raise TrainingError(f"dataset {self.dataset.name!r} is a {self.dataset.task} task but the spec is "
-                                f"{self.spec.task}: pick a matching dataset or set the spec's task")
-        width = self.spec.output_shape()[0]
-        if self.spec.task == "classification" and width > 1 and self.dataset.n_classes > width:
-            raise TrainingError(f"dataset {self.dataset.name!r} has {self.dataset.n_classes} classes but the network "
-                                f"outputs {width} scores: set the last block's width to {self.dataset.n_classes}")
-        if self.spec.task == "classification" and width == 1 and self.dataset.n_classes != 2:
-            raise TrainingError(f"a single-logit network is a binary classifier but dataset {self.dataset.name!r} "
-                                f"has {self.dataset.n_classes} classes: output {self.dataset.n_classes} scores")
-        if self.spec.task == "energy" and width > 1 and self.dataset.y_train.shape[1] != width:
-            raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {self.dataset.name!r} gives "
-                                f"{self.dataset.y_train.shape[1]} coefficients per sample")
+        check_dataset_fits(self.spec, self.dataset)
 
     def _split(self) -> None:
         generator = torch.Generator().manual_seed(self.config.seed)
