@@ -6,6 +6,7 @@ Every request that leaves localhost is aborted and recorded; the last test asser
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -256,9 +257,16 @@ def test_an_invalid_network_is_rejected_with_its_message(pages):
     expect(page.locator(".wb-train-blocker")).to_contain_text("Fix the network")
     expect(page.locator(".wb-form-error")).to_contain_text("needs 4 features")
     shot(page, "02_builder_invalid.png")
-    # Fixing it in the form enables Train.
+    # Fixing it in the form makes a valid network…
     page.locator(".wb-field-encoding select").select_option("amplitude")
     expect(page.locator(".wb-block[data-id=q1] .wb-error")).to_have_count(0)
+    expect(page.locator(".wb-network-status")).to_contain_text("✓")
+    # …but four ⟨Z⟩ scores cannot classify the two classes of circles: Train says so until a 2-score head is added.
+    expect(page.locator(".wb-train button")).to_be_disabled()
+    expect(page.locator(".wb-train-blocker")).to_contain_text("2 classes but the network outputs 4 scores")
+    page.locator(".wb-palette-item[data-key=linear] .wb-palette-add").click()
+    wait_until(lambda: block_ids(page) == ["q1", "fc1"], message="the linear head")
+    set_number(page, ".wb-field-out_features", 2)
     expect(page.locator(".wb-train button")).to_be_enabled()
 
 
@@ -466,6 +474,62 @@ def test_share_link_from_export_opens_the_same_network(pages):
     assert block_ids(again) == ["fc_in", "to_angles", "drop1", "qout"]
     tab(again, "Run setup")
     expect(again.locator(".wb-epochs input")).to_have_value("9")
+
+
+def click_sample(page, index: int) -> None:
+    """Click the picker's point for sample `index` (its pixel position from Plotly's own axes)."""
+    plot = page.locator(".wb-state-picker .js-plotly-plot")
+    wait_until(lambda: plot.evaluate("el => (el.data || []).length > 0"), message="the sample picker")
+    x, y = plot.evaluate("""(el, index) => {
+        for (const t of el.data) {
+            const k = (t.customdata || []).indexOf(index);
+            if (k >= 0 && t.mode === "markers") {
+                const L = el._fullLayout, box = el.getBoundingClientRect();
+                return [box.left + L._size.l + L.xaxis.l2p(t.x[k]), box.top + L._size.t + L.yaxis.l2p(t.y[k])];
+            }
+        }
+        return null; }""", index)
+    page.mouse.click(x, y)
+
+
+def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, server, ref):
+    import io
+
+    import numpy as np
+    import torch
+
+    import workbench as wb
+    from workbench.data import load_dataset
+    from workbench.store import RunStore
+
+    store = RunStore(server.store)
+    before = {r.id for r in store.list_runs()}
+    page = pages.open()
+    tab(page, "Run setup")
+    set_number(page, ".wb-epochs", 2)
+    page.locator(".wb-train button").click()
+    expect(page.locator(".wb-run-status")).to_contain_text("Completed", timeout=180_000)
+    run = [r for r in store.list_runs() if r.id not in before and r.status == "completed"][0]
+    tab(page, "Quantum state")
+    click_sample(page, 7)
+    cell = page.locator(".wb-bloch[data-qubit='2'][data-stage='layer 3']")
+    expect(page.locator(".wb-bloch-table")).to_contain_text("sample #7")
+    shown = json.loads(cell.get_attribute("data-bloch"))
+    # The oracle: the run's final weights from the store, the sample from the dataset, dense matrices.
+    spec = wb.templates.get("vqc-circles")
+    model = wb.compile(spec)
+    model.load_state_dict(torch.load(io.BytesIO(store.latest_checkpoint(run.id)[2]), weights_only=True)["model"])
+    name, options = wb.templates.DEFAULT_DATASETS["vqc-circles"]
+    sample = load_dataset(name, **options).X_train[7:8]
+    with torch.no_grad():
+        features = model.blocks["to_angles"](model.blocks["fc_in"](sample))[0].double().numpy()
+    block = spec.quantum_blocks()[0].model_dump()
+    psi = ref.final_state(block, features, model.blocks["vqc"].weight.detach().double().numpy())
+    n = block["qubits"]
+    expected = [float(np.real(psi.conj() @ ref.on(n, {2: ref.PAULI[p]}) @ psi)) for p in "XYZ"]
+    assert shown == pytest.approx(expected, abs=1e-5)
+    expect(page.locator(".wb-state-probs .js-plotly-plot")).to_have_count(1)
+    shot(page, "09_quantum_state.png")
 
 
 def test_reloading_the_url_restores_the_same_network_and_settings(pages):

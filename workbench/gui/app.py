@@ -29,9 +29,10 @@ from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
                     shape_text, target_choices)
+from .tabs.quantum_state import QuantumStateView
 
 TITLE = "Hybrid Quantum Workbench"
-TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Compare", "Benchmark", "Export & share")
+TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Benchmark", "Export & share")
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
@@ -190,7 +191,8 @@ class WorkbenchApp(param.Parameterized):
         bench = self._build_benchmark_tab()
         export = self._build_export_tab()
         # dynamic: a tab's widgets reach the browser when it is first shown, so the page appears quickly.
-        self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, compare, bench, export)),
+        self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
+        self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, self.state_view, compare, bench, export)),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0), dynamic=True)
         self.tabs.param.watch(self._on_tab, "active")
         # Views follow the state objects: the builder, the run setup and the training session.
@@ -1132,8 +1134,35 @@ class WorkbenchApp(param.Parameterized):
         self._update_controls()
         self._update_url()
 
+    def _inspected_model(self):
+        """(model, key) for the quantum state view: the run's model while/after training, else the canvas network
+        compiled with fresh weights (key: what its weights depend on)."""
+        trainer = self.session.trainer
+        if trainer is not None and getattr(trainer, "model", None) is not None:
+            return trainer.model, (id(trainer), self.dashboard.data.version)
+        if not self.builder.valid:
+            return None, None
+        key = ("canvas", self.builder.revision)
+        if getattr(self, "_canvas_model_key", None) != key:
+            from .. import compile as wb_compile
+
+            try:
+                self._canvas_model = wb_compile(self.builder.spec_object())
+            except Exception:  # a network the torch engine cannot build: the view says there is nothing to show
+                self._canvas_model = None
+            self._canvas_model_key = key
+        return self._canvas_model, key
+
+    def _inspected_dataset(self):
+        if self.session.trainer is not None and self.session.dataset is not None:
+            return self.session.dataset
+        problem, data = self.setup.dataset_problem(self.builder.spec)
+        return None if problem else data
+
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
+        if event.new == TAB["Quantum state"]:
+            self.state_view.refresh(force=True)
         if event.new == TAB["Train"]:
             self.dashboard.render()
         if event.new == TAB["Compare"]:
@@ -1225,6 +1254,8 @@ class WorkbenchApp(param.Parameterized):
     def poll(self) -> None:
         self.session.refresh()
         self.dashboard.poll()
+        if self.tabs.active == TAB["Quantum state"]:
+            self.state_view.refresh()
         if self.session.baseline_stream is not None:
             events, self._baseline_cursor = self.session.baseline_stream.since(self._baseline_cursor)
             if events:

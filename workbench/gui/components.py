@@ -121,7 +121,8 @@ class LiveChart(JSComponent):
     figure = param.Dict(default={}, doc="Plotly figure as a dict: {data: [...], layout: {...}}.")
     config = param.Dict(default={"displaylogo": False, "responsive": True,
                                  "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]})
-    clicked = param.Dict(default=None, allow_None=True, doc="{x, y, curve, index} of the last clicked point.")
+    clicked = param.Dict(default=None, allow_None=True,
+                         doc="{x, y, curve, index, customdata} of the last clicked point.")
 
     _esm = """
     export function render({ model, el }) {
@@ -147,7 +148,8 @@ class LiveChart(JSComponent):
             hooked = true;
             box.on("plotly_click", (ev) => {
               const p = ev.points && ev.points[0];
-              if (p) model.clicked = {x: p.x, y: p.y, curve: p.curveNumber, index: p.pointNumber};
+              if (p) model.clicked = {x: p.x, y: p.y, curve: p.curveNumber, index: p.pointNumber,
+                                      customdata: p.customdata === undefined ? null : p.customdata};
             });
           }
         } finally { drawing = false; }
