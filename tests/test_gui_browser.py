@@ -346,6 +346,7 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     run_id = runs[0].id
     expect(page.locator(".wb-train button")).to_be_enabled()
     assert trace_points(page, ".wb-chart-loss") == stopped_at  # nothing arrives after stop
+    tab(page, "Export")
     expect(page.locator(".wb-download-weights button")).to_be_enabled()
 
     # Compare: the stopped run is listed and drawn; the matched classical baseline joins it.
@@ -532,6 +533,51 @@ def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, serve
     shot(page, "09_quantum_state.png")
 
 
+def test_playground_train_until_paused_step_reset_and_boundary_options(pages):
+    page = pages.open()
+    page.locator(".wb-until-paused input").check()
+    page.locator(".wb-train button").click()
+    wait_until(lambda: page.locator(".wb-chart-boundary .js-plotly-plot").evaluate(
+        "el => el.data.some(t => t.type === 'contour')"), timeout=120, message="the decision boundary")
+    expect(page.locator(".wb-live-status")).to_contain_text("until paused")
+    # Boundary options: the test samples as hollow points, and the output discretised to the predicted class.
+    page.locator(".wb-show-test input").check()
+    page.locator(".wb-discretize input").check()
+    boundary = page.locator(".wb-chart-boundary .js-plotly-plot")
+    wait_until(lambda: boundary.evaluate("el => el.data.some(t => (t.name || '').startsWith('test'))"),
+               message="test points on the boundary chart")
+    wait_until(lambda: boundary.evaluate(
+        "el => el.data[0].z.flat().every(v => v === 0 || v === 1)"), message="a discretised boundary")
+    # Pause, then Step: exactly one more step arrives and the run waits again.
+    page.locator(".wb-pause button").first.click()
+    expect(page.locator(".wb-run-status")).to_contain_text("Paused")
+    before = wait_until(lambda: (lambda e: e[0] if e and len(set(e)) == 1 else None)(
+        chart_ends(page, "wb-chart-loss")[:1]), message="the loss chart")
+    time.sleep(1.0)  # a step in flight when Pause was pressed lands; then nothing more may arrive
+    before = chart_ends(page, "wb-chart-loss")[0]
+    page.locator(".wb-step button").click()
+    wait_until(lambda: chart_ends(page, "wb-chart-loss")[0] == before + 1, message="one more step")
+    expect(page.locator(".wb-run-status")).to_contain_text("Paused")
+    time.sleep(1.0)
+    assert chart_ends(page, "wb-chart-loss")[0] == before + 1
+    # Slow speed, resume: steps arrive about once a second.
+    page.locator(".wb-speed select").select_option(label="slow · 1 step/s")
+    page.locator(".wb-resume button").first.click()
+    wait_until(lambda: chart_ends(page, "wb-chart-loss")[0] >= before + 2, message="steps after resume")
+    shot(page, "10_playground.png")
+    # Reset: the run stops, the charts empty, and new weights come with the next seed.
+    page.locator(".wb-reset button").click()
+    expect(page.locator(".wb-run-status")).to_contain_text("No run yet")
+    wait_until(lambda: trace_points(page, ".wb-chart-loss") == 0, message="empty charts after reset")
+    expect(page.locator(".wb-reset button")).to_be_disabled()
+    # Circuit descriptors on demand.
+    tab(page, "Circuit")
+    page.locator(".wb-descriptors-run button").click()
+    expect(page.locator(".wb-descriptors")).to_contain_text("entangling capability", timeout=120_000)
+    expect(page.locator(".wb-descriptors")).to_contain_text("gradient variance")
+    shot(page, "03b_circuit_descriptors.png")
+
+
 def test_reloading_the_url_restores_the_same_network_and_settings(pages):
     page = pages.open()
     template(page, "quantum-output")
@@ -582,15 +628,18 @@ def test_export_upload_and_code(pages, tmp_path):
     page.locator(".wb-upload input[type=file]").set_input_files(str(bad))
     expect(page.locator(".wb-upload-message")).to_contain_text("broken.json is not valid JSON")
     expect(page.locator(".wb-upload-message")).to_contain_text("Nothing was changed")
+    tab(page, "Build")
     assert block_ids(page) == ["fc_in", "to_angles", "vqc"]
+    tab(page, "Export")
     good = tmp_path / "digits.json"
     good.write_text(workbench.templates.get("hybrid-digits").to_json())
     page.locator(".wb-upload input[type=file]").set_input_files(str(good))
     expect(page.locator(".wb-upload-message")).to_contain_text("Loaded digits.json")
     expect(page.locator(".wb-upload-message")).to_contain_text("Dataset set to digits")  # the template's data
     expect(page.locator(".wb-train button")).to_be_enabled()
-    wait_until(lambda: block_ids(page) == ["flat", "fc_in", "to_angles", "qlayer", "head"], message="upload")
     shot(page, "08_export.png")
+    tab(page, "Build")
+    wait_until(lambda: block_ids(page) == ["flat", "fc_in", "to_angles", "qlayer", "head"], message="upload")
 
 
 def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server):

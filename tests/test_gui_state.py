@@ -182,7 +182,7 @@ def test_duplicate_ids_and_input_errors_are_placed():
 
 
 def test_train_is_disabled_until_the_network_is_fixed(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     assert app.builder.valid and not app.train_button.disabled
@@ -232,7 +232,7 @@ def test_form_fields_come_from_the_schema_and_parse_user_text():
 
 
 def test_url_state_round_trip_restores_network_and_settings(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     first = WorkbenchApp(store=store)
     first.open_template("hybrid-digits")
@@ -264,7 +264,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
 
 
 def test_bad_uploads_change_nothing_and_say_why(store, tmp_path):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     before = json.dumps(app.builder.spec, sort_keys=True)
@@ -341,7 +341,7 @@ def test_gradient_auto_explains_its_choice():
 def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
     from workbench import _cudaq
     from workbench.gui import state
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     monkeypatch.setattr(_cudaq, "gpu_count", lambda: 0)
     state._engine_targets.cache_clear()
@@ -438,12 +438,12 @@ def test_plateau_hint_speaks_plainly():
 
 
 def test_sessions_train_independently_and_stop_on_close(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     a, b = WorkbenchApp(store=store), WorkbenchApp(store=store)
     a.setup.param.update(epochs=400, dataset_options={**a.setup.dataset_options, "n_samples": 120})
     assert a.start_training()
-    assert a.tabs.active == 3 and a.train_button.disabled
+    assert a.tabs.active == TAB["Train"] and a.train_button.disabled
     wait_until(lambda: (a.poll(), a.dashboard.data.points >= 3)[1], message="session A's first steps")
     run_id = a.session.last_run_id
     assert run_id and store.get_run(run_id).status == "running"
@@ -479,7 +479,7 @@ def test_sessions_train_independently_and_stop_on_close(store):
 
 
 def test_training_completes_lists_the_run_and_saves_weights(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     app.setup.param.update(epochs=2, dataset_options={**app.setup.dataset_options, "n_samples": 80})
@@ -494,7 +494,7 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     assert len(weights) > 1000
     # The matched classical baseline trains with the same settings and joins the comparison.
     assert app.start_baseline()
-    app.tabs.active = 4  # Compare: its charts draw while it is shown
+    app.tabs.active = TAB["Compare"]  # Compare: its charts draw while it is shown
     wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
                message="baseline")
     app.poll()

@@ -35,6 +35,7 @@ TITLE = "Hybrid Quantum Workbench"
 TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Benchmark", "Export & share")
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
+SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
 METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
 
 CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
@@ -146,17 +147,23 @@ class WorkbenchApp(param.Parameterized):
             reasons.append("a run is in progress")
         return reasons
 
-    def start_training(self) -> bool:
+    def start_training(self, step: bool = False) -> bool:
+        """Press Train (or Step: one optimiser step, of the paused run or of a new one that then waits)."""
+        if step and self.session.status == "paused":
+            self.session.step(self.builder.spec, self.setup)
+            self._update_controls()
+            return True
         blockers = [b for b in self.train_blockers() if b != "a run is in progress"]
         if blockers:
             self.train_message.value = _html_note(html.escape(blockers[0]), "alert")
             return False
         try:
-            trainer = self.session.start(self.builder.spec, self.setup)
+            trainer = (self.session.step if step else self.session.start)(self.builder.spec, self.setup)
         except StartError as err:
             self.train_message.value = _html_note(html.escape(str(err)), "alert")
             return False
-        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset))
+        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset),
+                              self._boundary_points(self.session.dataset, test=True))
         if self.session.baseline_status != "running":  # a baseline belongs to the run it was trained against
             self.session.baseline_stream = None
             self.baseline_data.reset()
@@ -167,10 +174,18 @@ class WorkbenchApp(param.Parameterized):
         self._update_controls()
         return True
 
-    def _boundary_points(self, dataset) -> tuple[list, list, list] | None:
+    def reset_training(self) -> None:
+        """Playground reset: stop and forget the run, clear the charts, and draw new initial weights (next seed)."""
+        self.session.reset()
+        self.dashboard.attach(None)
+        self.setup.seed = (self.setup.seed + 1) % (2**31 - 1)
+        self.train_message.value = ""
+        self._update_controls()
+
+    def _boundary_points(self, dataset, test: bool = False) -> tuple[list, list, list] | None:
         if dataset is None or tuple(dataset.input_shape) != (2,) or dataset.task != "classification":
             return None
-        X, y = dataset.X_train[:400], dataset.y_train[:400]
+        X, y = (dataset.X_test[:400], dataset.y_test[:400]) if test else (dataset.X_train[:400], dataset.y_train[:400])
         names = dataset.class_names or []
         labels = [names[int(c)] if int(c) < len(names) else str(int(c)) for c in y.tolist()]
         return X[:, 0].tolist(), X[:, 1].tolist(), labels
@@ -190,10 +205,9 @@ class WorkbenchApp(param.Parameterized):
         compare = self._build_compare_tab()
         bench = self._build_benchmark_tab()
         export = self._build_export_tab()
-        # dynamic: a tab's widgets reach the browser when it is first shown, so the page appears quickly.
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, self.state_view, compare, bench, export)),
-                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0), dynamic=True)
+                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
         # Views follow the state objects: the builder, the run setup and the training session.
         pn.bind(self._on_builder, self.builder.param.revision, self.builder.param.selected, watch=True)
@@ -223,6 +237,17 @@ class WorkbenchApp(param.Parameterized):
                                                sizing_mode="stretch_width", margin=(2, 2))
         self.stop_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
                                              sizing_mode="stretch_width", margin=(2, 2))
+        self.step_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Step", icon=icons.STEP,
+                                             css_classes=["wb-step"], sizing_mode="stretch_width", margin=(2, 2))
+        self.reset_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Reset", icon=icons.UNDO,
+                                              css_classes=["wb-reset"], sizing_mode="stretch_width", margin=(2, 2))
+        self.step_button.on_click(lambda _: self.start_training(step=True))
+        self.reset_button.on_click(lambda _: self.reset_training())
+        self.speed = pn.widgets.Select.from_param(self.session.param.step_delay, name="Speed", options=SPEEDS,
+                                                  sizing_mode="stretch_width", css_classes=["wb-speed"])
+        self.until_paused = pn.widgets.Checkbox.from_param(self.setup.param.until_paused,
+                                                           name="Train until paused (ignore epochs)",
+                                                           css_classes=["wb-until-paused"])
         self.pause_button.on_click(lambda _: (self.session.pause(), self._update_controls()))
         self.resume_button.on_click(lambda _: (self.session.resume(), self._update_controls()))
         self.stop_button.on_click(lambda _: (self.session.stop(), self._update_controls()))
@@ -246,6 +271,8 @@ class WorkbenchApp(param.Parameterized):
             pn.pane.HTML("<div class='wb-section-title'>Training</div>", margin=(0, 6)),
             self.train_button, self.train_blocker,
             pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
+            pn.Row(self.step_button, self.reset_button, sizing_mode="stretch_width"),
+            self.speed, self.until_paused,
             self.run_status, self.url_state,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
@@ -273,6 +300,10 @@ class WorkbenchApp(param.Parameterized):
         self.form_body = pn.Column(sizing_mode="stretch_width", css_classes=["wb-form"])
         self.form_card = pn.Column(self.form_title, self.form_error, self.form_body, width=380,
                                    css_classes=["wb-card", "wb-settings"], margin=(8, 4, 8, 8))
+        if self.notebook:  # a notebook cell is narrow: the settings go under the canvas, which keeps the width
+            self.form_card.width = None
+            self.form_card.sizing_mode = "stretch_width"
+            return pn.Column(toolbar, self.canvas, self.form_card, sizing_mode="stretch_width")
         return pn.Column(toolbar, pn.Row(pn.Column(self.canvas, sizing_mode="stretch_width"), self.form_card,
                                          sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
@@ -438,8 +469,70 @@ class WorkbenchApp(param.Parameterized):
         intro = pn.pane.HTML("<div class='wb-section-title'>Circuit of the selected quantum block</div>"
                              "<div class='wb-muted'>Drawn from the same gate list the simulators run; it follows "
                              "every change in the block's settings.</div>", sizing_mode="stretch_width")
-        return pn.Column(intro, pn.Row(self.circuit_block), self.circuit_stats, self.circuit_view,
-                         self.circuit_listing, sizing_mode="stretch_width")
+        self.descriptors_button = pn.widgets.Button(label="Compute descriptors", icon=icons.TIMER, color="primary",
+                                                    width=200, css_classes=["wb-descriptors-run"],
+                                                    stylesheets=[WIDGET_CSS])
+        self.descriptors_button.on_click(lambda _: self.compute_descriptors())
+        self.descriptors = pn.pane.HTML("<div class='wb-muted'>Expressibility, entangling capability and the "
+                                        "gradient variance over random weights (barren-plateau check), estimated by "
+                                        "sampling 200 weight vectors.</div>", sizing_mode="stretch_width",
+                                        css_classes=["wb-descriptors"])
+        self._descriptor_job: dict | None = None
+        return pn.Column(intro, pn.Row(self.circuit_block, self.descriptors_button), self.circuit_stats,
+                         self.descriptors, self.circuit_view, self.circuit_listing, sizing_mode="stretch_width")
+
+    def compute_descriptors(self) -> None:
+        """Sample the selected block's descriptors in a background thread (the page stays responsive)."""
+        import threading
+
+        from ..inspect import circuit_descriptors
+
+        index = self._block_position(self.circuit_block.value) if self.circuit_block.value else None
+        if index is None or not self.builder.valid:
+            self.descriptors.object = _html_note("Pick a quantum block of a valid network first.", "alert")
+            return
+        block = self.builder.spec_object().blocks[index]
+        features = self.builder.shapes[index][0][0]
+        job: dict = {"block": block.id, "result": None, "error": None}
+        self._descriptor_job = job
+
+        def work():
+            try:
+                job["result"] = circuit_descriptors(block, features)
+            except Exception as err:  # shown in the tab; the page carries on
+                job["error"] = f"{err.__class__.__name__}: {err}"
+
+        self.descriptors_button.disabled = True
+        self.descriptors.object = "<div class='wb-muted'>Sampling 200 random weight vectors…</div>"
+        threading.Thread(target=work, name="workbench-descriptors", daemon=True).start()
+
+    def _poll_descriptors(self) -> None:
+        job = self._descriptor_job
+        if job is None or (job["result"] is None and job["error"] is None):
+            return
+        self._descriptor_job = None
+        self.descriptors_button.disabled = False
+        if job["error"]:
+            self.descriptors.object = _html_note(html.escape(job["error"]), "alert")
+            return
+        r = job["result"]
+
+        def fmt(value, spec=".3g"):
+            return "–" if value is None else format(value, spec)
+
+        variance = r["gradient_variance"]
+        verdict = "" if variance is None else (
+            " <span class='wb-pill wb-bad-pill'>barren plateau risk</span>" if variance < charts.PLATEAU else
+            " <span class='wb-pill wb-warn-pill'>small gradients</span>" if variance < charts.WEAK else
+            " <span class='wb-pill wb-ok-pill'>trainable</span>")
+        self.descriptors.object = (
+            f"<div class='wb-muted'>Block <b>{html.escape(job['block'])}</b> · {r['samples']} random weight vectors"
+            "</div>" + "".join([
+                _stat("depth", r["depth"]), _stat("two-qubit gates", r["two_qubit_gates"]),
+                _stat("parameters", r["parameters"]), _stat("expressibility (KL, lower = more)",
+                                                             fmt(r["expressibility"])),
+                _stat("entangling capability", fmt(r["entangling_capability"])),
+                _stat("gradient variance", fmt(r["gradient_variance"], ".2e"))]) + verdict)
 
     def _on_circuit_block(self, event) -> None:
         if self._syncing or event.new is None:
@@ -1211,6 +1304,8 @@ class WorkbenchApp(param.Parameterized):
         self.train_button.disabled = bool(blockers)
         self.train_blocker.value = ("<div class='wb-muted' style='color:#b91c1c'>" + html.escape(blockers[0]) +
                                     "</div>") if blockers and not running else ""
+        self.step_button.disabled = (bool(blockers) and not running) or s.status == "running"
+        self.reset_button.disabled = s.trainer is None
         self.pause_button.disabled = s.status != "running"
         self.resume_button.disabled = s.status != "paused"
         self.stop_button.disabled = not running
@@ -1263,6 +1358,7 @@ class WorkbenchApp(param.Parameterized):
                 self._on_baseline_status()
         self._render_baseline()
         self._poll_benchmark()
+        self._poll_descriptors()
         ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
         if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
             self._ended_refreshed = self.session.last_run_id
@@ -1303,8 +1399,10 @@ class WorkbenchApp(param.Parameterized):
         """The tabs without a page template (notebooks)."""
         header = pn.pane.HTML(f"<div style='font-size:20px;font-weight:700;color:#0f172a'>{TITLE}</div>",
                               margin=(4, 8))
-        return pn.Row(pn.Column(self.sidebar, width=280, css_classes=["wb-card"], margin=(4, 8)),
-                      pn.Column(header, self.tabs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        # Stacked, not side by side: at a notebook's width a sidebar left the canvas a 60 px column.
+        controls = pn.Accordion(("Templates and training controls", self.sidebar), active=[0],
+                                sizing_mode="stretch_width", css_classes=["wb-notebook-controls"], margin=(4, 8))
+        return pn.Column(header, controls, self.tabs, sizing_mode="stretch_width", css_classes=["wb-notebook"])
 
     def page(self):
         """The full page for `panel serve` (Bootstrap template: no external fonts or icons)."""
@@ -1333,7 +1431,8 @@ def _serve_resources_locally() -> None:
 
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
-    pn.extension("plotly")
+    # A spinner (local CSS) covers the page until the document has rendered: no blank page while it loads.
+    pn.extension("plotly", global_loading_spinner=True)
     _serve_resources_locally()
     state = None
     args = pn.state.session_args or {}

@@ -14,6 +14,7 @@ PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#c
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1e293b"}
 PLATEAU = 1e-6  # gradient variance below this: the landscape is (close to) flat
 WEAK = 1e-4
+UNBOUNDED_EPOCHS = 10**9  # a run that trains until paused (gui.state.UNTIL_PAUSED)
 
 
 def base_layout(title: str, **extra: Any) -> dict:
@@ -166,7 +167,9 @@ class LiveData:
         if self.status == "idle":
             return idle_text
         parts = [self.status.capitalize()]
-        if self.epochs_total:
+        if self.epochs_total >= UNBOUNDED_EPOCHS:
+            parts.append(f"epoch {self.current_epoch + (self.status == 'running')} (until paused)")
+        elif self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
                          f"/{self.epochs_total}")
         parts.append(f"step {len(self.steps)}")
@@ -311,8 +314,10 @@ def variance_figure(d: LiveData, height: int = 300) -> dict:
     return {"data": data, "layout": layout}
 
 
-def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, height: int = 340) -> dict:
-    """Decision boundary: class probability (binary) or predicted class over a grid, with the data on top."""
+def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, height: int = 340, *,
+                    test_points: tuple[list, list, list] | None = None, discretize: bool = False) -> dict:
+    """Decision boundary: class probability (binary) or predicted class over a grid, with the data on top.
+    test_points: also draw the test samples (hollow); discretize: colour by predicted class only."""
     title = "Decision boundary"
     if d.boundary is None:
         message = "appears every few epochs for 2-D classification data"
@@ -323,7 +328,9 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
         return fig
     b = d.boundary
     binary = b.get("binary", True)
-    data = [{"type": "contour", "x": b["x"], "y": b["y"], "z": b["z"], "showscale": binary, "opacity": 0.75,
+    z = [[1.0 if v >= 0.5 else 0.0 for v in row] for row in b["z"]] if (discretize and binary) else b["z"]
+    data = [{"type": "contour", "x": b["x"], "y": b["y"], "z": z, "showscale": binary and not discretize,
+             "opacity": 0.75,
              "colorscale": [[0, "#fdba74"], [0.5, "#f8fafc"], [1, "#93c5fd"]] if binary else "Portland",
              "autocontour": not binary,
              "contours": {"coloring": "heatmap", "showlines": True, "start": 0.5, "end": 0.5, "size": 1.0}
@@ -332,6 +339,12 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
              "colorbar": {"title": {"text": "P(class 1)"}, "thickness": 12}}]
     if points is not None:
         data.extend(_scatter_classes(*points))
+    if test_points is not None:
+        for trace in _scatter_classes(*test_points):
+            trace["name"] = trace["name"].replace("class", "test")
+            trace["marker"] = {**trace["marker"], "symbol": "circle-open", "size": 8,
+                               "line": {"width": 2, "color": trace["marker"]["color"]}}
+            data.append(trace)
     last_step = max(0, int(b.get("step", 1)) - 1)  # the boundary event carries the step count so far
     layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {last_step})", height=height, hovermode="closest",
                          xaxis={"range": [b["x"][0], b["x"][-1]], "title": {"text": "x₁"}},
@@ -522,8 +535,8 @@ def probability_figure(view: dict, height: int = 260, limit: int = 64) -> dict:
     pairs.sort()
     data = [{"type": "bar", "x": [p[0] for p in pairs], "y": [p[1] for p in pairs],
              "marker": {"color": PALETTE[3]}, "hovertemplate": "|%{x}⟩: %{y:.3f}<extra></extra>"}]
-    layout = base_layout("Output probabilities", height=height, hovermode="closest", showlegend=False,
-                         xaxis={"type": "category", "title": {"text": "bitstring q₃…q₀" if view["qubits"] == 4
-                                                              else "bitstring"}},
-                         yaxis={"range": [0, 1]})
+    layout = base_layout("Output probabilities of the bitstrings (q₀ rightmost)", height=height,
+                         hovermode="closest", showlegend=False,
+                         xaxis={"type": "category", "tickangle": -90, "tickfont": {"size": 10}}, yaxis={"range": [0, 1]})
+    layout["margin"] = {**layout["margin"], "b": 64}
     return {"data": data, "layout": layout}

@@ -51,6 +51,11 @@ class LiveDashboard:
                                   sizing_mode="stretch_width", height=h + 50, css_classes=["wb-chart-boundary"],
                                   margin=(4, 6))
         self.throughput = pane(charts.throughput_figure(self.data, h), "wb-chart-throughput")
+        self.test_points: tuple[list, list, list] | None = None
+        self.show_test = pn.widgets.Checkbox(name="Show test data", value=False, css_classes=["wb-show-test"])
+        self.discretize = pn.widgets.Checkbox(name="Discretize output", value=False, css_classes=["wb-discretize"])
+        for box in (self.show_test, self.discretize):
+            box.param.watch(lambda _: self._render_boundary(force=True), "value")
         # Text that changes with every step lives in LiveHTML boxes of fixed height: no page re-layout.
         self.headline = LiveHTML(html=self._headline_html(), css_classes=["wb-live-status"],
                                  sizing_mode="stretch_width", height=56, margin=(4, 8))
@@ -71,15 +76,17 @@ class LiveDashboard:
         header = pn.Column(*(x for x in (buttons, self.headline, self.progress) if x is not None),
                            sizing_mode="stretch_width")
         grid = pn.GridBox(self.loss, self.metric, self.gradnorm, self.variance, ncols=2, sizing_mode="stretch_width")
-        bottom = pn.Row(pn.Column(self.boundary, sizing_mode="stretch_width"),
+        bottom = pn.Row(pn.Column(pn.Row(self.show_test, self.discretize, margin=(0, 8)), self.boundary,
+                                  sizing_mode="stretch_width"),
                         pn.Column(self.throughput, self.hint, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         self.layout = pn.Column(header, grid, bottom, sizing_mode="stretch_width", css_classes=["wb-dashboard"])
 
     # -- wiring -----------------------------------------------------------------------------------
-    def attach(self, stream, trainer=None, points: tuple[list, list, list] | None = None) -> None:
+    def attach(self, stream, trainer=None, points: tuple[list, list, list] | None = None,
+               test_points: tuple[list, list, list] | None = None) -> None:
         """Follow a new stream (and optionally control its trainer); the charts start over."""
         self.stream, self.trainer, self.cursor = stream, trainer, 0
-        self.points_xy = points
+        self.points_xy, self.test_points = points, test_points
         self.data.reset()
         self._drawn = {}
         self._status_version = -1
@@ -153,12 +160,14 @@ class LiveDashboard:
         self._render_boundary()
         self._render_status()
 
-    def _render_boundary(self) -> None:
+    def _render_boundary(self, force: bool = False) -> None:
         d = self.data
         boundary_key = (d.boundary or {}).get("step"), id(d.boundary)
-        if boundary_key != self._boundary_step:
+        if force or boundary_key != self._boundary_step:
             self._boundary_step = boundary_key
-            self.boundary.figure = charts.boundary_figure(d, self.points_xy, self.boundary.height)
+            self.boundary.figure = charts.boundary_figure(
+                d, self.points_xy, self.boundary.height, discretize=self.discretize.value,
+                test_points=self.test_points if self.show_test.value else None)
 
     def _render_status(self) -> None:
         if self._status_version == self.data.version:

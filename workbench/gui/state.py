@@ -561,6 +561,7 @@ def _id_stem(block_id: str) -> str:
 # Run setup
 
 
+UNTIL_PAUSED = 10**9  # the epoch count of a run that trains until the user pauses or stops it
 NOISE_CHANNELS = ("depolarizing", "depolarizing2", "amplitude_damping", "bit_flip", "phase_flip", "readout")
 NOISE_LIMITS = {"depolarizing": 0.75, "depolarizing2": 15 / 16}
 TORCH_TARGETS = {"torch": "Torch engine · statevector", "torch-density": "Torch engine · density matrix (noisy)"}
@@ -612,6 +613,7 @@ class RunSetup(param.Parameterized):
     optimizer = param.Selector(default="adam", objects=["adam", "sgd", "rmsprop", "lbfgs"])
     lr = param.Number(default=0.05, bounds=(1e-6, 10.0))
     epochs = param.Integer(default=20, bounds=(1, 100000))
+    until_paused = param.Boolean(default=False, doc="Ignore epochs: train until Pause or Stop (playground).")
     batch_size = param.Integer(default=32, bounds=(1, 100000))
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     target = param.String(default="torch")
@@ -621,8 +623,8 @@ class RunSetup(param.Parameterized):
     noise = param.Dict(default={}, doc="Noise channel -> probability (only non-zero ones).")
     precision = param.Selector(default="single", objects=["single", "double"])
 
-    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "batch_size", "seed", "target", "gradient",
-              "shots", "noise", "precision")
+    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
+              "gradient", "shots", "noise", "precision")
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -678,7 +680,7 @@ class RunSetup(param.Parameterized):
 
     def train_config(self) -> dict:
         """Keyword arguments for TrainConfig."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
+        return {"epochs": UNTIL_PAUSED if self.until_paused else self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
                 "seed": self.seed, "target": self.target, "gradient": self.gradient,
                 "shots": self.shots or None, "noise": dict(self.noise) or None, "precision": self.precision}
 

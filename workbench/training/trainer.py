@@ -162,6 +162,8 @@ class Trainer:
         self.error: str | None = None
         self._pause = threading.Event()
         self._cancel = threading.Event()
+        self.step_delay = 0.0  # seconds to wait after each step (a playground's speed control)
+        self._steps_left: int | None = None  # set by step_once: pause again after this many steps
         self._thread: threading.Thread | None = None
         self._pending: list[dict] = []
         self._last_flush = 0.0
@@ -202,6 +204,11 @@ class Trainer:
         self._pause.set()
 
     def resume(self) -> None:
+        self._pause.clear()
+
+    def step_once(self) -> None:
+        """Take one optimiser step and pause again (before start(): the run begins with that one step)."""
+        self._steps_left = 1
         self._pause.clear()
 
     def cancel(self) -> None:
@@ -274,6 +281,13 @@ class Trainer:
                 self._position["step"] += 1
                 if self._position["step"] % config.checkpoint_every_steps == 0:
                     self._checkpoint()
+                if self._steps_left is not None:
+                    self._steps_left -= 1
+                    if self._steps_left <= 0:
+                        self._steps_left = None
+                        self._pause.set()
+                if self.step_delay > 0:
+                    self._cancel.wait(self.step_delay)
             self._end_epoch(epoch, epoch_losses, epoch_metrics, time.perf_counter() - epoch_start)
             if self._stale_epochs and config.early_stopping and self._stale_epochs >= config.early_stopping:
                 self._emit({"kind": "early_stop", "epoch": epoch, "step": self._position["step"],
