@@ -240,7 +240,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
     first.setup.param.update(epochs=7, lr=0.01, optimizer="sgd", shots=200, noise={"bit_flip": 0.02})
     token = first.state_token()
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token) and len(token) < 1500
-    assert first.share_url.value.endswith("?s=" + token)
+    assert first.export.share_url.value.endswith("?s=" + token)
     second = WorkbenchApp(store=store, state=token)
     assert second.builder.spec == first.builder.spec
     assert second.setup.to_dict() == first.setup.to_dict()
@@ -489,8 +489,8 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     run_id = app.session.last_run_id
     assert list(app.run_select.options.values()) == [run_id] and app.run_select.value == [run_id]
     assert app.compare_plot.figure["data"][0]["x"]
-    assert not app.download_weights.disabled
-    weights = app._weights_file().getvalue()
+    assert not app.export.download_weights.disabled
+    weights = app.export._weights_file().getvalue()
     assert len(weights) > 1000
     # The matched classical baseline trains with the same settings and joins the comparison.
     assert app.start_baseline()

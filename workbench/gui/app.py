@@ -24,11 +24,12 @@ from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
 from .bench import BenchmarkRun
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import WIDGET_CSS, BuilderCanvas, LiveChart, UrlState
+from .components import BuilderCanvas, LiveChart, UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
                     shape_text, target_choices)
+from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 
 TITLE = "Hybrid Quantum Workbench"
@@ -204,9 +205,10 @@ class WorkbenchApp(param.Parameterized):
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
         compare = self._build_compare_tab()
         bench = self._build_benchmark_tab()
-        export = self._build_export_tab()
+        self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, self.state_view, compare, bench, export)),
+        views = (build, circuit, setup, train, self.state_view, compare, bench, self.export)
+        self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
         # Views follow the state objects: the builder, the run setup and the training session.
@@ -228,18 +230,18 @@ class WorkbenchApp(param.Parameterized):
             self.template_buttons.append(button)
         self.network_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                     css_classes=["wb-network-status"], margin=(4, 6))
-        self.train_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
+        self.train_button = control_button(label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
                                               css_classes=["wb-train"], height=40, margin=(6, 4))
         self.train_button.on_click(lambda _: self.start_training())
-        self.pause_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
+        self.pause_button = control_button(label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
                                               sizing_mode="stretch_width", margin=(2, 2))
-        self.resume_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
+        self.resume_button = control_button(label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
                                                sizing_mode="stretch_width", margin=(2, 2))
-        self.stop_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
+        self.stop_button = control_button(label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
                                              sizing_mode="stretch_width", margin=(2, 2))
-        self.step_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Step", icon=icons.STEP,
+        self.step_button = control_button(label="Step", icon=icons.STEP,
                                              css_classes=["wb-step"], sizing_mode="stretch_width", margin=(2, 2))
-        self.reset_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Reset", icon=icons.UNDO,
+        self.reset_button = control_button(label="Reset", icon=icons.UNDO,
                                               css_classes=["wb-reset"], sizing_mode="stretch_width", margin=(2, 2))
         self.step_button.on_click(lambda _: self.start_training(step=True))
         self.reset_button.on_click(lambda _: self.reset_training())
@@ -469,9 +471,8 @@ class WorkbenchApp(param.Parameterized):
         intro = pn.pane.HTML("<div class='wb-section-title'>Circuit of the selected quantum block</div>"
                              "<div class='wb-muted'>Drawn from the same gate list the simulators run; it follows "
                              "every change in the block's settings.</div>", sizing_mode="stretch_width")
-        self.descriptors_button = pn.widgets.Button(label="Compute descriptors", icon=icons.TIMER, color="primary",
-                                                    width=200, css_classes=["wb-descriptors-run"],
-                                                    stylesheets=[WIDGET_CSS])
+        self.descriptors_button = control_button(label="Compute descriptors", icon=icons.TIMER, color="primary",
+                                                 width=200, css_classes=["wb-descriptors-run"])
         self.descriptors_button.on_click(lambda _: self.compute_descriptors())
         self.descriptors = pn.pane.HTML("<div class='wb-muted'>Expressibility, entangling capability and the "
                                         "gradient variance over random weights (barren-plateau check), estimated by "
@@ -1118,90 +1119,9 @@ class WorkbenchApp(param.Parameterized):
                                    "<th>circuits / step</th><th>status</th></tr>" + "".join(body) + "</table>")
 
     # ---------------------------------------------------------------------------------------- export
-    def _build_export_tab(self):
-        self.download_spec = pn.widgets.FileDownload(callback=self._spec_file, filename="network.json",
-                                                     label="Download spec JSON", icon=icons.DOWNLOAD, color="primary",
-                                                     css_classes=["wb-download-spec"], width=240)
-        self.upload = pn.widgets.FileInput(accept=".json,application/json", multiple=False,
-                                           css_classes=["wb-upload"], width=320)
-        self.upload.param.watch(self._on_upload, "value")
-        self.upload_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                    css_classes=["wb-upload-message"])
-        self.share_url = pn.widgets.TextInput(label="Link to this network and its settings", value="",
-                                              sizing_mode="stretch_width", css_classes=["wb-share-url"])
-        self.code_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-code"])
-        self.download_code = pn.widgets.FileDownload(callback=self._code_file, filename="train_network.py",
-                                                     label="Download Python script", icon=icons.DOWNLOAD, color="primary",
-                                                     css_classes=["wb-download-code"], width=240)
-        self.download_weights = pn.widgets.FileDownload(callback=self._weights_file, filename="model.pt",
-                                                        label="Download trained weights", icon=icons.DOWNLOAD, color="success",
-                                                        css_classes=["wb-download-weights"], width=240, disabled=True)
-        self.weights_note = pn.widgets.StaticText(value="<span class='wb-muted'>Train the network first.</span>",
-                                                  css_classes=["wb-weights-note"])
-
-        def card(*items, **kw):
-            return pn.Column(*items, sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8), **kw)
-
-        spec_card = card(pn.pane.HTML("<div class='wb-section-title'>Spec JSON</div><div class='wb-muted'>The network "
-                                      "as data: download it, or upload one to replace the canvas (undo brings the "
-                                      "old network back). A bad file changes nothing.</div>"),
-                         self.download_spec, self.upload, self.upload_message)
-        share_card = card(pn.pane.HTML("<div class='wb-section-title'>Share</div><div class='wb-muted'>The address "
-                                       "bar always holds the current network and settings; opening the link restores "
-                                       "both.</div>"), self.share_url)
-        weights_card = card(pn.pane.HTML("<div class='wb-section-title'>Trained weights</div><div class='wb-muted'>"
-                                         "Spec, settings and weights in one file: <code>workbench.load_model(path)"
-                                         "</code>.</div>"), self.download_weights, self.weights_note)
-        code_card = card(pn.pane.HTML("<div class='wb-section-title'>Python code</div><div class='wb-muted'>Rebuilds "
-                                      "and trains the same model outside the GUI with <code>workbench.compile</code> "
-                                      "and <code>workbench.training.train</code>.</div>"),
-                         self.download_code, self.code_view)
-        return pn.Row(pn.Column(spec_card, share_card, weights_card, width=440), code_card,
-                      sizing_mode="stretch_width")
-
-    def _render_code(self) -> None:
-        code = share.generate_code(self.builder.spec, self.setup.to_dict())
-        self.code_text = code
-        self.code_view.object = share.highlight_python(code)
-
-    def _spec_file(self):
-        name = (self.builder.spec.get("name") or "network").replace("/", "_")
-        self.download_spec.filename = f"{name}.json"
-        return io.StringIO(share.spec_json(self.builder.spec))
-
-    def _code_file(self):
-        return io.StringIO(share.generate_code(self.builder.spec, self.setup.to_dict()))
-
-    def _weights_file(self):
-        model = self.session.model
-        if model is None:
-            return io.BytesIO(b"")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = model.save(Path(tmp) / "model.pt")
-            data = path.read_bytes()
-        self.download_weights.filename = f"{self.builder.spec.get('name') or 'model'}.pt"
-        return io.BytesIO(data)
-
-    def _on_upload(self, event) -> None:
-        if event.new is None:
-            return
-        filename = self.upload.filename or "upload"
-        try:
-            spec = share.parse_upload(event.new, filename)
-        except share.ShareError as err:
-            self.upload_message.value = _html_note("✗ " + html.escape(str(err)) + " Nothing was changed.", "alert")
-            return
-        self.builder.load(spec, action=f"upload {filename}")
-        switched = self.setup.follow_spec(spec)
-        note = f" Dataset set to {html.escape(self.setup.dataset)}, as for the template." if switched else ""
-        self.upload_message.value = _html_note(f"✓ Loaded {html.escape(filename)} ({len(spec['blocks'])} blocks)."
-                                               + note, "success")
-
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
         """Upload without a browser (tests, notebooks); returns the message shown."""
-        self.upload.filename = filename
-        self._on_upload(type("Event", (), {"new": data})())
-        return self.upload_message.value
+        return self.export.apply_upload(data, filename)
 
     # ==============================================================================================
     # Reactions
@@ -1223,7 +1143,6 @@ class WorkbenchApp(param.Parameterized):
             self.target_w.disabled_options = self._disabled_targets()
         if names & {"noise", "precision", "batch_size"}:
             self._render_circuit()
-        self._render_code()
         self._update_controls()
         self._update_url()
 
@@ -1282,7 +1201,6 @@ class WorkbenchApp(param.Parameterized):
         self._sync_circuit_choice()
         self._render_dataset()
         self._render_gradient()
-        self._render_code()
         self._update_controls()
 
     def _refresh_all(self) -> None:
@@ -1292,7 +1210,7 @@ class WorkbenchApp(param.Parameterized):
         if self.restore_message:
             kind = "success" if self.restore_message.startswith("Restored") else "alert"
             self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
-            self.upload_message.value = _html_note(html.escape(self.restore_message), kind)
+            self.export.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
             self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
         self._update_url()
@@ -1312,14 +1230,11 @@ class WorkbenchApp(param.Parameterized):
         status = {"idle": "No run yet.", "running": "Training…", "paused": "Paused.", "completed": "Completed.",
                   "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
         self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
-        has_model = s.trainer is not None and s.status in ("completed", "cancelled")
-        self.download_weights.disabled = not has_model
-        self.weights_note.value = "" if has_model else "<span class='wb-muted'>Train the network first.</span>"
 
     def _update_url(self) -> None:
         token = self.state_token()
         base = self._base_url()
-        self.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
+        self.export.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
         if self._url_enabled and token != self.url_state.value:
             self.url_state.value = token
 

@@ -21,6 +21,11 @@ BUILDER_JS = EXTENSIONS / "builder" / "builder.js"
 BUILDER_CSS = EXTENSIONS / "builder" / "builder.css"
 
 
+def control_button(**params) -> panel.widgets.Button:
+    """A Button whose disabled state looks disabled (widgets.css reaches into its shadow DOM)."""
+    return panel.widgets.Button(stylesheets=[WIDGET_CSS], **params)
+
+
 class BuilderCanvas(JSComponent):
     """Palette + canvas. Draws `view`; reports the user's actions through `on_action(message)`."""
 

@@ -14,7 +14,7 @@ from typing import Callable
 import panel as pn
 
 from . import charts, icons
-from .components import WIDGET_CSS, LiveChart, LiveHTML, progress_html
+from .components import LiveChart, LiveHTML, control_button, progress_html
 
 POLL_MS = 250
 
@@ -63,11 +63,11 @@ class LiveDashboard:
                                  margin=(0, 8, 6, 8), css_classes=["wb-progress"])
         self.hint = LiveHTML(html=self._hint_html(), sizing_mode="stretch_width", height=150,
                              css_classes=["wb-plateau-hint"], margin=(4, 8))
-        self.pause_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Pause", icon=icons.PAUSE, color="warning", disabled=True, width=110,
+        self.pause_button = control_button(label="Pause", icon=icons.PAUSE, color="warning", disabled=True, width=110,
                                               css_classes=["wb-pause"])
-        self.resume_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Resume", icon=icons.PLAY, color="primary", disabled=True, width=110,
+        self.resume_button = control_button(label="Resume", icon=icons.PLAY, color="primary", disabled=True, width=110,
                                                css_classes=["wb-resume"])
-        self.stop_button = pn.widgets.Button(stylesheets=[WIDGET_CSS], label="Stop", icon=icons.STOP, color="danger", disabled=True, width=110,
+        self.stop_button = control_button(label="Stop", icon=icons.STOP, color="danger", disabled=True, width=110,
                                              css_classes=["wb-stop"])
         self.pause_button.on_click(lambda _: self._control("pause"))
         self.resume_button.on_click(lambda _: self._control("resume"))
