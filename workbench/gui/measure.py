@@ -70,7 +70,6 @@ def measure(repeats: int = 3) -> dict:
                         raise TimeoutError("no chart point within 120 s")
                     time.sleep(0.02)
                 result["first_point_s"].append(time.perf_counter() - start)
-                page.locator(".wb-stop button").click()
                 context.close()
             browser.close()
     finally:
