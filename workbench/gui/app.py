@@ -22,13 +22,13 @@ import param
 from .. import templates
 from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
-from .bench import BenchmarkRun
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
 from .components import BuilderCanvas, LiveChart, UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
                     shape_text, target_choices)
+from .tabs.benchmark import BenchmarkTab
 from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 
@@ -78,8 +78,6 @@ class WorkbenchApp(param.Parameterized):
         self.builder = BuilderState()
         self.setup = RunSetup()
         self.session = TrainingSession(store=self.store)
-        self.benchmark: BenchmarkRun | None = None
-        self._bench_version = -1
         self._syncing = False
         self._form_key: tuple | None = None
         self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
@@ -204,10 +202,10 @@ class WorkbenchApp(param.Parameterized):
         self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
         compare = self._build_compare_tab()
-        bench = self._build_benchmark_tab()
+        self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, circuit, setup, train, self.state_view, compare, bench, self.export)
+        views = (build, circuit, setup, train, self.state_view, compare, self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
@@ -1014,110 +1012,6 @@ class WorkbenchApp(param.Parameterized):
                                      "<th>gradient</th><th>epochs</th><th>status</th><th>test acc.</th>"
                                      "<th>test loss</th><th>params</th></tr>" + "".join(rows) + "</table>")
 
-    # ---------------------------------------------------------------------------------------- benchmark
-    def _build_benchmark_tab(self):
-        runnable = [c for c in target_choices() if not c["reason"] and c["kind"] in ("torch", "cpu", "gpu")]
-        self.bench_targets = pn.widgets.CheckBoxGroup(label="Targets", options=[c["name"] for c in runnable],
-                                                      value=[c["name"] for c in runnable if c["name"] in
-                                                             ("torch", "torch-density", "qpp-cpu")
-                                                             or c["kind"] == "gpu"],
-                                                      inline=True, css_classes=["wb-bench-targets"])
-        self.bench_batch = pn.widgets.IntInput(label="Batch size", value=8, start=1, end=4096, width=120,
-                                               css_classes=["wb-bench-batch"])
-        self.bench_repeats = pn.widgets.IntInput(label="Timed steps", value=2, start=1, end=20, width=120,
-                                                 css_classes=["wb-bench-repeats"])
-        self.bench_hardware = pn.widgets.Checkbox(label="Include emulated hardware targets (slow: shots)", value=False,
-                                                  css_classes=["wb-bench-hardware"])
-        self.bench_button = pn.widgets.Button(label="Run benchmark", icon=icons.TIMER, color="primary", width=170,
-                                              css_classes=["wb-bench-run"])
-        self.bench_cancel = pn.widgets.Button(label="Cancel", width=90, disabled=True, css_classes=["wb-bench-cancel"])
-        self.bench_button.on_click(lambda _: self.start_benchmark())
-        self.bench_cancel.on_click(lambda _: self.benchmark and self.benchmark.cancel())
-        self.bench_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                  css_classes=["wb-bench-status"])
-        self.bench_plot = LiveChart(figure=charts.benchmark_figure([]), sizing_mode="stretch_width", height=320,
-                                    css_classes=["wb-bench-chart"])
-        self.bench_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-bench-table"])
-        self.bench_recommendation = pn.pane.HTML("", sizing_mode="stretch_width",
-                                                 css_classes=["wb-bench-recommendation"])
-        intro = pn.pane.HTML(
-            "<div class='wb-section-title'>Benchmark: one training step per target and gradient method</div>"
-            "<div class='wb-muted'>Times forward, loss, backward and the optimiser update of the network on the "
-            "canvas, compiled with each target and gradient method that applies (median of the timed steps after a "
-            "warm-up). Combinations that do not apply are listed with the reason.</div>",
-            sizing_mode="stretch_width")
-        controls = pn.Row(self.bench_batch, self.bench_repeats, pn.Column(self.bench_targets, self.bench_hardware),
-                          self.bench_button, self.bench_cancel, sizing_mode="stretch_width")
-        return pn.Column(intro, controls, self.bench_status, self.bench_plot, self.bench_table,
-                         self.bench_recommendation, sizing_mode="stretch_width", css_classes=["wb-card"],
-                         margin=(4, 8))
-
-    def start_benchmark(self) -> bool:
-        if not self.builder.valid:
-            self.bench_status.value = _html_note("Fix the network first: " + html.escape(self.builder.error["message"]),
-                                                 "alert")
-            return False
-        if self.benchmark is not None and not self.benchmark.finished:
-            return False
-        wanted = set(self.bench_targets.value)
-        targets = [c for c in target_choices() if c["name"] in wanted or
-                   (self.bench_hardware.value and c["kind"] == "hardware")]
-        try:
-            _, dataset = self.setup.dataset_problem(self.builder.spec)
-            self.benchmark = BenchmarkRun(self.builder.spec, targets=targets, dataset=dataset,
-                                          batch=self.bench_batch.value, noise=dict(self.setup.noise) or None,
-                                          shots=self.setup.shots or None, precision=self.setup.precision,
-                                          include_hardware=self.bench_hardware.value,
-                                          repeats=self.bench_repeats.value)
-        except Exception as err:
-            self.bench_status.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.benchmark.start()
-        self._bench_version = -1
-        self._poll_benchmark()
-        return True
-
-    def _poll_benchmark(self) -> None:
-        run = self.benchmark
-        if run is None or run.version == self._bench_version:
-            return
-        self._bench_version = run.version
-        rows = run.snapshot()
-        self.bench_button.disabled = not run.finished
-        self.bench_cancel.disabled = run.finished
-        running = next((r for r in rows if r.get("status") == "running"), None)
-        advice = run.recommendation
-        if advice is None:
-            self.bench_recommendation.object = ""
-        elif advice["status"] == "running":
-            self.bench_recommendation.object = _html_note("Recommendation: checking each method's gradient against "
-                                                          "the exact one…")
-        else:
-            self.bench_recommendation.object = _html_note(
-                "<b>Recommendation:</b> " + html.escape(advice["sentence"][:1].upper() + advice["sentence"][1:]),
-                "success" if advice["status"] == "done" else "alert")
-        if run.finished:
-            status = f"Done: {run.done} combination(s) timed with a batch of {run.batch}."
-        elif running:
-            status = (f"Timing {running['target']} · {running['gradient']} ({run.done + 1}/{run.total}, batch "
-                      f"{run.batch})…")
-        else:
-            status = "Starting…"
-        self.bench_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
-        self.bench_plot.figure = charts.benchmark_figure(rows)
-        body = []
-        for r in sorted(rows, key=lambda r: (r.get("seconds") is None, r.get("seconds") or 0)):
-            seconds = r.get("seconds")
-            ms = f"{seconds * 1000:.2f}" if seconds is not None else "–"
-            execs = f"{r['executions']:.0f}" if r.get("executions") is not None else "–"
-            state = r.get("status") or ("skipped" if r.get("skip") else "queued")
-            pill = {"done": "wb-ok-pill", "failed": "wb-bad-pill", "skipped": "wb-warn-pill"}.get(state, "")
-            body.append(f"<tr><td>{html.escape(r['target'])}</td><td>{html.escape(r['gradient'])}</td>"
-                        f"<td class=num>{ms}</td><td class=num>{execs}</td><td><span class='wb-pill {pill}'>{state}"
-                        f"</span> <span class='wb-muted'>{html.escape(r.get('skip') or '')}</span></td></tr>")
-        self.bench_table.object = ("<table class='wb-table'><tr><th>target</th><th>gradient</th><th>ms / step</th>"
-                                   "<th>circuits / step</th><th>status</th></tr>" + "".join(body) + "</table>")
-
     # ---------------------------------------------------------------------------------------- export
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
         """Upload without a browser (tests, notebooks); returns the message shown."""
@@ -1272,7 +1166,7 @@ class WorkbenchApp(param.Parameterized):
                 self.baseline_data.extend(events)
                 self._on_baseline_status()
         self._render_baseline()
-        self._poll_benchmark()
+        self.bench.poll()
         self._poll_descriptors()
         ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
         if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
@@ -1303,8 +1197,7 @@ class WorkbenchApp(param.Parameterized):
         poller = getattr(self, "_poller", None)
         if poller is not None:
             poller.stop()
-        if self.benchmark is not None:
-            self.benchmark.cancel()
+        self.bench.cancel()
         self.session.shutdown(wait=wait)
 
     # ==============================================================================================
