@@ -405,6 +405,8 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     # The tab ends with the benchmark suite's verdict (workbench.bench.recommend).
     expect(page.locator(".wb-bench-recommendation")).to_contain_text("Recommendation:", timeout=180_000)
     expect(page.locator(".wb-bench-recommendation")).to_contain_text("use target 'torch'")
+    page.locator(".wb-bench-peers input").check()  # the peer frameworks' rows (installed ones, peers suite)
+    expect(page.locator(".wb-bench-peers-table")).to_contain_text("workbench-torch-adjoint")
     shot(page, "07_benchmark.png")
 
 

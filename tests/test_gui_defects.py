@@ -86,3 +86,22 @@ def test_thinning_keeps_the_trend():
     assert len(tx) <= 600 and tx[-1] == 9999 and ty[-1] == 9999.0
     assert all(a < b for a, b in zip(tx, tx[1:]))
     assert all(abs(y - x) <= 20 for x, y in zip(tx, ty))  # bin means stay near the line
+
+
+def test_benchmark_tab_shows_installed_peer_frameworks_from_the_peers_result():
+    import json
+
+    from workbench.bench.peers import installed
+    from workbench.gui.tabs.benchmark import PEERS_RESULT, BenchmarkTab
+
+    tab = BenchmarkTab(BuilderState(wb.templates.get("vqc-circles").to_dict()), RunSetup())
+    tab.show_peers.value = True
+    shown = tab.peers_table.object
+    result = json.loads(PEERS_RESULT.read_text())
+    expected = [r for r in result["rows"]
+                if r["n"] == 4 and r.get("step_ms") is not None and not installed(r["variant"])]
+    assert expected and "standard 4-qubit network" in shown
+    for row in expected:
+        assert f"<td>{row['variant']}</td><td class=num>{row['step_ms']:.2f}</td>" in shown
+    tab.show_peers.value = False
+    assert tab.peers_table.object == ""

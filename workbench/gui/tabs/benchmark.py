@@ -8,6 +8,8 @@ callback and `cancel()` when the session ends.
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 
 import panel as pn
 from panel.viewable import Viewer
@@ -16,6 +18,30 @@ from .. import charts, icons
 from ..bench import BenchmarkRun
 from ..components import LiveChart
 from ..state import target_choices
+
+
+PEERS_RESULT = Path(__file__).resolve().parents[2] / "bench" / "results" / "peers.json"
+
+
+def peer_rows(qubits: int, result_path: Path = PEERS_RESULT) -> tuple[list[dict], str]:
+    """Rows of the last `workbench bench peers` run at the qubit count nearest `qubits`, for the frameworks
+    installed here (the peers suite times one standard network written in every framework), and a caption."""
+    from ...bench.peers import installed
+
+    try:
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [], "no peers benchmark result found: run `workbench bench peers` to make one"
+    sizes = sorted({r["n"] for r in result.get("rows", []) if r.get("step_ms") is not None})
+    if not sizes:
+        return [], "the peers benchmark result has no timed rows"
+    n = min(sizes, key=lambda size: (abs(size - qubits), size))
+    rows = [r for r in result["rows"]
+            if r["n"] == n and r.get("step_ms") is not None and not installed(r["variant"])]
+    batch = rows[0]["batch"] if rows else "?"
+    caption = (f"Peer frameworks on the peers suite's standard {n}-qubit network (batch {batch}), measured "
+               f"{result.get('created', '?')[:10]} with `workbench bench peers`; frameworks installed here.")
+    return sorted(rows, key=lambda r: r["step_ms"]), caption
 
 
 def _html_note(text: str, kind: str = "note") -> str:
@@ -31,9 +57,26 @@ class BenchmarkTab(Viewer):
         self.benchmark: BenchmarkRun | None = None
         self._bench_version = -1
         self._build()
+        self.show_peers = pn.widgets.Checkbox(name="Show peer frameworks (the last `workbench bench peers` run)",
+                                              value=False, css_classes=["wb-bench-peers"])
+        self.peers_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-bench-peers-table"])
+        self.show_peers.param.watch(lambda *_: self.render_peers(), "value")
+        self._layout.extend([self.show_peers, self.peers_table])
 
     def __panel__(self):
         return self._layout
+
+    def render_peers(self) -> None:
+        if not self.show_peers.value:
+            self.peers_table.object = ""
+            return
+        blocks = [b for b in self.builder.blocks if b.get("type") == "quantum"]
+        rows, caption = peer_rows(int(blocks[0].get("qubits", 4)) if blocks else 4)
+        body = "".join(f"<tr><td>{html.escape(r['framework'])}</td><td>{html.escape(r['variant'])}</td>"
+                       f"<td class=num>{r['step_ms']:.2f}</td></tr>" for r in rows)
+        self.peers_table.object = (f"<div class='wb-muted'>{html.escape(caption)}</div>" + (
+            "<table class='wb-table'><tr><th>framework</th><th>variant</th><th>ms / step</th></tr>" + body +
+            "</table>" if rows else ""))
 
     def cancel(self) -> None:
         if self.benchmark is not None:
