@@ -6,6 +6,7 @@ Every request that leaves localhost is aborted and recorded; the last test asser
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -256,9 +257,16 @@ def test_an_invalid_network_is_rejected_with_its_message(pages):
     expect(page.locator(".wb-train-blocker")).to_contain_text("Fix the network")
     expect(page.locator(".wb-form-error")).to_contain_text("needs 4 features")
     shot(page, "02_builder_invalid.png")
-    # Fixing it in the form enables Train.
+    # Fixing it in the form makes a valid network…
     page.locator(".wb-field-encoding select").select_option("amplitude")
     expect(page.locator(".wb-block[data-id=q1] .wb-error")).to_have_count(0)
+    expect(page.locator(".wb-network-status")).to_contain_text("✓")
+    # …but four ⟨Z⟩ scores cannot classify the two classes of circles: Train says so until a 2-score head is added.
+    expect(page.locator(".wb-train button")).to_be_disabled()
+    expect(page.locator(".wb-train-blocker")).to_contain_text("2 classes but the network outputs 4 scores")
+    page.locator(".wb-palette-item[data-key=linear] .wb-palette-add").click()
+    wait_until(lambda: block_ids(page) == ["q1", "fc1"], message="the linear head")
+    set_number(page, ".wb-field-out_features", 2)
     expect(page.locator(".wb-train button")).to_be_enabled()
 
 
@@ -327,7 +335,7 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     tab(page, "Circuit")
     tab(page, "Train")
     expect(page.locator(".wb-stop button")).to_be_enabled()
-    shot(page, "05_live_dashboard.png")
+    shot(page, "05b_live_while_training.png")
 
     page.locator(".wb-stop button").click()
     expect(page.locator(".wb-run-status")).to_contain_text("Stopped", timeout=TIMEOUT_MS)
@@ -338,6 +346,7 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     run_id = runs[0].id
     expect(page.locator(".wb-train button")).to_be_enabled()
     assert trace_points(page, ".wb-chart-loss") == stopped_at  # nothing arrives after stop
+    tab(page, "Export")
     expect(page.locator(".wb-download-weights button")).to_be_enabled()
 
     # Compare: the stopped run is listed and drawn; the matched classical baseline joins it.
@@ -352,6 +361,26 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
         "el => el.data.filter(t => t.name.startsWith('classical') && t.x.length > 0).length") > 0,
         message="the baseline curve")
     expect(page.locator(".wb-run-list input")).to_have_count(2)
+    # Runs are told apart by network *and* dataset; the table has the columns to compare them by.
+    expect(page.locator(".wb-run-list")).to_contain_text("vqc-circles on circles")
+    table = page.locator(".wb-compare-table table")
+    for header in ("dataset", "target", "gradient", "epochs"):
+        expect(table.locator("th", has_text=header)).to_have_count(1)
+    expect(table).to_contain_text("circles")
+    # A run's name is the user's: rename one, then delete the baseline.
+    page.locator(".wb-run-edit select").select_option(label=page.locator(".wb-run-edit option").first.inner_text())
+    edited = page.locator(".wb-run-edit select").input_value()
+    name = page.locator(".wb-run-name input")
+    name.fill("my first circles run")
+    name.press("Enter")
+    expect(page.locator(".wb-run-list")).to_contain_text("my first circles run")
+    wait_until(lambda: any(r.name == "my first circles run" for r in store.list_runs()), message="renamed in store")
+    baseline_id = next(r.id for r in store.list_runs() if r.parent_id)
+    page.locator(".wb-run-edit select").select_option(
+        label=page.locator(".wb-run-edit option", has_text=baseline_id[:6]).inner_text())
+    page.locator(".wb-run-delete button").click()
+    expect(page.locator(".wb-run-list input")).to_have_count(1)
+    assert baseline_id not in {r.id for r in store.list_runs()} and edited
     shot(page, "06_compare.png")
 
     # Benchmark: one training step per gradient method on the torch engine.
@@ -373,19 +402,194 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
                                                                "backprop"))
     expect(page.locator(".wb-bench-table")).to_contain_text("ms / step")
     assert page.locator(".wb-bench-table .wb-ok-pill").count() == 4
+    # The tab ends with the benchmark suite's verdict (workbench.bench.recommend).
+    expect(page.locator(".wb-bench-recommendation")).to_contain_text("Recommendation:", timeout=180_000)
+    expect(page.locator(".wb-bench-recommendation")).to_contain_text("use target 'torch'")
+    page.locator(".wb-bench-peers input").check()  # the peer frameworks' rows (installed ones, peers suite)
+    expect(page.locator(".wb-bench-peers-table")).to_contain_text("workbench-torch-adjoint")
     shot(page, "07_benchmark.png")
+
+
+CHARTS = ("wb-chart-loss", "wb-chart-metric", "wb-chart-gradnorm", "wb-chart-variance", "wb-chart-throughput")
+
+
+def chart_ends(page, css: str) -> list:
+    """The x of the last point of every trace the browser drew in a chart."""
+    return page.locator(f".{css} .js-plotly-plot").evaluate(
+        "el => (el.data || []).map(t => (t.x && t.x.length) ? t.x[t.x.length - 1] : null)")
+
+
+def test_default_run_every_chart_ends_at_the_runs_last_step(pages, server):
+    from workbench.store import RunStore
+
+    store = RunStore(server.store)
+    before = {r.id for r in store.list_runs()}
+    page = pages.open()
+    expect(page.locator(".wb-pause button")).to_be_disabled()  # nothing runs yet: no control looks usable
+    expect(page.locator(".wb-stop button")).to_be_disabled()
+    colour = page.locator(".wb-stop button").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour == "rgb(241, 245, 249)", colour  # the disabled grey, not a faded red
+    page.locator(".wb-train button").click()  # the default template and settings (20 epochs)
+    expect(page.locator(".wb-run-status")).to_contain_text("Completed", timeout=240_000)
+    run = wait_until(lambda: [r for r in store.list_runs() if r.id not in before and r.status == "completed"],
+                     message="the completed run in the store")[0]
+    last_step = store.events(run.id, "step")[-1]["step"]  # the oracle: what the trainer recorded
+    assert last_step == 119
+    for css in CHARTS:
+        wait_until(lambda css=css: chart_ends(page, css) and set(chart_ends(page, css)) == {last_step}, timeout=30,
+                   message=f"{css} to end at step {last_step} (it ends at {chart_ends(page, css)})")
+    title = page.locator(".wb-chart-boundary .js-plotly-plot").evaluate("el => el.layout.title.text")
+    assert f"(step {last_step})" in title and "after epoch 20" in title
+    loss_y = page.locator(".wb-chart-loss .js-plotly-plot").evaluate("el => el.data[0].y[el.data[0].y.length - 1]")
+    assert loss_y == pytest.approx(store.events(run.id, "step")[-1]["loss"], rel=1e-6)
+    # Switching tabs and back shows the same, complete charts.
+    tab(page, "Build")
+    tab(page, "Train")
+    assert set(chart_ends(page, "wb-chart-loss")) == {last_step}
+    shot(page, "05_live_dashboard.png")
+
+
+def test_share_link_from_export_opens_the_same_network(pages):
+    page = pages.open()
+    template(page, "quantum-output")
+    page.locator(".wb-palette-item[data-key=dropout] .wb-palette-add").click()
+    # "+" puts the block before the quantum output layer, which must stay last: still a valid network.
+    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="dropout before qout")
+    expect(page.locator(".wb-network-status")).to_contain_text("✓")
+    tab(page, "Run setup")
+    set_number(page, ".wb-epochs", 9)
+    tab(page, "Export")
+    base = page.evaluate("() => window.location.origin + window.location.pathname")
+
+    def link():
+        from workbench.gui.share import decode_state
+
+        value = page.locator(".wb-share-url input").input_value()
+        if not value.startswith(base + "?s="):
+            return None
+        state = decode_state(value.split("?s=", 1)[1])
+        ok = state["setup"]["epochs"] == 9 and [b["id"] for b in state["spec"]["blocks"]][2] == "drop1"
+        return value if ok else None
+
+    url = wait_until(link, message="the Export tab's link to hold the page address, network and settings")
+    assert "/ws" not in url
+    again = pages.open(url)  # a fresh browser context: another person opening the link
+    assert block_ids(again) == ["fc_in", "to_angles", "drop1", "qout"]
+    tab(again, "Run setup")
+    expect(again.locator(".wb-epochs input")).to_have_value("9")
+
+
+def click_sample(page, index: int) -> None:
+    """Click the picker's point for sample `index` (its pixel position from Plotly's own axes)."""
+    plot = page.locator(".wb-state-picker .js-plotly-plot")
+    wait_until(lambda: plot.evaluate("el => (el.data || []).length > 0"), message="the sample picker")
+    x, y = plot.evaluate("""(el, index) => {
+        for (const t of el.data) {
+            const k = (t.customdata || []).indexOf(index);
+            if (k >= 0 && t.mode === "markers") {
+                const L = el._fullLayout, box = el.getBoundingClientRect();
+                return [box.left + L._size.l + L.xaxis.l2p(t.x[k]), box.top + L._size.t + L.yaxis.l2p(t.y[k])];
+            }
+        }
+        return null; }""", index)
+    page.mouse.click(x, y)
+
+
+def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, server, ref):
+    import io
+
+    import numpy as np
+    import torch
+
+    import workbench as wb
+    from workbench.data import load_dataset
+    from workbench.store import RunStore
+
+    store = RunStore(server.store)
+    before = {r.id for r in store.list_runs()}
+    page = pages.open()
+    tab(page, "Run setup")
+    set_number(page, ".wb-epochs", 2)
+    page.locator(".wb-train button").click()
+    expect(page.locator(".wb-run-status")).to_contain_text("Completed", timeout=180_000)
+    run = [r for r in store.list_runs() if r.id not in before and r.status == "completed"][0]
+    tab(page, "Quantum state")
+    click_sample(page, 7)
+    cell = page.locator(".wb-bloch[data-qubit='2'][data-stage='layer 3']")
+    expect(page.locator(".wb-bloch-table")).to_contain_text("sample #7")
+    shown = json.loads(cell.get_attribute("data-bloch"))
+    # The oracle: the run's final weights from the store, the sample from the dataset, dense matrices.
+    spec = wb.templates.get("vqc-circles")
+    model = wb.compile(spec)
+    model.load_state_dict(torch.load(io.BytesIO(store.latest_checkpoint(run.id)[2]), weights_only=True)["model"])
+    name, options = wb.templates.DEFAULT_DATASETS["vqc-circles"]
+    sample = load_dataset(name, **options).X_train[7:8]
+    with torch.no_grad():
+        features = model.blocks["to_angles"](model.blocks["fc_in"](sample))[0].double().numpy()
+    block = spec.quantum_blocks()[0].model_dump()
+    psi = ref.final_state(block, features, model.blocks["vqc"].weight.detach().double().numpy())
+    n = block["qubits"]
+    expected = [float(np.real(psi.conj() @ ref.on(n, {2: ref.PAULI[p]}) @ psi)) for p in "XYZ"]
+    assert shown == pytest.approx(expected, abs=1e-5)
+    expect(page.locator(".wb-state-probs .js-plotly-plot")).to_have_count(1)
+    shot(page, "09_quantum_state.png")
+
+
+def test_playground_train_until_paused_step_reset_and_boundary_options(pages):
+    page = pages.open()
+    page.locator(".wb-until-paused input").check()
+    page.locator(".wb-train button").click()
+    wait_until(lambda: page.locator(".wb-chart-boundary .js-plotly-plot").evaluate(
+        "el => el.data.some(t => t.type === 'contour')"), timeout=120, message="the decision boundary")
+    expect(page.locator(".wb-live-status")).to_contain_text("until paused")
+    # Boundary options: the test samples as hollow points, and the output discretised to the predicted class.
+    page.locator(".wb-show-test input").check()
+    page.locator(".wb-discretize input").check()
+    boundary = page.locator(".wb-chart-boundary .js-plotly-plot")
+    wait_until(lambda: boundary.evaluate("el => el.data.some(t => (t.name || '').startsWith('test'))"),
+               message="test points on the boundary chart")
+    wait_until(lambda: boundary.evaluate(
+        "el => el.data[0].z.flat().every(v => v === 0 || v === 1)"), message="a discretised boundary")
+    # Pause, then Step: exactly one more step arrives and the run waits again.
+    page.locator(".wb-pause button").first.click()
+    expect(page.locator(".wb-run-status")).to_contain_text("Paused")
+    before = wait_until(lambda: (lambda e: e[0] if e and len(set(e)) == 1 else None)(
+        chart_ends(page, "wb-chart-loss")[:1]), message="the loss chart")
+    time.sleep(1.0)  # a step in flight when Pause was pressed lands; then nothing more may arrive
+    before = chart_ends(page, "wb-chart-loss")[0]
+    page.locator(".wb-step button").click()
+    wait_until(lambda: chart_ends(page, "wb-chart-loss")[0] == before + 1, message="one more step")
+    expect(page.locator(".wb-run-status")).to_contain_text("Paused")
+    time.sleep(1.0)
+    assert chart_ends(page, "wb-chart-loss")[0] == before + 1
+    # Slow speed, resume: steps arrive about once a second.
+    page.locator(".wb-speed select").select_option(label="slow · 1 step/s")
+    page.locator(".wb-resume button").first.click()
+    wait_until(lambda: chart_ends(page, "wb-chart-loss")[0] >= before + 2, message="steps after resume")
+    shot(page, "10_playground.png")
+    # Reset: the run stops, the charts empty, and new weights come with the next seed.
+    page.locator(".wb-reset button").click()
+    expect(page.locator(".wb-run-status")).to_contain_text("No run yet")
+    wait_until(lambda: trace_points(page, ".wb-chart-loss") == 0, message="empty charts after reset")
+    expect(page.locator(".wb-reset button")).to_be_disabled()
+    # Circuit descriptors on demand.
+    tab(page, "Circuit")
+    page.locator(".wb-descriptors-run button").click()
+    expect(page.locator(".wb-descriptors")).to_contain_text("entangling capability", timeout=120_000)
+    expect(page.locator(".wb-descriptors")).to_contain_text("gradient variance")
+    shot(page, "03b_circuit_descriptors.png")
 
 
 def test_reloading_the_url_restores_the_same_network_and_settings(pages):
     page = pages.open()
     template(page, "quantum-output")
     page.locator(".wb-palette-item[data-key=dropout] .wb-palette-add").click()
-    wait_until(lambda: block_ids(page)[-1] == "drop1", message="appended dropout")
+    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="added dropout")
     page.locator(".wb-block[data-id=drop1] [data-action=up]").click()
-    wait_until(lambda: block_ids(page) == ["fc_in", "to_angles", "drop1", "qout"], message="moved dropout up")
+    wait_until(lambda: block_ids(page) == ["fc_in", "drop1", "to_angles", "qout"], message="moved dropout up")
+    expected_ids = block_ids(page)
     tab(page, "Run setup")
     set_number(page, ".wb-epochs", 7)
-    expected_ids = block_ids(page)
 
     def address() -> str:
         return page.evaluate("() => window.location.href")  # the address bar, now
@@ -426,15 +630,18 @@ def test_export_upload_and_code(pages, tmp_path):
     page.locator(".wb-upload input[type=file]").set_input_files(str(bad))
     expect(page.locator(".wb-upload-message")).to_contain_text("broken.json is not valid JSON")
     expect(page.locator(".wb-upload-message")).to_contain_text("Nothing was changed")
+    tab(page, "Build")
     assert block_ids(page) == ["fc_in", "to_angles", "vqc"]
+    tab(page, "Export")
     good = tmp_path / "digits.json"
     good.write_text(workbench.templates.get("hybrid-digits").to_json())
     page.locator(".wb-upload input[type=file]").set_input_files(str(good))
     expect(page.locator(".wb-upload-message")).to_contain_text("Loaded digits.json")
     expect(page.locator(".wb-upload-message")).to_contain_text("Dataset set to digits")  # the template's data
     expect(page.locator(".wb-train button")).to_be_enabled()
-    wait_until(lambda: block_ids(page) == ["flat", "fc_in", "to_angles", "qlayer", "head"], message="upload")
     shot(page, "08_export.png")
+    tab(page, "Build")
+    wait_until(lambda: block_ids(page) == ["flat", "fc_in", "to_angles", "qlayer", "head"], message="upload")
 
 
 def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server):
@@ -467,7 +674,9 @@ def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server
     # B's edits do not touch A.
     tab(b, "Build")
     clear(b)
+    tab(a, "Build")
     assert block_ids(a) == ["fc_in", "to_angles", "vqc"]
+    tab(a, "Train")
     expect(a.locator(".wb-stop button")).to_be_enabled()
     # Closing A's tab ends its session, which stops its training.
     a.context.close()

@@ -182,7 +182,7 @@ def test_duplicate_ids_and_input_errors_are_placed():
 
 
 def test_train_is_disabled_until_the_network_is_fixed(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     assert app.builder.valid and not app.train_button.disabled
@@ -196,8 +196,12 @@ def test_train_is_disabled_until_the_network_is_fixed(store):
     app.builder.select(0)
     _, encoding = app._form_widgets["encoding"]
     encoding.value = "amplitude"
+    assert app.builder.valid and app.builder.blocks[0]["encoding"] == "amplitude"
+    # Valid as a network, but four ⟨Z⟩ scores cannot classify two classes: a 2-score head fixes it.
+    assert app.train_button.disabled and "outputs 4 scores" in app.train_blockers()[0]
+    app.builder.add("linear")
+    app.builder.set_field(1, "out_features", 2)
     assert app.builder.valid and not app.train_button.disabled
-    assert app.builder.blocks[0]["encoding"] == "amplitude"
     app.shutdown()
 
 
@@ -228,7 +232,7 @@ def test_form_fields_come_from_the_schema_and_parse_user_text():
 
 
 def test_url_state_round_trip_restores_network_and_settings(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     first = WorkbenchApp(store=store)
     first.open_template("hybrid-digits")
@@ -236,7 +240,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
     first.setup.param.update(epochs=7, lr=0.01, optimizer="sgd", shots=200, noise={"bit_flip": 0.02})
     token = first.state_token()
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token) and len(token) < 1500
-    assert first.share_url.value.endswith("?s=" + token)
+    assert first.export.share_url.value.endswith("?s=" + token)
     second = WorkbenchApp(store=store, state=token)
     assert second.builder.spec == first.builder.spec
     assert second.setup.to_dict() == first.setup.to_dict()
@@ -260,7 +264,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
 
 
 def test_bad_uploads_change_nothing_and_say_why(store, tmp_path):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     before = json.dumps(app.builder.spec, sort_keys=True)
@@ -325,16 +329,19 @@ def test_gradient_auto_explains_its_choice():
     result = s.gradient_explanation(spec)
     assert not result["ok"] and "backprop differentiates the torch engine" in result["error"]
     s.param.update(gradient="auto", target="quantinuum")
+    result = s.gradient_explanation(spec)  # emulated hardware only measures: no exact expectations
+    assert not result["ok"] and "set Shots above 0" in result["error"]
+    s.shots = 1000
     line = s.gradient_explanation(spec)["lines"][0]
     assert line["method"] == "parameter_shift" and "hardware" in line["reason"]
-    s.param.update(target="qpp-cpu", noise={"depolarizing": 0.01})
+    s.param.update(target="qpp-cpu", shots=0, noise={"depolarizing": 0.01})
     assert "density-matrix" in s.gradient_explanation(spec)["error"]
 
 
 def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
     from workbench import _cudaq
     from workbench.gui import state
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     monkeypatch.setattr(_cudaq, "gpu_count", lambda: 0)
     state._engine_targets.cache_clear()
@@ -406,9 +413,9 @@ def test_live_data_from_a_real_training_stream():
     assert len(d.steps) == trainer.steps_per_epoch * 2 == len(d.loss)
     assert set(d.grad_norm) == {"fc_in", "vqc"} and all(len(v) == len(d.steps) for v in d.grad_norm.values())
     assert d.methods == {"vqc": "adjoint"} and d.boundary is not None
-    assert dash.loss.object["data"][0]["x"] == d.steps
-    assert dash.gradnorm.object["data"][0]["y"] == ["fc_in", "vqc"]
-    assert dash.boundary.object["data"][0]["type"] == "contour"
+    assert dash.loss.figure["data"][0]["x"] == d.steps
+    assert dash.gradnorm.figure["data"][0]["y"] == ["fc_in", "vqc"]
+    assert dash.boundary.figure["data"][0]["type"] == "contour"
     assert dash.stop_button.disabled and "Completed" in dash.headline.html
     level, hint = d.plateau_hint()
     assert level in ("ok", "weak", "plateau") and "vqc" in hint
@@ -431,12 +438,12 @@ def test_plateau_hint_speaks_plainly():
 
 
 def test_sessions_train_independently_and_stop_on_close(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     a, b = WorkbenchApp(store=store), WorkbenchApp(store=store)
     a.setup.param.update(epochs=400, dataset_options={**a.setup.dataset_options, "n_samples": 120})
     assert a.start_training()
-    assert a.tabs.active == 3 and a.train_button.disabled
+    assert a.tabs.active == TAB["Train"] and a.train_button.disabled
     wait_until(lambda: (a.poll(), a.dashboard.data.points >= 3)[1], message="session A's first steps")
     run_id = a.session.last_run_id
     assert run_id and store.get_run(run_id).status == "running"
@@ -472,7 +479,7 @@ def test_sessions_train_independently_and_stop_on_close(store):
 
 
 def test_training_completes_lists_the_run_and_saves_weights(store):
-    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.app import TAB, WorkbenchApp
 
     app = WorkbenchApp(store=store)
     app.setup.param.update(epochs=2, dataset_options={**app.setup.dataset_options, "n_samples": 80})
@@ -481,17 +488,17 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     app.poll()
     run_id = app.session.last_run_id
     assert list(app.run_select.options.values()) == [run_id] and app.run_select.value == [run_id]
-    assert app.compare_plot.object["data"][0]["x"]
-    assert not app.download_weights.disabled
-    weights = app._weights_file().getvalue()
+    assert app.compare_plot.figure["data"][0]["x"]
+    assert not app.export.download_weights.disabled
+    weights = app.export._weights_file().getvalue()
     assert len(weights) > 1000
     # The matched classical baseline trains with the same settings and joins the comparison.
     assert app.start_baseline()
-    app.tabs.active = 4  # Compare: its charts draw while it is shown
+    app.tabs.active = TAB["Compare"]  # Compare: its charts draw while it is shown
     wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
                message="baseline")
     app.poll()
-    names = [t["name"] for t in app.baseline_plot.object["data"]]
+    names = [t["name"] for t in app.baseline_plot.figure["data"]]
     assert any(n.startswith("hybrid") for n in names) and any(n.startswith("classical") for n in names)
     assert len(app.run_select.options) == 2
     baseline = store.get_run(app.session.baseline.run_id)

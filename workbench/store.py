@@ -224,6 +224,15 @@ class RunStore:
                 (status, metrics, run_id),
             )
 
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run a new display name (what Compare lists it as)."""
+        name = (name or "").strip()
+        if not name:
+            raise StoreError("a run's name cannot be empty: type a name")
+        with self._write() as connection:
+            run_id = self._resolve(run_id, connection)
+            connection.execute("UPDATE runs SET name = ? WHERE id = ?", (name[:200], run_id))
+
     def delete_run(self, run_id: str) -> None:
         """Remove a run with its events and checkpoints."""
         with self._write() as connection:

@@ -22,46 +22,25 @@ import param
 from .. import templates
 from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
-from .bench import BenchmarkRun
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import BuilderCanvas, UrlState
+from .components import BuilderCanvas, LiveChart, UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
                     shape_text, target_choices)
+from .tabs.benchmark import BenchmarkTab
+from .tabs.export import ExportTab
+from .tabs.quantum_state import QuantumStateView
 
 TITLE = "Hybrid Quantum Workbench"
-TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Compare", "Benchmark", "Export & share")
+TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Benchmark", "Export & share")
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
+SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
 METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
 
-CSS = """
-:root { --wb-font: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-body { font-family: var(--wb-font); }
-.wb-card { background: #ffffff; border: 1px solid #e2e8f0; border-radius: 10px; padding: 6px 10px 10px;
-           box-shadow: 0 1px 2px rgba(15,23,42,.04); }
-.wb-section-title { font-weight: 700; font-size: 15px; color: #0f172a; margin: 4px 0 2px; }
-.wb-muted { color: #64748b; font-size: 12.5px; }
-.wb-kv { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; font-size: 13px; }
-.wb-kv b { color: #0f172a; }
-.wb-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.wb-table th { text-align: left; color: #475569; font-weight: 600; border-bottom: 2px solid #e2e8f0; padding: 5px 8px; }
-.wb-table td { border-bottom: 1px solid #f1f5f9; padding: 5px 8px; vertical-align: top; }
-.wb-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.wb-pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
-.wb-ok-pill { background: #dcfce7; color: #166534; }
-.wb-bad-pill { background: #fee2e2; color: #991b1b; }
-.wb-warn-pill { background: #fef3c7; color: #92400e; }
-.wb-note { background: #f8fafc; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px 12px; font-size: 13px; }
-.wb-alert { background: #fef2f2; border: 1px solid #fecaca; color: #991b1b; border-radius: 8px; padding: 8px 12px;
-            font-size: 13px; }
-.wb-success { background: #f0fdf4; border: 1px solid #bbf7d0; color: #166534; border-radius: 8px; padding: 8px 12px;
-              font-size: 13px; }
-.wb-circuit-scroll { overflow-x: auto; border: 1px solid #e2e8f0; border-radius: 10px; background: #fff; padding: 6px; }
-pre.wb-listing { font-size: 12px; max-height: 260px; overflow: auto; background: #f8fafc; padding: 8px;
-                 border-radius: 8px; }
-"""
+CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
+
 
 
 def _html_note(text: str, kind: str = "note") -> str:
@@ -99,8 +78,6 @@ class WorkbenchApp(param.Parameterized):
         self.builder = BuilderState()
         self.setup = RunSetup()
         self.session = TrainingSession(store=self.store)
-        self.benchmark: BenchmarkRun | None = None
-        self._bench_version = -1
         self._syncing = False
         self._form_key: tuple | None = None
         self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
@@ -169,17 +146,23 @@ class WorkbenchApp(param.Parameterized):
             reasons.append("a run is in progress")
         return reasons
 
-    def start_training(self) -> bool:
+    def start_training(self, step: bool = False) -> bool:
+        """Press Train (or Step: one optimiser step, of the paused run or of a new one that then waits)."""
+        if step and self.session.status == "paused":
+            self.session.step(self.builder.spec, self.setup)
+            self._update_controls()
+            return True
         blockers = [b for b in self.train_blockers() if b != "a run is in progress"]
         if blockers:
             self.train_message.value = _html_note(html.escape(blockers[0]), "alert")
             return False
         try:
-            trainer = self.session.start(self.builder.spec, self.setup)
+            trainer = (self.session.step if step else self.session.start)(self.builder.spec, self.setup)
         except StartError as err:
             self.train_message.value = _html_note(html.escape(str(err)), "alert")
             return False
-        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset))
+        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset),
+                              self._boundary_points(self.session.dataset, test=True))
         if self.session.baseline_status != "running":  # a baseline belongs to the run it was trained against
             self.session.baseline_stream = None
             self.baseline_data.reset()
@@ -190,10 +173,18 @@ class WorkbenchApp(param.Parameterized):
         self._update_controls()
         return True
 
-    def _boundary_points(self, dataset) -> tuple[list, list, list] | None:
+    def reset_training(self) -> None:
+        """Playground reset: stop and forget the run, clear the charts, and draw new initial weights (next seed)."""
+        self.session.reset()
+        self.dashboard.attach(None)
+        self.setup.seed = (self.setup.seed + 1) % (2**31 - 1)
+        self.train_message.value = ""
+        self._update_controls()
+
+    def _boundary_points(self, dataset, test: bool = False) -> tuple[list, list, list] | None:
         if dataset is None or tuple(dataset.input_shape) != (2,) or dataset.task != "classification":
             return None
-        X, y = dataset.X_train[:400], dataset.y_train[:400]
+        X, y = (dataset.X_test[:400], dataset.y_test[:400]) if test else (dataset.X_train[:400], dataset.y_train[:400])
         names = dataset.class_names or []
         labels = [names[int(c)] if int(c) < len(names) else str(int(c)) for c in y.tolist()]
         return X[:, 0].tolist(), X[:, 1].tolist(), labels
@@ -211,9 +202,11 @@ class WorkbenchApp(param.Parameterized):
         self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
         compare = self._build_compare_tab()
-        bench = self._build_benchmark_tab()
-        export = self._build_export_tab()
-        self.tabs = pn.Tabs(*zip(TAB_NAMES, (build, circuit, setup, train, compare, bench, export)),
+        self.bench = BenchmarkTab(self.builder, self.setup)
+        self.export = ExportTab(self.builder, self.setup, self.session)
+        self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
+        views = (build, circuit, setup, train, self.state_view, compare, self.bench, self.export)
+        self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
         # Views follow the state objects: the builder, the run setup and the training session.
@@ -235,15 +228,26 @@ class WorkbenchApp(param.Parameterized):
             self.template_buttons.append(button)
         self.network_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                     css_classes=["wb-network-status"], margin=(4, 6))
-        self.train_button = pn.widgets.Button(label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
+        self.train_button = control_button(label="Train", icon=icons.PLAY, color="success", sizing_mode="stretch_width",
                                               css_classes=["wb-train"], height=40, margin=(6, 4))
         self.train_button.on_click(lambda _: self.start_training())
-        self.pause_button = pn.widgets.Button(label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
+        self.pause_button = control_button(label="Pause", icon=icons.PAUSE, color="warning", css_classes=["wb-pause"],
                                               sizing_mode="stretch_width", margin=(2, 2))
-        self.resume_button = pn.widgets.Button(label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
+        self.resume_button = control_button(label="Resume", icon=icons.PLAY, color="primary", css_classes=["wb-resume"],
                                                sizing_mode="stretch_width", margin=(2, 2))
-        self.stop_button = pn.widgets.Button(label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
+        self.stop_button = control_button(label="Stop", icon=icons.STOP, color="danger", css_classes=["wb-stop"],
                                              sizing_mode="stretch_width", margin=(2, 2))
+        self.step_button = control_button(label="Step", icon=icons.STEP,
+                                             css_classes=["wb-step"], sizing_mode="stretch_width", margin=(2, 2))
+        self.reset_button = control_button(label="Reset", icon=icons.UNDO,
+                                              css_classes=["wb-reset"], sizing_mode="stretch_width", margin=(2, 2))
+        self.step_button.on_click(lambda _: self.start_training(step=True))
+        self.reset_button.on_click(lambda _: self.reset_training())
+        self.speed = pn.widgets.Select.from_param(self.session.param.step_delay, name="Speed", options=SPEEDS,
+                                                  sizing_mode="stretch_width", css_classes=["wb-speed"])
+        self.until_paused = pn.widgets.Checkbox.from_param(self.setup.param.until_paused,
+                                                           name="Train until paused (ignore epochs)",
+                                                           css_classes=["wb-until-paused"])
         self.pause_button.on_click(lambda _: (self.session.pause(), self._update_controls()))
         self.resume_button.on_click(lambda _: (self.session.resume(), self._update_controls()))
         self.stop_button.on_click(lambda _: (self.session.stop(), self._update_controls()))
@@ -254,6 +258,7 @@ class WorkbenchApp(param.Parameterized):
         self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-train-message"], margin=(4, 8))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
+        self.url_state.param.watch(lambda _: self._update_url(), "page")
         self.sidebar = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
                          "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
@@ -266,6 +271,8 @@ class WorkbenchApp(param.Parameterized):
             pn.pane.HTML("<div class='wb-section-title'>Training</div>", margin=(0, 6)),
             self.train_button, self.train_blocker,
             pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
+            pn.Row(self.step_button, self.reset_button, sizing_mode="stretch_width"),
+            self.speed, self.until_paused,
             self.run_status, self.url_state,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
@@ -293,6 +300,10 @@ class WorkbenchApp(param.Parameterized):
         self.form_body = pn.Column(sizing_mode="stretch_width", css_classes=["wb-form"])
         self.form_card = pn.Column(self.form_title, self.form_error, self.form_body, width=380,
                                    css_classes=["wb-card", "wb-settings"], margin=(8, 4, 8, 8))
+        if self.notebook:  # a notebook cell is narrow: the settings go under the canvas, which keeps the width
+            self.form_card.width = None
+            self.form_card.sizing_mode = "stretch_width"
+            return pn.Column(toolbar, self.canvas, self.form_card, sizing_mode="stretch_width")
         return pn.Column(toolbar, pn.Row(pn.Column(self.canvas, sizing_mode="stretch_width"), self.form_card,
                                          sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
@@ -458,8 +469,69 @@ class WorkbenchApp(param.Parameterized):
         intro = pn.pane.HTML("<div class='wb-section-title'>Circuit of the selected quantum block</div>"
                              "<div class='wb-muted'>Drawn from the same gate list the simulators run; it follows "
                              "every change in the block's settings.</div>", sizing_mode="stretch_width")
-        return pn.Column(intro, pn.Row(self.circuit_block), self.circuit_stats, self.circuit_view,
-                         self.circuit_listing, sizing_mode="stretch_width")
+        self.descriptors_button = control_button(label="Compute descriptors", icon=icons.TIMER, color="primary",
+                                                 width=200, css_classes=["wb-descriptors-run"])
+        self.descriptors_button.on_click(lambda _: self.compute_descriptors())
+        self.descriptors = pn.pane.HTML("<div class='wb-muted'>Expressibility, entangling capability and the "
+                                        "gradient variance over random weights (barren-plateau check), estimated by "
+                                        "sampling 200 weight vectors.</div>", sizing_mode="stretch_width",
+                                        css_classes=["wb-descriptors"])
+        self._descriptor_job: dict | None = None
+        return pn.Column(intro, pn.Row(self.circuit_block, self.descriptors_button), self.circuit_stats,
+                         self.descriptors, self.circuit_view, self.circuit_listing, sizing_mode="stretch_width")
+
+    def compute_descriptors(self) -> None:
+        """Sample the selected block's descriptors in a background thread (the page stays responsive)."""
+        import threading
+
+        from ..inspect import circuit_descriptors
+
+        index = self._block_position(self.circuit_block.value) if self.circuit_block.value else None
+        if index is None or not self.builder.valid:
+            self.descriptors.object = _html_note("Pick a quantum block of a valid network first.", "alert")
+            return
+        block = self.builder.spec_object().blocks[index]
+        features = self.builder.shapes[index][0][0]
+        job: dict = {"block": block.id, "result": None, "error": None}
+        self._descriptor_job = job
+
+        def work():
+            try:
+                job["result"] = circuit_descriptors(block, features)
+            except Exception as err:  # shown in the tab; the page carries on
+                job["error"] = f"{err.__class__.__name__}: {err}"
+
+        self.descriptors_button.disabled = True
+        self.descriptors.object = "<div class='wb-muted'>Sampling 200 random weight vectors…</div>"
+        threading.Thread(target=work, name="workbench-descriptors", daemon=True).start()
+
+    def _poll_descriptors(self) -> None:
+        job = self._descriptor_job
+        if job is None or (job["result"] is None and job["error"] is None):
+            return
+        self._descriptor_job = None
+        self.descriptors_button.disabled = False
+        if job["error"]:
+            self.descriptors.object = _html_note(html.escape(job["error"]), "alert")
+            return
+        r = job["result"]
+
+        def fmt(value, spec=".3g"):
+            return "–" if value is None else format(value, spec)
+
+        variance = r["gradient_variance"]
+        verdict = "" if variance is None else (
+            " <span class='wb-pill wb-bad-pill'>barren plateau risk</span>" if variance < charts.PLATEAU else
+            " <span class='wb-pill wb-warn-pill'>small gradients</span>" if variance < charts.WEAK else
+            " <span class='wb-pill wb-ok-pill'>trainable</span>")
+        self.descriptors.object = (
+            f"<div class='wb-muted'>Block <b>{html.escape(job['block'])}</b> · {r['samples']} random weight vectors"
+            "</div>" + "".join([
+                _stat("depth", r["depth"]), _stat("two-qubit gates", r["two_qubit_gates"]),
+                _stat("parameters", r["parameters"]), _stat("expressibility (KL, lower = more)",
+                                                             fmt(r["expressibility"])),
+                _stat("entangling capability", fmt(r["entangling_capability"])),
+                _stat("gradient variance", fmt(r["gradient_variance"], ".2e"))]) + verdict)
 
     def _on_circuit_block(self, event) -> None:
         if self._syncing or event.new is None:
@@ -543,9 +615,8 @@ class WorkbenchApp(param.Parameterized):
         self.match_button = pn.widgets.Button(label="Match network input to this dataset", color="primary",
                                               css_classes=["wb-match"], visible=False)
         self.match_button.on_click(lambda _: self.match_dataset())
-        self.preview = pn.pane.Plotly(charts.empty_figure("Preview", "loading…", 320), height=320,
-                                      sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
-                                      css_classes=["wb-preview"])
+        self.preview = LiveChart(figure=charts.empty_figure("Preview", "loading…", 320), height=320,
+                                 sizing_mode="stretch_width", css_classes=["wb-preview"])
         dataset_card = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Dataset</div>"), self.dataset_select,
             self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
@@ -576,7 +647,7 @@ class WorkbenchApp(param.Parameterized):
         self._target_name = {c["label"]: c["name"] for c in choices}
         self.target_w = pn.widgets.Select(label="Target", options=[c["label"] for c in choices],
                                           value=self._target_label.get(s.target, choices[0]["label"]),
-                                          disabled_options=[c["label"] for c in choices if c["reason"]],
+                                          disabled_options=self._disabled_targets(),
                                           css_classes=["wb-target"], sizing_mode="stretch_width")
         self.target_w.param.watch(lambda e: self._from_widget("target", self._target_name.get(e.new, e.new)),
                                   "value")
@@ -619,6 +690,11 @@ class WorkbenchApp(param.Parameterized):
         return pn.Row(pn.Column(dataset_card, sizing_mode="stretch_width"),
                       pn.Column(optimiser_card, execution_card, noise_card, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
+
+    def _disabled_targets(self) -> list[str]:
+        """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""
+        return [c["label"] for c in self.target_choices
+                if c["reason"] or (c["kind"] == "hardware" and not self.setup.shots)]
 
     def _from_widget(self, name: str, value: Any) -> None:
         if self._syncing:
@@ -680,16 +756,16 @@ class WorkbenchApp(param.Parameterized):
         problem, data = self.setup.dataset_problem(self.builder.spec)
         if data is None:
             self.dataset_info.object = ""
-            self.preview.object = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
+            self.preview.figure = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
         else:
             classes = f" · {data.n_classes} classes" if data.n_classes else ""
             self.dataset_info.object = (f"<div class='wb-muted'>{data.task} · samples of shape "
                                         f"{shape_text(data.input_shape)} · {len(data.X_train)} train / "
                                         f"{len(data.X_test)} test{classes}</div>")
             try:
-                self.preview.object = charts.dataset_preview_figure(data)
+                self.preview.figure = charts.dataset_preview_figure(data)
             except Exception as err:  # an unusual dataset layout: say so instead of failing the page
-                self.preview.object = charts.empty_figure("Preview", f"no preview: {err}", 320)
+                self.preview.figure = charts.empty_figure("Preview", f"no preview: {err}", 320)
         self.setup_message.value = _html_note(html.escape(problem), "alert") if problem else ""
         self.match_button.visible = bool(problem and data is not None)
 
@@ -752,16 +828,26 @@ class WorkbenchApp(param.Parameterized):
                                                css_classes=["wb-compare-metric"])
         self.metric_select.param.watch(lambda e: self._render_compare(), "value")
         self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
-        self.compare_plot = pn.pane.Plotly(charts.compare_figure({}, {}, "val_accuracy"), height=360,
-                                           sizing_mode="stretch_width", config={"displaylogo": False, "responsive": True},
-                                           css_classes=["wb-compare-chart"])
+        self.run_edit = pn.widgets.Select(label="Ticked run", options={}, sizing_mode="stretch_width",
+                                          css_classes=["wb-run-edit"])
+        self.run_name = pn.widgets.TextInput(label="Run name (Enter to rename)", sizing_mode="stretch_width",
+                                             css_classes=["wb-run-name"])
+        self.run_delete = pn.widgets.Button(label="Delete run", icon=icons.TRASH, color="danger", width=130,
+                                            css_classes=["wb-run-delete"])
+        self.run_edit.param.watch(lambda e: self._show_run_name(), "value")
+        self.run_name.param.watch(lambda e: self.rename_run(self.run_edit.value, e.new), "value")
+        self.run_delete.on_click(lambda _: self.delete_run(self.run_edit.value))
+        self.run_edit_message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-run-edit-message"])
+        self.compare_plot = LiveChart(figure=charts.compare_figure({}, {}, "val_accuracy"), height=360,
+                                      sizing_mode="stretch_width", css_classes=["wb-compare-chart"])
         self.compare_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-compare-table"])
         self.compare_message = pn.pane.HTML("", sizing_mode="stretch_width")
         history = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
                          "(stored in the run store); tick runs to overlay their curves.</div>"),
             pn.Row(self.include_earlier, self.refresh_runs_button),
-            self.runs_empty, self.run_select, width=430, css_classes=["wb-card"], margin=(4, 8))
+            self.runs_empty, self.run_select, self.run_edit, self.run_name, self.run_delete, self.run_edit_message,
+            width=430, css_classes=["wb-card"], margin=(4, 8))
         curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
                            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
         self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
@@ -769,10 +855,8 @@ class WorkbenchApp(param.Parameterized):
         self.baseline_button.on_click(lambda _: self.start_baseline())
         self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                      css_classes=["wb-baseline-status"])
-        self.baseline_plot = pn.pane.Plotly(charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
-                                            height=340, sizing_mode="stretch_width",
-                                            config={"displaylogo": False, "responsive": True},
-                                            css_classes=["wb-baseline-chart"])
+        self.baseline_plot = LiveChart(figure=charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
+                                       height=340, sizing_mode="stretch_width", css_classes=["wb-baseline-chart"])
         baseline = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
                          "The same network with every quantum block replaced by dense layers with at least as many "
@@ -824,6 +908,7 @@ class WorkbenchApp(param.Parameterized):
             metric = metric.replace("accuracy", "acc")
             label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
             options[label] = r.id
+        self._run_names = {r.id: r.name for r in records}
         key = tuple(options.items())
         if key != self._known_runs:
             seen = {run_id for _, run_id in self._known_runs}
@@ -837,12 +922,65 @@ class WorkbenchApp(param.Parameterized):
             "<div class='wb-muted'>No runs yet in this session: train the network and it appears here.</div>")
         self._render_compare()
 
+    def _sync_run_edit(self) -> None:
+        """The rename/delete picker lists the ticked runs."""
+        labels = {v: k for k, v in self.run_select.options.items()}
+        options = {labels[v]: v for v in self.run_select.value if v in labels}
+        self.run_edit.options = options
+        if self.run_edit.value not in options.values():
+            self.run_edit.value = next(iter(options.values()), None)
+        visible = bool(options)
+        for widget in (self.run_edit, self.run_name, self.run_delete):
+            widget.visible = visible
+        self._show_run_name()
+
+    def _show_run_name(self) -> None:
+        name = getattr(self, "_run_names", {}).get(self.run_edit.value, "")
+        if self.run_name.value != name:
+            self._syncing = True
+            try:
+                self.run_name.value = name
+            finally:
+                self._syncing = False
+
+    def rename_run(self, run_id: str | None, name: str) -> bool:
+        if self._syncing or not run_id or self.store is None:
+            return False
+        try:
+            self.store.rename_run(run_id, name)
+        except StoreError as err:
+            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.run_edit_message.object = ""
+        self._known_runs = ()
+        self._refresh_runs()
+        return True
+
+    def delete_run(self, run_id: str | None) -> bool:
+        """Delete a finished run of this session (or of a closed one) from the store."""
+        if not run_id or self.store is None:
+            return False
+        if run_id in (getattr(self.session.trainer, "run_id", None), getattr(self.session.baseline, "run_id", None)) \
+                and self.session.status in ("running", "paused"):
+            self.run_edit_message.object = _html_note("This run is still training: stop it first.", "alert")
+            return False
+        try:
+            self.store.delete_run(run_id)
+        except StoreError as err:
+            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
+            return False
+        self.session.run_ids = [r for r in self.session.run_ids if r != run_id]
+        self.run_edit_message.object = ""
+        self._refresh_runs()
+        return True
+
     def _render_compare(self) -> None:
+        self._sync_run_edit()
         ids = list(self.run_select.value)
         metric = self.metric_select.value
         labels = {v: k.rsplit(" · ", 1)[0] for k, v in self.run_select.options.items()}
         if self.store is None or not ids:
-            self.compare_plot.object = charts.compare_figure({}, {}, metric)
+            self.compare_plot.figure = charts.compare_figure({}, {}, metric)
             self.compare_table.object = ""
             self.compare_message.object = ""
             return
@@ -852,7 +990,7 @@ class WorkbenchApp(param.Parameterized):
         except StoreError as err:
             series = {}
             self.compare_message.object = _html_note(html.escape(str(err)), "alert")
-        self.compare_plot.object = charts.compare_figure(series, labels, metric)
+        self.compare_plot.figure = charts.compare_figure(series, labels, metric)
         rows = []
         for run_id in ids:
             try:
@@ -861,193 +999,23 @@ class WorkbenchApp(param.Parameterized):
                 continue
             final = record.final_metrics or {}
             cfg = record.config or {}
-            cells = [html.escape(record.name), html.escape(record.status),
-                     html.escape(f"{cfg.get('target', '')} · {cfg.get('gradient', '')}"),
+            done = final.get("epochs_done")
+            epochs = f"{done if isinstance(done, int) else '–'} / {cfg.get('epochs', '–')}"
+            cells = [html.escape(record.name), html.escape(str((record.dataset or {}).get("name", "–"))),
+                     html.escape(str(cfg.get("target", "–"))), html.escape(str(cfg.get("gradient", "–"))),
+                     html.escape(epochs), html.escape(record.status),
                      *(f"{final[k]:.4g}" if isinstance(final.get(k), (int, float)) else "–"
-                       for k in ("test_accuracy", "test_loss", "parameters", "epochs_done"))]
-            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 2 else ''}>{c}</td>" for i, c in enumerate(cells))
+                       for k in ("test_accuracy", "test_loss", "parameters"))]
+            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 5 else ''}>{c}</td>" for i, c in enumerate(cells))
                         + "</tr>")
-        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>status</th><th>target · gradient</th>"
-                                     "<th>test acc.</th><th>test loss</th><th>params</th><th>epochs</th></tr>"
-                                     + "".join(rows) + "</table>")
-
-    # ---------------------------------------------------------------------------------------- benchmark
-    def _build_benchmark_tab(self):
-        runnable = [c for c in target_choices() if not c["reason"] and c["kind"] in ("torch", "cpu", "gpu")]
-        self.bench_targets = pn.widgets.CheckBoxGroup(label="Targets", options=[c["name"] for c in runnable],
-                                                      value=[c["name"] for c in runnable if c["name"] in
-                                                             ("torch", "torch-density", "qpp-cpu")
-                                                             or c["kind"] == "gpu"],
-                                                      inline=True, css_classes=["wb-bench-targets"])
-        self.bench_batch = pn.widgets.IntInput(label="Batch size", value=8, start=1, end=4096, width=120,
-                                               css_classes=["wb-bench-batch"])
-        self.bench_repeats = pn.widgets.IntInput(label="Timed steps", value=2, start=1, end=20, width=120,
-                                                 css_classes=["wb-bench-repeats"])
-        self.bench_hardware = pn.widgets.Checkbox(label="Include emulated hardware targets (slow: shots)", value=False,
-                                                  css_classes=["wb-bench-hardware"])
-        self.bench_button = pn.widgets.Button(label="Run benchmark", icon=icons.TIMER, color="primary", width=170,
-                                              css_classes=["wb-bench-run"])
-        self.bench_cancel = pn.widgets.Button(label="Cancel", width=90, disabled=True, css_classes=["wb-bench-cancel"])
-        self.bench_button.on_click(lambda _: self.start_benchmark())
-        self.bench_cancel.on_click(lambda _: self.benchmark and self.benchmark.cancel())
-        self.bench_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                  css_classes=["wb-bench-status"])
-        self.bench_plot = pn.pane.Plotly(charts.benchmark_figure([]), sizing_mode="stretch_width", height=320,
-                                         config={"displaylogo": False, "responsive": True},
-                                         css_classes=["wb-bench-chart"])
-        self.bench_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-bench-table"])
-        intro = pn.pane.HTML(
-            "<div class='wb-section-title'>Benchmark: one training step per target and gradient method</div>"
-            "<div class='wb-muted'>Times forward, loss, backward and the optimiser update of the network on the "
-            "canvas, compiled with each target and gradient method that applies (median of the timed steps after a "
-            "warm-up). Combinations that do not apply are listed with the reason.</div>",
-            sizing_mode="stretch_width")
-        controls = pn.Row(self.bench_batch, self.bench_repeats, pn.Column(self.bench_targets, self.bench_hardware),
-                          self.bench_button, self.bench_cancel, sizing_mode="stretch_width")
-        return pn.Column(intro, controls, self.bench_status, self.bench_plot, self.bench_table,
-                         sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-    def start_benchmark(self) -> bool:
-        if not self.builder.valid:
-            self.bench_status.value = _html_note("Fix the network first: " + html.escape(self.builder.error["message"]),
-                                                 "alert")
-            return False
-        if self.benchmark is not None and not self.benchmark.finished:
-            return False
-        wanted = set(self.bench_targets.value)
-        targets = [c for c in target_choices() if c["name"] in wanted or
-                   (self.bench_hardware.value and c["kind"] == "hardware")]
-        try:
-            _, dataset = self.setup.dataset_problem(self.builder.spec)
-            self.benchmark = BenchmarkRun(self.builder.spec, targets=targets, dataset=dataset,
-                                          batch=self.bench_batch.value, noise=dict(self.setup.noise) or None,
-                                          shots=self.setup.shots or None, precision=self.setup.precision,
-                                          include_hardware=self.bench_hardware.value,
-                                          repeats=self.bench_repeats.value)
-        except Exception as err:
-            self.bench_status.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.benchmark.start()
-        self._bench_version = -1
-        self._poll_benchmark()
-        return True
-
-    def _poll_benchmark(self) -> None:
-        run = self.benchmark
-        if run is None or run.version == self._bench_version:
-            return
-        self._bench_version = run.version
-        rows = run.snapshot()
-        self.bench_button.disabled = not run.finished
-        self.bench_cancel.disabled = run.finished
-        running = next((r for r in rows if r.get("status") == "running"), None)
-        if run.finished:
-            status = f"Done: {run.done} combination(s) timed with a batch of {run.batch}."
-        elif running:
-            status = (f"Timing {running['target']} · {running['gradient']} ({run.done + 1}/{run.total}, batch "
-                      f"{run.batch})…")
-        else:
-            status = "Starting…"
-        self.bench_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
-        self.bench_plot.object = charts.benchmark_figure(rows)
-        body = []
-        for r in sorted(rows, key=lambda r: (r.get("seconds") is None, r.get("seconds") or 0)):
-            seconds = r.get("seconds")
-            ms = f"{seconds * 1000:.2f}" if seconds is not None else "–"
-            execs = f"{r['executions']:.0f}" if r.get("executions") is not None else "–"
-            state = r.get("status") or ("skipped" if r.get("skip") else "queued")
-            pill = {"done": "wb-ok-pill", "failed": "wb-bad-pill", "skipped": "wb-warn-pill"}.get(state, "")
-            body.append(f"<tr><td>{html.escape(r['target'])}</td><td>{html.escape(r['gradient'])}</td>"
-                        f"<td class=num>{ms}</td><td class=num>{execs}</td><td><span class='wb-pill {pill}'>{state}"
-                        f"</span> <span class='wb-muted'>{html.escape(r.get('skip') or '')}</span></td></tr>")
-        self.bench_table.object = ("<table class='wb-table'><tr><th>target</th><th>gradient</th><th>ms / step</th>"
-                                   "<th>circuits / step</th><th>status</th></tr>" + "".join(body) + "</table>")
+        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>dataset</th><th>target</th>"
+                                     "<th>gradient</th><th>epochs</th><th>status</th><th>test acc.</th>"
+                                     "<th>test loss</th><th>params</th></tr>" + "".join(rows) + "</table>")
 
     # ---------------------------------------------------------------------------------------- export
-    def _build_export_tab(self):
-        self.download_spec = pn.widgets.FileDownload(callback=self._spec_file, filename="network.json",
-                                                     label="Download spec JSON", icon=icons.DOWNLOAD, color="primary",
-                                                     css_classes=["wb-download-spec"], width=240)
-        self.upload = pn.widgets.FileInput(accept=".json,application/json", multiple=False,
-                                           css_classes=["wb-upload"], width=320)
-        self.upload.param.watch(self._on_upload, "value")
-        self.upload_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                    css_classes=["wb-upload-message"])
-        self.share_url = pn.widgets.TextInput(label="Link to this network and its settings", value="",
-                                              sizing_mode="stretch_width", css_classes=["wb-share-url"])
-        self.code_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-code"])
-        self.download_code = pn.widgets.FileDownload(callback=self._code_file, filename="train_network.py",
-                                                     label="Download Python script", icon=icons.DOWNLOAD, color="primary",
-                                                     css_classes=["wb-download-code"], width=240)
-        self.download_weights = pn.widgets.FileDownload(callback=self._weights_file, filename="model.pt",
-                                                        label="Download trained weights", icon=icons.DOWNLOAD, color="success",
-                                                        css_classes=["wb-download-weights"], width=240, disabled=True)
-        self.weights_note = pn.widgets.StaticText(value="<span class='wb-muted'>Train the network first.</span>",
-                                                  css_classes=["wb-weights-note"])
-
-        def card(*items, **kw):
-            return pn.Column(*items, sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8), **kw)
-
-        spec_card = card(pn.pane.HTML("<div class='wb-section-title'>Spec JSON</div><div class='wb-muted'>The network "
-                                      "as data: download it, or upload one to replace the canvas (undo brings the "
-                                      "old network back). A bad file changes nothing.</div>"),
-                         self.download_spec, self.upload, self.upload_message)
-        share_card = card(pn.pane.HTML("<div class='wb-section-title'>Share</div><div class='wb-muted'>The address "
-                                       "bar always holds the current network and settings; opening the link restores "
-                                       "both.</div>"), self.share_url)
-        weights_card = card(pn.pane.HTML("<div class='wb-section-title'>Trained weights</div><div class='wb-muted'>"
-                                         "Spec, settings and weights in one file: <code>workbench.load_model(path)"
-                                         "</code>.</div>"), self.download_weights, self.weights_note)
-        code_card = card(pn.pane.HTML("<div class='wb-section-title'>Python code</div><div class='wb-muted'>Rebuilds "
-                                      "and trains the same model outside the GUI with <code>workbench.compile</code> "
-                                      "and <code>workbench.training.train</code>.</div>"),
-                         self.download_code, self.code_view)
-        return pn.Row(pn.Column(spec_card, share_card, weights_card, width=440), code_card,
-                      sizing_mode="stretch_width")
-
-    def _render_code(self) -> None:
-        code = share.generate_code(self.builder.spec, self.setup.to_dict())
-        self.code_text = code
-        self.code_view.object = share.highlight_python(code)
-
-    def _spec_file(self):
-        name = (self.builder.spec.get("name") or "network").replace("/", "_")
-        self.download_spec.filename = f"{name}.json"
-        return io.StringIO(share.spec_json(self.builder.spec))
-
-    def _code_file(self):
-        return io.StringIO(share.generate_code(self.builder.spec, self.setup.to_dict()))
-
-    def _weights_file(self):
-        model = self.session.model
-        if model is None:
-            return io.BytesIO(b"")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = model.save(Path(tmp) / "model.pt")
-            data = path.read_bytes()
-        self.download_weights.filename = f"{self.builder.spec.get('name') or 'model'}.pt"
-        return io.BytesIO(data)
-
-    def _on_upload(self, event) -> None:
-        if event.new is None:
-            return
-        filename = self.upload.filename or "upload"
-        try:
-            spec = share.parse_upload(event.new, filename)
-        except share.ShareError as err:
-            self.upload_message.value = _html_note("✗ " + html.escape(str(err)) + " Nothing was changed.", "alert")
-            return
-        self.builder.load(spec, action=f"upload {filename}")
-        switched = self.setup.follow_spec(spec)
-        note = f" Dataset set to {html.escape(self.setup.dataset)}, as for the template." if switched else ""
-        self.upload_message.value = _html_note(f"✓ Loaded {html.escape(filename)} ({len(spec['blocks'])} blocks)."
-                                               + note, "success")
-
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
         """Upload without a browser (tests, notebooks); returns the message shown."""
-        self.upload.filename = filename
-        self._on_upload(type("Event", (), {"new": data})())
-        return self.upload_message.value
+        return self.export.apply_upload(data, filename)
 
     # ==============================================================================================
     # Reactions
@@ -1065,14 +1033,42 @@ class WorkbenchApp(param.Parameterized):
             self._render_dataset()
         if names & {"target", "gradient", "shots", "noise"}:
             self._render_gradient()
+        if "shots" in names:
+            self.target_w.disabled_options = self._disabled_targets()
         if names & {"noise", "precision", "batch_size"}:
             self._render_circuit()
-        self._render_code()
         self._update_controls()
         self._update_url()
 
+    def _inspected_model(self):
+        """(model, key) for the quantum state view: the run's model while/after training, else the canvas network
+        compiled with fresh weights (key: what its weights depend on)."""
+        trainer = self.session.trainer
+        if trainer is not None and getattr(trainer, "model", None) is not None:
+            return trainer.model, (id(trainer), self.dashboard.data.version)
+        if not self.builder.valid:
+            return None, None
+        key = ("canvas", self.builder.revision)
+        if getattr(self, "_canvas_model_key", None) != key:
+            from .. import compile as wb_compile
+
+            try:
+                self._canvas_model = wb_compile(self.builder.spec_object())
+            except Exception:  # a network the torch engine cannot build: the view says there is nothing to show
+                self._canvas_model = None
+            self._canvas_model_key = key
+        return self._canvas_model, key
+
+    def _inspected_dataset(self):
+        if self.session.trainer is not None and self.session.dataset is not None:
+            return self.session.dataset
+        problem, data = self.setup.dataset_problem(self.builder.spec)
+        return None if problem else data
+
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
+        if event.new == TAB["Quantum state"]:
+            self.state_view.refresh(force=True)
         if event.new == TAB["Train"]:
             self.dashboard.render()
         if event.new == TAB["Compare"]:
@@ -1099,7 +1095,6 @@ class WorkbenchApp(param.Parameterized):
         self._sync_circuit_choice()
         self._render_dataset()
         self._render_gradient()
-        self._render_code()
         self._update_controls()
 
     def _refresh_all(self) -> None:
@@ -1109,7 +1104,7 @@ class WorkbenchApp(param.Parameterized):
         if self.restore_message:
             kind = "success" if self.restore_message.startswith("Restored") else "alert"
             self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
-            self.upload_message.value = _html_note(html.escape(self.restore_message), kind)
+            self.export.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
             self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
         self._update_url()
@@ -1121,24 +1116,26 @@ class WorkbenchApp(param.Parameterized):
         self.train_button.disabled = bool(blockers)
         self.train_blocker.value = ("<div class='wb-muted' style='color:#b91c1c'>" + html.escape(blockers[0]) +
                                     "</div>") if blockers and not running else ""
+        self.step_button.disabled = (bool(blockers) and not running) or s.status == "running"
+        self.reset_button.disabled = s.trainer is None
         self.pause_button.disabled = s.status != "running"
         self.resume_button.disabled = s.status != "paused"
         self.stop_button.disabled = not running
         status = {"idle": "No run yet.", "running": "Training…", "paused": "Paused.", "completed": "Completed.",
                   "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
         self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
-        has_model = s.trainer is not None and s.status in ("completed", "cancelled")
-        self.download_weights.disabled = not has_model
-        self.weights_note.value = "" if has_model else "<span class='wb-muted'>Train the network first.</span>"
 
     def _update_url(self) -> None:
         token = self.state_token()
         base = self._base_url()
-        self.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
+        self.export.share_url.value = f"{base}?{share.STATE_PARAM}={token}"
         if self._url_enabled and token != self.url_state.value:
             self.url_state.value = token
 
     def _base_url(self) -> str:
+        """The page's address (as the browser reports it; before that, from the page request)."""
+        if self.url_state.page:
+            return self.url_state.page
         try:
             host = pn.state.headers.get("Host") if pn.state.curdoc and pn.state.curdoc.session_context else None
         except Exception:
@@ -1151,6 +1148,8 @@ class WorkbenchApp(param.Parameterized):
             path = request.path or "/"
         except Exception:
             pass
+        if path.endswith("/ws"):  # a websocket callback: the page itself is one level up
+            path = path[:-2]
         return f"http://{host}{path}"
 
     # ==============================================================================================
@@ -1159,13 +1158,16 @@ class WorkbenchApp(param.Parameterized):
     def poll(self) -> None:
         self.session.refresh()
         self.dashboard.poll()
+        if self.tabs.active == TAB["Quantum state"]:
+            self.state_view.refresh()
         if self.session.baseline_stream is not None:
             events, self._baseline_cursor = self.session.baseline_stream.since(self._baseline_cursor)
             if events:
                 self.baseline_data.extend(events)
                 self._on_baseline_status()
         self._render_baseline()
-        self._poll_benchmark()
+        self.bench.poll()
+        self._poll_descriptors()
         ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
         if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
             self._ended_refreshed = self.session.last_run_id
@@ -1184,7 +1186,7 @@ class WorkbenchApp(param.Parameterized):
         if not force and not (self.notebook or self.tabs.active == TAB["Compare"]):
             return
         self._baseline_key = key
-        self.baseline_plot.object = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
+        self.baseline_plot.figure = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
 
     def start_polling(self, period_ms: int = POLL_MS):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)
@@ -1195,8 +1197,7 @@ class WorkbenchApp(param.Parameterized):
         poller = getattr(self, "_poller", None)
         if poller is not None:
             poller.stop()
-        if self.benchmark is not None:
-            self.benchmark.cancel()
+        self.bench.cancel()
         self.session.shutdown(wait=wait)
 
     # ==============================================================================================
@@ -1206,8 +1207,10 @@ class WorkbenchApp(param.Parameterized):
         """The tabs without a page template (notebooks)."""
         header = pn.pane.HTML(f"<div style='font-size:20px;font-weight:700;color:#0f172a'>{TITLE}</div>",
                               margin=(4, 8))
-        return pn.Row(pn.Column(self.sidebar, width=280, css_classes=["wb-card"], margin=(4, 8)),
-                      pn.Column(header, self.tabs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        # Stacked, not side by side: at a notebook's width a sidebar left the canvas a 60 px column.
+        controls = pn.Accordion(("Templates and training controls", self.sidebar), active=[0],
+                                sizing_mode="stretch_width", css_classes=["wb-notebook-controls"], margin=(4, 8))
+        return pn.Column(header, controls, self.tabs, sizing_mode="stretch_width", css_classes=["wb-notebook"])
 
     def page(self):
         """The full page for `panel serve` (Bootstrap template: no external fonts or icons)."""
@@ -1236,7 +1239,8 @@ def _serve_resources_locally() -> None:
 
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
-    pn.extension("plotly")
+    # A spinner (local CSS) covers the page until the document has rendered: no blank page while it loads.
+    pn.extension("plotly", global_loading_spinner=True)
     _serve_resources_locally()
     state = None
     args = pn.state.session_args or {}

@@ -108,12 +108,14 @@ class BenchmarkRun:
 
     def __init__(self, spec: ArchitectureSpec | dict, *, targets: list[dict], dataset=None, batch: int = 16,
                  noise: dict | None = None, shots: int | None = None, precision: str = "single",
-                 include_hardware: bool = False, repeats: int = 2):
+                 include_hardware: bool = False, repeats: int = 2, recommend: bool = True):
         self.spec = load_spec(spec)
         self.rows = plan(self.spec, targets=targets, noise=noise, shots=shots, include_hardware=include_hardware)
         self.X, self.y = _batch(self.spec, dataset, batch)
         self.batch = len(self.X)
         self.noise, self.shots, self.precision, self.repeats = noise, shots, precision, repeats
+        self.want_recommendation = recommend
+        self.recommendation: dict | None = None  # workbench.bench.recommend's answer once it has run
         self.done = 0
         self.finished = False
         self.version = 0
@@ -156,10 +158,31 @@ class BenchmarkRun:
                 row.update(update)
                 self.done += 1
                 self.version += 1
+        if self.want_recommendation and not self._cancel.is_set():
+            self._recommend()
         with self._lock:
             self.finished = True
             self.version += 1
         return self.rows
+
+    def _recommend(self) -> None:
+        """The benchmark suite's verdict (which target and gradient to use, and why) over the targets timed here;
+        it also checks each gradient against the exact one, which the timing rows above do not."""
+        from ..bench import recommend
+
+        timed = sorted({r["target"] for r in self.rows if r.get("status") == "done"})
+        with self._lock:
+            self.recommendation = {"sentence": "", "status": "running"}
+            self.version += 1
+        try:
+            answer = recommend(self.spec, batch=self.batch, repeats=self.repeats, targets=timed or None,
+                               max_seconds=10.0)
+            answer = {**answer, "status": "done"}
+        except Exception as err:  # the verdict is extra: its failure is shown, the timings stay
+            answer = {"sentence": f"no recommendation: {err.__class__.__name__}: {err}", "status": "failed"}
+        with self._lock:
+            self.recommendation = answer
+            self.version += 1
 
     def snapshot(self) -> list[dict]:
         with self._lock:

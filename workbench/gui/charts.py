@@ -14,14 +14,18 @@ PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#c
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1e293b"}
 PLATEAU = 1e-6  # gradient variance below this: the landscape is (close to) flat
 WEAK = 1e-4
+UNBOUNDED_EPOCHS = 10**9  # a run that trains until paused (gui.state.UNTIL_PAUSED)
 
 
 def base_layout(title: str, **extra: Any) -> dict:
     layout = {
-        "title": {"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
-        "font": FONT, "margin": {"l": 56, "r": 18, "t": 40, "b": 42},
+        "title": {"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left", "y": 0.985, "yanchor": "top",
+                  "yref": "container"},
+        "font": FONT, "margin": {"l": 56, "r": 18, "t": 62, "b": 46},
         "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "uirevision": "keep",
-        "legend": {"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 11}},
+        # Above the plot, under the title: a legend below the axis collided with the axis title and was cut off.
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "right", "x": 1,
+                   "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0)"},
         "xaxis": {"gridcolor": "#e2e8f0", "zeroline": False, "linecolor": "#cbd5e1"},
         "yaxis": {"gridcolor": "#e2e8f0", "zeroline": False, "linecolor": "#cbd5e1"},
         "hovermode": "x unified",
@@ -135,7 +139,9 @@ class LiveData:
                         values.append(None)
         elif kind == "epoch":
             self.epochs.append(int(e.get("epoch", len(self.epochs))))
-            self.epoch_steps.append(int(e.get("step", self.steps[-1] + 1 if self.steps else 0)))
+            # The trainer's epoch event carries the step count so far; the epoch's own last step is one less,
+            # so epoch points sit on the step curve and every chart ends at the run's last step.
+            self.epoch_steps.append(max(0, int(e.get("step", len(self.steps))) - 1))
             self.metric_name = e.get("metric") or self.metric_name
             self.epoch_loss.append(_finite(e.get("loss")))
             self.epoch_metric.append(_finite(e.get(self.metric_name)) if self.metric_name else None)
@@ -161,7 +167,9 @@ class LiveData:
         if self.status == "idle":
             return idle_text
         parts = [self.status.capitalize()]
-        if self.epochs_total:
+        if self.epochs_total >= UNBOUNDED_EPOCHS:
+            parts.append(f"epoch {self.current_epoch + (self.status == 'running')} (until paused)")
+        elif self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
                          f"/{self.epochs_total}")
         parts.append(f"step {len(self.steps)}")
@@ -204,20 +212,25 @@ class LiveData:
 
 
 def _thin(xs: list, *series: list, limit: int = 600) -> tuple[list, ...]:
-    """At most `limit` points per series: a long run is drawn as bin means (x = the bin's last step), so the
-    charts stay light for the browser without hiding the trend."""
+    """At most about `limit` points per series, always ending with the latest point exactly.
+
+    A long run is drawn as bin means (x = the bin's last step) so the charts stay light for the browser
+    without hiding the trend; the newest event is never averaged away, so the chart's last x is always the
+    last step received.
+    """
     n = len(xs)
     if n <= limit:
-        return (xs, *series)
-    k = math.ceil(n / limit)
-    out_x = [xs[min(i + k, n) - 1] for i in range(0, n, k)]
+        return (list(xs), *(list(v) for v in series))
+    k = math.ceil((n - 1) / (limit - 1))
+    starts = range(0, n - 1, k)
+    out_x = [xs[min(i + k, n - 1) - 1] for i in starts] + [xs[-1]]
     out = []
     for values in series:
         binned = []
-        for i in range(0, n, k):
-            chunk = [v for v in values[i:i + k] if v is not None]
+        for i in starts:
+            chunk = [v for v in values[i:min(i + k, n - 1)] if v is not None]
             binned.append(sum(chunk) / len(chunk) if chunk else None)
-        out.append(binned)
+        out.append(binned + [values[-1]])
     return (out_x, *out)
 
 
@@ -227,11 +240,12 @@ def loss_figure(d: LiveData, height: int = 300) -> dict:
     xs, loss = _thin(d.steps, d.loss)
     data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": loss, "line": {"color": "#93c5fd", "width": 1}}]
     if d.epochs:
-        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
-                     "y": d.epoch_loss, "line": {"color": PALETTE[0], "width": 2.5}, "marker": {"size": 5}})
+        ex, train, val = _thin(d.epoch_steps, d.epoch_loss, d.val_loss)
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": ex,
+                     "y": train, "line": {"color": PALETTE[0], "width": 2.5}, "marker": {"size": 5}})
         if any(v is not None for v in d.val_loss):
-            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": d.epoch_steps,
-                         "y": d.val_loss, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
+            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": ex,
+                         "y": val, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
     return {"data": data, "layout": base_layout("Loss", height=height, xaxis={"title": {"text": "step"}})}
 
 
@@ -243,11 +257,12 @@ def metric_figure(d: LiveData, height: int = 300) -> dict:
     xs, metric = _thin(d.steps, d.metric)
     data = [{"type": "scatter", "mode": "lines", "name": "train (step)", "x": xs, "y": metric, "line": {"color": "#86efac", "width": 1}}]
     if d.epochs:
-        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": d.epoch_steps,
-                     "y": d.epoch_metric, "line": {"color": PALETTE[2], "width": 2.5}, "marker": {"size": 5}})
+        ex, train, val = _thin(d.epoch_steps, d.epoch_metric, d.val_metric)
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "train (epoch)", "x": ex,
+                     "y": train, "line": {"color": PALETTE[2], "width": 2.5}, "marker": {"size": 5}})
         if any(v is not None for v in d.val_metric):
-            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": d.epoch_steps,
-                         "y": d.val_metric, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
+            data.append({"type": "scatter", "mode": "lines+markers", "name": "validation", "x": ex,
+                         "y": val, "line": {"color": PALETTE[1], "width": 2.5}, "marker": {"size": 5}})
     yaxis = {"range": [0, 1.02]} if name == "accuracy" else {}
     return {"data": data, "layout": base_layout(title, height=height, xaxis={"title": {"text": "step"}}, yaxis=yaxis)}
 
@@ -258,13 +273,15 @@ def gradnorm_figure(d: LiveData, height: int = 300, columns: int = 200) -> dict:
     names = list(d.grad_norm)
     n = len(d.steps)
     k = max(1, math.ceil(n / columns))
-    xs = [d.steps[i] for i in range(0, n, k)]
+    # Columns are bins of k steps counted back from the newest step, so the last column is the last step.
+    starts = list(range((n - 1) % k - k + 1, n, k))
+    xs = [d.steps[min(i + k, n) - 1] for i in starts]
     z = []
     for name in names:
         values = d.grad_norm[name]
         row = []
-        for i in range(0, n, k):
-            chunk = [v for v in values[i:i + k] if v is not None and v > 0]
+        for i in starts:
+            chunk = [v for v in values[max(i, 0):i + k] if v is not None and v > 0]
             row.append(math.log10(sum(chunk) / len(chunk)) if chunk else None)
         z.append(row)
     data = [{"type": "heatmap", "x": xs, "y": names, "z": z, "colorscale": "Viridis",
@@ -297,8 +314,10 @@ def variance_figure(d: LiveData, height: int = 300) -> dict:
     return {"data": data, "layout": layout}
 
 
-def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, height: int = 340) -> dict:
-    """Decision boundary: class probability (binary) or predicted class over a grid, with the data on top."""
+def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, height: int = 340, *,
+                    test_points: tuple[list, list, list] | None = None, discretize: bool = False) -> dict:
+    """Decision boundary: class probability (binary) or predicted class over a grid, with the data on top.
+    test_points: also draw the test samples (hollow); discretize: colour by predicted class only."""
     title = "Decision boundary"
     if d.boundary is None:
         message = "appears every few epochs for 2-D classification data"
@@ -309,7 +328,9 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
         return fig
     b = d.boundary
     binary = b.get("binary", True)
-    data = [{"type": "contour", "x": b["x"], "y": b["y"], "z": b["z"], "showscale": binary, "opacity": 0.75,
+    z = [[1.0 if v >= 0.5 else 0.0 for v in row] for row in b["z"]] if (discretize and binary) else b["z"]
+    data = [{"type": "contour", "x": b["x"], "y": b["y"], "z": z, "showscale": binary and not discretize,
+             "opacity": 0.75,
              "colorscale": [[0, "#fdba74"], [0.5, "#f8fafc"], [1, "#93c5fd"]] if binary else "Portland",
              "autocontour": not binary,
              "contours": {"coloring": "heatmap", "showlines": True, "start": 0.5, "end": 0.5, "size": 1.0}
@@ -318,7 +339,14 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
              "colorbar": {"title": {"text": "P(class 1)"}, "thickness": 12}}]
     if points is not None:
         data.extend(_scatter_classes(*points))
-    layout = base_layout(f"{title} · epoch {b.get('epoch', 0)}", height=height, hovermode="closest",
+    if test_points is not None:
+        for trace in _scatter_classes(*test_points):
+            trace["name"] = trace["name"].replace("class", "test")
+            trace["marker"] = {**trace["marker"], "symbol": "circle-open", "size": 8,
+                               "line": {"width": 2, "color": trace["marker"]["color"]}}
+            data.append(trace)
+    last_step = max(0, int(b.get("step", 1)) - 1)  # the boundary event carries the step count so far
+    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {last_step})", height=height, hovermode="closest",
                          xaxis={"range": [b["x"][0], b["x"][-1]], "title": {"text": "x₁"}},
                          yaxis={"range": [b["y"][0], b["y"][-1]], "title": {"text": "x₂"}})
     return {"data": data, "layout": layout}
@@ -456,3 +484,59 @@ def dataset_preview_figure(dataset, height: int = 320, limit: int = 400) -> dict
     return {"data": data, "layout": base_layout(title, height=height, hovermode="closest",
                                                 xaxis={"title": {"text": names[0]}},
                                                 yaxis={"title": {"text": names[1]}})}
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantum state view (workbench.inspect's answers)
+
+
+def sample_picker_figure(dataset, selected: int, height: int = 300, limit: int = 400) -> dict:
+    """The training samples (first two features, or feature 1 against the index), clickable: each point
+    carries its sample index as customdata; the chosen one is ringed."""
+    X = dataset.X_train[:limit].reshape(min(limit, len(dataset.X_train)), -1)
+    y = dataset.y_train[:limit]
+    two = X.shape[1] >= 2
+    xs = X[:, 0].tolist()
+    ys = X[:, 1].tolist() if two else list(range(len(xs)))
+    classes = y.tolist() if dataset.task == "classification" and y.dim() == 1 else [0] * len(xs)
+    data = []
+    for i, cls in enumerate(sorted(set(classes))):
+        idx = [k for k, c in enumerate(classes) if c == cls]
+        name = dataset.class_names[int(cls)] if dataset.class_names and dataset.task == "classification" else "samples"
+        data.append({"type": "scatter", "mode": "markers", "name": f"class {name}", "x": [xs[k] for k in idx],
+                     "y": [ys[k] for k in idx], "customdata": idx,
+                     "marker": {"size": 7, "color": PALETTE[(1 - i) % len(PALETTE)] if i < 2 else PALETTE[i],
+                                "line": {"width": 0.8, "color": "#ffffff"}},
+                     "hovertemplate": "sample #%{customdata}<extra></extra>"})
+    if 0 <= selected < len(xs):
+        data.append({"type": "scatter", "mode": "markers", "name": f"sample #{selected}", "x": [xs[selected]],
+                     "y": [ys[selected]], "customdata": [selected], "hoverinfo": "skip",
+                     "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#7c3aed"}}})
+    names = dataset.feature_names or [f"x{i + 1}" for i in range(X.shape[1])]
+    layout = base_layout("Click a sample", height=height, hovermode="closest",
+                         xaxis={"title": {"text": names[0]}},
+                         yaxis={"title": {"text": names[1] if two else "sample #"}})
+    return {"data": data, "layout": layout}
+
+
+def entropy_figure(view: dict, height: int = 260) -> dict:
+    """Entanglement entropy (bits) of every qubit after each stage."""
+    stages = view["stages"]
+    data = [{"type": "bar", "name": f"q{q}", "x": [s["name"] for s in stages], "y": [s["entropy"][q] for s in stages],
+             "marker": {"color": PALETTE[q % len(PALETTE)]}} for q in range(view["qubits"])]
+    layout = base_layout("Entanglement entropy per qubit (bits)", height=height, hovermode="closest",
+                         barmode="group", yaxis={"range": [0, 1.05]})
+    return {"data": data, "layout": layout}
+
+
+def probability_figure(view: dict, height: int = 260, limit: int = 64) -> dict:
+    """Probabilities of the measured bitstrings (q_{n-1}…q_0) of the final state (the largest `limit`)."""
+    pairs = sorted(zip(view["labels"], view["probabilities"]), key=lambda p: -p[1])[:limit]
+    pairs.sort()
+    data = [{"type": "bar", "x": [p[0] for p in pairs], "y": [p[1] for p in pairs],
+             "marker": {"color": PALETTE[3]}, "hovertemplate": "|%{x}⟩: %{y:.3f}<extra></extra>"}]
+    layout = base_layout("Output probabilities of the bitstrings (q₀ rightmost)", height=height,
+                         hovermode="closest", showlegend=False,
+                         xaxis={"type": "category", "tickangle": -90, "tickfont": {"size": 10}}, yaxis={"range": [0, 1]})
+    layout["margin"] = {**layout["margin"], "b": 64}
+    return {"data": data, "layout": layout}

@@ -1,4 +1,5 @@
-"""Custom Panel components: the drag-and-drop canvas (plain ESM from workbench_extensions/builder)."""
+"""Custom Panel components: the drag-and-drop canvas (plain ESM from workbench_extensions/builder), live
+charts, live HTML and the address-bar state."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+import panel
 import param
 from panel.custom import JSComponent
 
 import workbench_extensions
 
 _log = logging.getLogger(__name__)
+# Styles that must reach inside Bokeh widgets' shadow DOM (pass as `stylesheets=[WIDGET_CSS]`).
+WIDGET_CSS = (Path(__file__).with_name("widgets.css")).read_text(encoding="utf-8")
 EXTENSIONS = Path(workbench_extensions.__file__).resolve().parent
 BUILDER_JS = EXTENSIONS / "builder" / "builder.js"
 BUILDER_CSS = EXTENSIONS / "builder" / "builder.css"
+
+
+def control_button(**params) -> panel.widgets.Button:
+    """A Button whose disabled state looks disabled (widgets.css reaches into its shadow DOM)."""
+    return panel.widgets.Button(stylesheets=[WIDGET_CSS], **params)
 
 
 class BuilderCanvas(JSComponent):
@@ -79,6 +88,7 @@ class UrlState(JSComponent):
 
     param_name = param.String(default="s")
     value = param.String(default="")
+    page = param.String(default="", doc="The page's own address without the query (set by the browser).")
 
     _esm = """
     export function render({ model, el }) {
@@ -91,8 +101,73 @@ class UrlState(JSComponent):
       }
       model.on("value", apply);
       apply();
+      // The server only knows the websocket's path (/ws); the link to share is the page's own address.
+      model.page = window.location.origin + window.location.pathname;
       const box = document.createElement("div");
       box.style.display = "none";
       return box;
     }
     """
+
+
+_PLOTLY_CSS = Path(panel.__file__).parent / "dist" / "css" / "models" / "plotly.css"
+
+
+class LiveChart(JSComponent):
+    """A Plotly chart that draws every figure it is given, in order, and never skips the latest one.
+
+    Panel's Plotly pane diffs figures into data sources and asks the browser to redraw through a render
+    counter that both the server and the browser increment; under frequent updates the two collide and
+    the browser stops redrawing (the loss chart froze after the first epoch while the server held the whole
+    run). Here the figure is one parameter: every change reaches the browser as a whole figure and is drawn
+    with Plotly.react; a figure that arrives while one is being drawn is drawn right after it.
+    """
+
+    figure = param.Dict(default={}, doc="Plotly figure as a dict: {data: [...], layout: {...}}.")
+    config = param.Dict(default={"displaylogo": False, "responsive": True,
+                                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]})
+    clicked = param.Dict(default=None, allow_None=True,
+                         doc="{x, y, curve, index, customdata} of the last clicked point.")
+
+    _esm = """
+    export function render({ model, el }) {
+      const box = document.createElement("div");
+      box.className = "wb-live-chart";
+      box.style.width = "100%";
+      box.style.height = "100%";
+      let drawing = false, again = false, hooked = false;
+      async function draw() {
+        if (!box.isConnected) { again = true; return; }
+        if (!window.Plotly) { setTimeout(draw, 50); return; }
+        if (drawing) { again = true; return; }
+        drawing = true;
+        try {
+          do {
+            again = false;
+            const fig = model.figure || {};
+            const layout = Object.assign({}, fig.layout || {});
+            if (box.clientWidth) layout.width = box.clientWidth;
+            await window.Plotly.react(box, fig.data || [], layout, model.config);
+          } while (again);
+          if (!hooked && box.on) {
+            hooked = true;
+            box.on("plotly_click", (ev) => {
+              const p = ev.points && ev.points[0];
+              if (p) model.clicked = {x: p.x, y: p.y, curve: p.curveNumber, index: p.pointNumber,
+                                      customdata: p.customdata === undefined ? null : p.customdata};
+            });
+          }
+        } finally { drawing = false; }
+      }
+      model.on("figure", draw);
+      model.on("config", draw);
+      model.on("after_render", draw);
+      let width = 0;
+      new ResizeObserver(() => {
+        if (box.clientWidth && box.clientWidth !== width) { width = box.clientWidth; draw(); }
+      }).observe(box);
+      return box;
+    }
+    """
+    _stylesheets = [":host { display: block; } .wb-live-chart { min-height: 40px; }",
+                    *([_PLOTLY_CSS.read_text(encoding="utf-8")] if _PLOTLY_CSS.exists() else [])]

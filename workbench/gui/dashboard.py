@@ -14,7 +14,7 @@ from typing import Callable
 import panel as pn
 
 from . import charts, icons
-from .components import LiveHTML, progress_html
+from .components import LiveChart, LiveHTML, control_button, progress_html
 
 POLL_MS = 250
 
@@ -39,21 +39,23 @@ class LiveDashboard:
         self.is_visible: Callable[[], bool] = lambda: True  # the app draws only while its Train tab is shown
         self._on_pause, self._on_resume, self._on_stop = on_pause, on_resume, on_stop
         h = chart_height
-        config = {"displaylogo": False, "responsive": True,
-                  "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
 
         def pane(fig, css):
-            return pn.pane.Plotly(fig, config=config, sizing_mode="stretch_width", height=h, css_classes=[css],
-                                  margin=(4, 6))
+            return LiveChart(figure=fig, sizing_mode="stretch_width", height=h, css_classes=[css], margin=(4, 6))
 
         self.loss = pane(charts.loss_figure(self.data, h), "wb-chart-loss")
         self.metric = pane(charts.metric_figure(self.data, h), "wb-chart-metric")
         self.gradnorm = pane(charts.gradnorm_figure(self.data, h), "wb-chart-gradnorm")
         self.variance = pane(charts.variance_figure(self.data, h), "wb-chart-variance")
-        self.boundary = pn.pane.Plotly(charts.boundary_figure(self.data, None, h + 50), config=config,
-                                       sizing_mode="stretch_width", height=h + 50, css_classes=["wb-chart-boundary"],
-                                       margin=(4, 6))
+        self.boundary = LiveChart(figure=charts.boundary_figure(self.data, None, h + 50),
+                                  sizing_mode="stretch_width", height=h + 50, css_classes=["wb-chart-boundary"],
+                                  margin=(4, 6))
         self.throughput = pane(charts.throughput_figure(self.data, h), "wb-chart-throughput")
+        self.test_points: tuple[list, list, list] | None = None
+        self.show_test = pn.widgets.Checkbox(name="Show test data", value=False, css_classes=["wb-show-test"])
+        self.discretize = pn.widgets.Checkbox(name="Discretize output", value=False, css_classes=["wb-discretize"])
+        for box in (self.show_test, self.discretize):
+            box.param.watch(lambda _: self._render_boundary(force=True), "value")
         # Text that changes with every step lives in LiveHTML boxes of fixed height: no page re-layout.
         self.headline = LiveHTML(html=self._headline_html(), css_classes=["wb-live-status"],
                                  sizing_mode="stretch_width", height=56, margin=(4, 8))
@@ -61,11 +63,11 @@ class LiveDashboard:
                                  margin=(0, 8, 6, 8), css_classes=["wb-progress"])
         self.hint = LiveHTML(html=self._hint_html(), sizing_mode="stretch_width", height=150,
                              css_classes=["wb-plateau-hint"], margin=(4, 8))
-        self.pause_button = pn.widgets.Button(label="Pause", icon=icons.PAUSE, color="warning", disabled=True, width=110,
+        self.pause_button = control_button(label="Pause", icon=icons.PAUSE, color="warning", disabled=True, width=110,
                                               css_classes=["wb-pause"])
-        self.resume_button = pn.widgets.Button(label="Resume", icon=icons.PLAY, color="primary", disabled=True, width=110,
+        self.resume_button = control_button(label="Resume", icon=icons.PLAY, color="primary", disabled=True, width=110,
                                                css_classes=["wb-resume"])
-        self.stop_button = pn.widgets.Button(label="Stop", icon=icons.STOP, color="danger", disabled=True, width=110,
+        self.stop_button = control_button(label="Stop", icon=icons.STOP, color="danger", disabled=True, width=110,
                                              css_classes=["wb-stop"])
         self.pause_button.on_click(lambda _: self._control("pause"))
         self.resume_button.on_click(lambda _: self._control("resume"))
@@ -74,15 +76,17 @@ class LiveDashboard:
         header = pn.Column(*(x for x in (buttons, self.headline, self.progress) if x is not None),
                            sizing_mode="stretch_width")
         grid = pn.GridBox(self.loss, self.metric, self.gradnorm, self.variance, ncols=2, sizing_mode="stretch_width")
-        bottom = pn.Row(pn.Column(self.boundary, sizing_mode="stretch_width"),
+        bottom = pn.Row(pn.Column(pn.Row(self.show_test, self.discretize, margin=(0, 8)), self.boundary,
+                                  sizing_mode="stretch_width"),
                         pn.Column(self.throughput, self.hint, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         self.layout = pn.Column(header, grid, bottom, sizing_mode="stretch_width", css_classes=["wb-dashboard"])
 
     # -- wiring -----------------------------------------------------------------------------------
-    def attach(self, stream, trainer=None, points: tuple[list, list, list] | None = None) -> None:
+    def attach(self, stream, trainer=None, points: tuple[list, list, list] | None = None,
+               test_points: tuple[list, list, list] | None = None) -> None:
         """Follow a new stream (and optionally control its trainer); the charts start over."""
         self.stream, self.trainer, self.cursor = stream, trainer, 0
-        self.points_xy = points
+        self.points_xy, self.test_points = points, test_points
         self.data.reset()
         self._drawn = {}
         self._status_version = -1
@@ -150,18 +154,20 @@ class LiveDashboard:
             if seen == version or (not final and (now - last < self._interval(name) * 0.95 or
                                                   drawn >= self.MAX_PER_TICK)):
                 continue
-            getattr(self, name).object = self._figure(name)
+            getattr(self, name).figure = self._figure(name)
             self._drawn[name] = (version, now)
             drawn += 1
         self._render_boundary()
         self._render_status()
 
-    def _render_boundary(self) -> None:
+    def _render_boundary(self, force: bool = False) -> None:
         d = self.data
         boundary_key = (d.boundary or {}).get("step"), id(d.boundary)
-        if boundary_key != self._boundary_step:
+        if force or boundary_key != self._boundary_step:
             self._boundary_step = boundary_key
-            self.boundary.object = charts.boundary_figure(d, self.points_xy, self.boundary.height)
+            self.boundary.figure = charts.boundary_figure(
+                d, self.points_xy, self.boundary.height, discretize=self.discretize.value,
+                test_points=self.test_points if self.show_test.value else None)
 
     def _render_status(self) -> None:
         if self._status_version == self.data.version:
@@ -179,7 +185,7 @@ class LiveDashboard:
         """Redraw everything now."""
         now = time.monotonic()
         for name in self.INTERVALS:
-            getattr(self, name).object = self._figure(name)
+            getattr(self, name).figure = self._figure(name)
             self._drawn[name] = (self.data.version, now)
         self._render_boundary()
         self._render_status()

@@ -21,3 +21,5 @@ REFRESH = _SVG.format('<path d="M20 11a8.1 8.1 0 0 0 -15.5 -2m-.5 -4v4h4"/><path
                       'm.5 4v-4h-4"/>')
 SCALE = _SVG.format('<path d="M7 20h10"/><path d="M6 6l6 -1l6 1"/><path d="M12 3v17"/>'
                     '<path d="M9 12l-3 -6l-3 6a3 3 0 0 0 6 0"/><path d="M21 12l-3 -6l-3 6a3 3 0 0 0 6 0"/>')
+STEP = _SVG.format('<path d="M5 4v16l11 -8z" fill="currentColor"/><rect x="17" y="4" width="3" height="16" rx="1" '
+                   'fill="currentColor"/>')

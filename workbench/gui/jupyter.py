@@ -9,6 +9,7 @@ front end in order. `.ipywidget()` gives an ipywidgets-compatible widget (via pn
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import panel as pn
@@ -26,7 +27,34 @@ def load_extension() -> None:
         pn.extension("plotly", inline=True)
 
 
-class Workbench(Viewer):
+def _jupyter_dist_url() -> str:
+    # Panel's Jupyter server extension serves its static files at <base_url>panel_dist/.
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    return prefix.rstrip("/") + "/panel_dist/"
+
+
+def _styles_from_this_server() -> None:
+    """Point later stylesheet updates of displayed workbench views at the Jupyter server, not the CDN.
+
+    The first render inlines every stylesheet, but when a pane changes Panel re-sends its design stylesheets as
+    links, and in a notebook document (which has no dist_url) those links go to cdn.holoviz.org: requests that
+    fail offline. With the document's dist_url set, Panel rewrites them to the Jupyter server's copy.
+    """
+    for _, _, doc, comm in list(pn.state._views.values()):
+        if comm is not None and doc is not None:
+            doc._template_variables.setdefault("dist_url", _jupyter_dist_url())
+
+
+class _NotebookView(Viewer):
+    """A Viewer whose notebook display takes its later stylesheet updates from the Jupyter server."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = super()._repr_mimebundle_(include, exclude)
+        _styles_from_this_server()
+        return bundle
+
+
+class Workbench(_NotebookView):
     """The full workbench (builder, circuit, run setup, live training, compare, benchmark, export) in a cell.
 
     Work with it from code too: `.builder` (add/move/undo…), `.setup` (dataset, optimiser, target…),
@@ -79,7 +107,7 @@ class Workbench(Viewer):
         self.app.shutdown()
 
 
-class LiveView(Viewer):
+class LiveView(_NotebookView):
     """Live charts of one training run (a Trainer, whose pause/resume/stop buttons it shows, or a MetricStream)."""
 
     def __init__(self, source, *, poll_ms: int = POLL_MS, **params):

@@ -48,6 +48,7 @@ class TrainingSession(param.Parameterized):
     run_ids = param.List(default=[], doc="Runs started in this session, oldest first.")
     baseline_status = param.String(default="idle")
     baseline_message = param.String(default="")
+    step_delay = param.Number(default=0.0, bounds=(0, 5), doc="Seconds between steps (the speed control).")
 
     def __init__(self, store: RunStore | None = None, **params):
         super().__init__(**params)
@@ -89,7 +90,7 @@ class TrainingSession(param.Parameterized):
             config = TrainConfig(**setup.train_config())
             stream = MetricStream()
             trainer = Trainer(checked, dataset, config, store=self.store, stream=stream, parent_id=parent_id,
-                              name=checked.name)
+                              name=f"{checked.name} on {setup.dataset}")
         except (TrainingError, GradientError, DatasetError, SpecError, ValueError, RuntimeError, MemoryError) as err:
             raise StartError(str(err)) from None
         return trainer, stream, dataset
@@ -102,9 +103,37 @@ class TrainingSession(param.Parameterized):
             raise StartError("a run is already in progress: stop it first")
         trainer, stream, dataset = self._make_trainer(spec, setup)
         self.trainer, self.stream, self.dataset = trainer, stream, dataset
+        trainer.step_delay = self.step_delay
         trainer.start()
         self.param.update(status="running", message="")
         return trainer
+
+    def step(self, spec: dict, setup) -> object:
+        """One optimiser step: of the paused run, or the first step of a new run, which then waits paused."""
+        if self._active(self.trainer):
+            self.trainer.step_once()
+            self.status = "running"
+            return self.trainer
+        if self.closed:
+            raise StartError("this session has ended: reload the page")
+        trainer, stream, dataset = self._make_trainer(spec, setup)
+        self.trainer, self.stream, self.dataset = trainer, stream, dataset
+        trainer.step_delay = self.step_delay
+        trainer.step_once()
+        trainer.start()
+        self.param.update(status="running", message="")
+        return trainer
+
+    def reset(self) -> None:
+        """Forget the current run (stopping it): the next Train starts from freshly initialised weights."""
+        self.stop()
+        self.trainer, self.stream = None, None
+        self.param.update(status="idle", message="")
+
+    @param.depends("step_delay", watch=True)
+    def _apply_speed(self) -> None:
+        if self.trainer is not None:
+            self.trainer.step_delay = self.step_delay
 
     def start_baseline(self, spec: dict, setup) -> object:
         """Train the matched classical network with the same settings (parent: this session's last run)."""

@@ -150,7 +150,7 @@ def block_summary(block: dict) -> str:
         return "→ (" + ", ".join(map(str, block.get("shape", []))) + ")"
     if t == "activation":
         fn = block.get("fn", "relu")
-        return f"{block.get('scale', math.pi) / math.pi:.3g}π·tanh" if fn == "scaled_tanh" else fn
+        return _scaled_tanh_label(block.get("scale", math.pi)) if fn == "scaled_tanh" else fn
     if t == "dropout":
         return f"p = {block.get('p', 0.1)}"
     if t == "quantum":
@@ -170,6 +170,15 @@ def block_summary(block: dict) -> str:
             parts.append("⟨Z⟩ each")
         return " · ".join(parts)
     return ""
+
+
+def _scaled_tanh_label(scale: float) -> str:
+    """π·tanh, π/2·tanh, 2π·tanh or 1.5·tanh: multiples of π as people write them."""
+    ratio = scale / math.pi
+    for text, value in (("π", 1.0), ("π/2", 0.5), ("π/4", 0.25), ("2π", 2.0)):
+        if math.isclose(ratio, value, rel_tol=1e-9):
+            return f"{text}·tanh"
+    return f"{scale:.3g}·tanh"
 
 
 def block_group(block: dict) -> str:
@@ -376,7 +385,9 @@ class BuilderState(param.Parameterized):
         block = {"id": unique_id(blocks, block["type"]), **block}
         if block["type"] == "quantum":
             _fit_readout(block)
-        index = len(blocks) if index is None else max(0, min(int(index), len(blocks)))
+        if index is None:
+            index = _append_position(blocks, block)
+        index = max(0, min(int(index), len(blocks)))
         blocks.insert(index, block)
         self._commit(spec, index, f"add {block['id']}", undo_select=None)
         return block
@@ -529,6 +540,18 @@ class BuilderState(param.Parameterized):
         }
 
 
+def _is_output_layer(block: dict) -> bool:
+    return block.get("type") == "quantum" and block.get("role") == "output"
+
+
+def _append_position(blocks: list[dict], block: dict) -> int:
+    """Where "add to the end" puts a block: before a trailing quantum output layer, which must stay last
+    (only another output layer goes after it)."""
+    if blocks and _is_output_layer(blocks[-1]) and not _is_output_layer(block):
+        return len(blocks) - 1
+    return len(blocks)
+
+
 def _id_stem(block_id: str) -> str:
     stem = block_id.rstrip("0123456789").rstrip("_")
     return stem or block_id
@@ -538,6 +561,7 @@ def _id_stem(block_id: str) -> str:
 # Run setup
 
 
+UNTIL_PAUSED = 10**9  # the epoch count of a run that trains until the user pauses or stops it
 NOISE_CHANNELS = ("depolarizing", "depolarizing2", "amplitude_damping", "bit_flip", "phase_flip", "readout")
 NOISE_LIMITS = {"depolarizing": 0.75, "depolarizing2": 15 / 16}
 TORCH_TARGETS = {"torch": "Torch engine · statevector", "torch-density": "Torch engine · density matrix (noisy)"}
@@ -589,6 +613,7 @@ class RunSetup(param.Parameterized):
     optimizer = param.Selector(default="adam", objects=["adam", "sgd", "rmsprop", "lbfgs"])
     lr = param.Number(default=0.05, bounds=(1e-6, 10.0))
     epochs = param.Integer(default=20, bounds=(1, 100000))
+    until_paused = param.Boolean(default=False, doc="Ignore epochs: train until Pause or Stop (playground).")
     batch_size = param.Integer(default=32, bounds=(1, 100000))
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     target = param.String(default="torch")
@@ -598,8 +623,8 @@ class RunSetup(param.Parameterized):
     noise = param.Dict(default={}, doc="Noise channel -> probability (only non-zero ones).")
     precision = param.Selector(default="single", objects=["single", "double"])
 
-    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "batch_size", "seed", "target", "gradient",
-              "shots", "noise", "precision")
+    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
+              "gradient", "shots", "noise", "precision")
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -655,7 +680,7 @@ class RunSetup(param.Parameterized):
 
     def train_config(self) -> dict:
         """Keyword arguments for TrainConfig."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
+        return {"epochs": UNTIL_PAUSED if self.until_paused else self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
                 "seed": self.seed, "target": self.target, "gradient": self.gradient,
                 "shots": self.shots or None, "noise": dict(self.noise) or None, "precision": self.precision}
 
@@ -668,6 +693,9 @@ class RunSetup(param.Parameterized):
                 break
         else:
             return f"unknown target {self.target!r}"
+        if self.hardware and not self.shots:
+            return (f"target {self.target} emulates hardware, which only measures: set Shots above 0 "
+                    "(e.g. 1000), or pick a simulator for exact expectations")
         if self.noisy and self.target not in ("torch", "torch-density", "density-matrix-cpu"):
             return (f"gate noise needs a density-matrix simulator, but {self.target} simulates pure states: choose "
                     "density-matrix-cpu or the torch engine, or set the noise to 0")
@@ -688,8 +716,6 @@ class RunSetup(param.Parameterized):
         engine = "torch-density" if (self.target == "torch" and self.noisy) else self.target
         for block in quantum:
             shots = self.shots or (block.get("readout") or {}).get("shots") or None
-            if self.hardware and not shots:
-                shots = 1000
             try:
                 choice = choose_gradient(self.gradient, engine=engine, shots=shots, hardware=self.hardware,
                                          noisy=self.noisy)
@@ -714,7 +740,26 @@ class RunSetup(param.Parameterized):
         if spec and spec.get("task") != data.task:
             return (f"dataset {self.dataset} is a {data.task} task but the network is set to "
                     f"{spec.get('task')}: use “Match network input” or pick another dataset"), data
-        return "", data
+        return _engine_fit_problem(spec, data), data
+
+
+def _engine_fit_problem(spec: dict | None, data) -> str:
+    """The trainer's own verdict on network vs dataset (e.g. 4 output scores for 2 classes); '' if it fits or
+    the network is not valid yet (the builder shows that error)."""
+    from ..training import TrainingError
+    from ..training.trainer import check_dataset_fits
+
+    if not spec:
+        return ""
+    try:
+        checked = load_spec(copy.deepcopy(spec))
+    except SpecError:
+        return ""
+    try:
+        check_dataset_fits(checked, data)
+    except TrainingError as err:
+        return str(err)
+    return ""
 
 
 def session_payload(builder: BuilderState, setup: RunSetup) -> dict:

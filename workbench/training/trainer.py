@@ -121,6 +121,32 @@ def task_metric(task: str, out: torch.Tensor, y: torch.Tensor) -> tuple[str, flo
     return "energy", float(energy.mean())
 
 
+def check_dataset_fits(spec, dataset) -> None:
+    """Raise TrainingError (saying what to change) unless `dataset` can train `spec`: input shape, task and
+    output width (C scores for C classes, or one logit for two classes)."""
+    expected = tuple(spec.input_shape)
+    got = tuple(dataset.input_shape)
+    if expected != got:
+        hint = f"set the spec's input_shape to {list(got)}"
+        if math.prod(expected) == math.prod(got):
+            hint += " (or add a reshape/flatten block)"
+        raise TrainingError(f"dataset {dataset.name!r} gives samples of shape {got} but the spec "
+                            f"{spec.name!r} expects {expected}: {hint}")
+    if spec.task != dataset.task:
+        raise TrainingError(f"dataset {dataset.name!r} is a {dataset.task} task but the spec is "
+                            f"{spec.task}: pick a matching dataset or set the spec's task")
+    width = spec.output_shape()[0]
+    if spec.task == "classification" and width > 1 and dataset.n_classes != width:
+        raise TrainingError(f"dataset {dataset.name!r} has {dataset.n_classes} classes but the network "
+                            f"outputs {width} scores: set the last block's width to {dataset.n_classes}")
+    if spec.task == "classification" and width == 1 and dataset.n_classes != 2:
+        raise TrainingError(f"a single-logit network is a binary classifier but dataset {dataset.name!r} "
+                            f"has {dataset.n_classes} classes: output {dataset.n_classes} scores")
+    if spec.task == "energy" and width > 1 and dataset.y_train.shape[1] != width:
+        raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {dataset.name!r} gives "
+                            f"{dataset.y_train.shape[1]} coefficients per sample")
+
+
 class Trainer:
     """One training run. `run()` blocks; `start()` runs it on a background thread."""
 
@@ -145,6 +171,8 @@ class Trainer:
         self.error: str | None = None
         self._pause = threading.Event()
         self._cancel = threading.Event()
+        self.step_delay = 0.0  # seconds to wait after each step (a playground's speed control)
+        self._steps_left: int | None = None  # set by step_once: pause again after this many steps
         self._thread: threading.Thread | None = None
         self._pending: list[dict] = []
         self._last_flush = 0.0
@@ -160,29 +188,9 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------
     def _check_dataset(self) -> None:
-        expected = tuple(self.spec.input_shape)
-        got = tuple(self.dataset.input_shape)
-        if expected != got:
-            hint = f"set the spec's input_shape to {list(got)}"
-            if math.prod(expected) == math.prod(got):
-                hint += " (or add a reshape/flatten block)"
-            raise TrainingError(f"dataset {self.dataset.name!r} gives samples of shape {got} but the spec "
-                                f"{self.spec.name!r} expects {expected}: {hint}")
-        if self.spec.task != self.dataset.task:
-            raise TrainingError(f"dataset {self.dataset.name!r} is a {self.dataset.task} task but the spec is "
-                                f"{self.spec.task}: pick a matching dataset or set the spec's task")
-        width = self.spec.output_shape()[0]
-        if self.spec.task == "classification" and width > 1 and self.dataset.n_classes > width:
-            raise TrainingError(f"dataset {self.dataset.name!r} has {self.dataset.n_classes} classes but the network "
-                                f"outputs {width} scores: set the last block's width to {self.dataset.n_classes}")
-        if self.spec.task == "classification" and width == 1 and self.dataset.n_classes != 2:
-            raise TrainingError(f"a single-logit network is a binary classifier but dataset {self.dataset.name!r} "
-                                f"has {self.dataset.n_classes} classes: output {self.dataset.n_classes} scores")
+        check_dataset_fits(self.spec, self.dataset)
         if self.spec.task == "classification":
-            self._check_labels(width)
-        if self.spec.task == "energy" and width > 1 and self.dataset.y_train.shape[1] != width:
-            raise TrainingError(f"the energy readout has {width} Pauli terms but dataset {self.dataset.name!r} gives "
-                                f"{self.dataset.y_train.shape[1]} coefficients per sample")
+            self._check_labels(self.spec.output_shape()[0])
 
     def _check_labels(self, width: int) -> None:
         """Class labels must be whole numbers the network has a score for, checked before any training."""
@@ -227,6 +235,11 @@ class Trainer:
         self._pause.set()
 
     def resume(self) -> None:
+        self._pause.clear()
+
+    def step_once(self) -> None:
+        """Take one optimiser step and pause again (before start(): the run begins with that one step)."""
+        self._steps_left = 1
         self._pause.clear()
 
     def cancel(self) -> None:
@@ -299,6 +312,13 @@ class Trainer:
                 self._position["step"] += 1
                 if self._position["step"] % config.checkpoint_every_steps == 0:
                     self._checkpoint()
+                if self._steps_left is not None:
+                    self._steps_left -= 1
+                    if self._steps_left <= 0:
+                        self._steps_left = None
+                        self._pause.set()
+                if self.step_delay > 0:
+                    self._cancel.wait(self.step_delay)
             self._end_epoch(epoch, epoch_losses, epoch_metrics, time.perf_counter() - epoch_start)
             if self._stale_epochs and config.early_stopping and self._stale_epochs >= config.early_stopping:
                 self._emit({"kind": "early_stop", "epoch": epoch, "step": self._position["step"],

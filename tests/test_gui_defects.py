@@ -1,0 +1,107 @@
+"""Defects a newcomer met in the GUI (issue 12), checked on the state and chart code the browser draws."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import workbench as wb
+from workbench.gui import charts
+from workbench.gui.state import BuilderState, RunSetup, block_summary
+
+
+def test_palette_plus_keeps_a_quantum_output_layer_last():
+    b = BuilderState(wb.templates.get("quantum-output").to_dict())
+    assert b.valid and b.blocks[-1]["role"] == "output"
+    b.add("dropout")  # the palette's "+" sends no index
+    assert [x["id"] for x in b.blocks] == ["fc_in", "to_angles", "drop1", "qout"]
+    assert b.valid, b.error
+    b.add("r_expect")  # another output layer goes to the very end (and the engine then says why it is wrong)
+    assert b.blocks[-1]["type"] == "quantum" and b.blocks[-2]["id"] == "qout"
+
+
+@pytest.mark.parametrize("scale,label", [(math.pi, "π·tanh"), (math.pi / 2, "π/2·tanh"), (2 * math.pi, "2π·tanh"),
+                                         (1.5, "1.5·tanh")])
+def test_scaled_tanh_label_reads_like_maths(scale, label):
+    assert block_summary({"type": "activation", "fn": "scaled_tanh", "scale": scale}) == label
+
+
+def test_a_four_score_head_on_two_class_data_cannot_train():
+    spec = {"version": 1, "name": "four", "task": "classification", "input_shape": [2],
+            "blocks": [{"id": "fc", "type": "linear", "out_features": 4}]}
+    setup = RunSetup(dataset="circles")
+    problem, _ = setup.dataset_problem(spec)
+    assert "2 classes but the network outputs 4 scores" in problem
+    spec["blocks"][0]["out_features"] = 2
+    assert setup.dataset_problem(spec)[0] == ""
+
+
+def test_emulated_hardware_needs_shots():
+    spec = wb.templates.get("vqc-circles").to_dict()
+    setup = RunSetup(target="quantinuum", shots=0)
+    result = setup.gradient_explanation(spec)
+    assert not result["ok"] and "Shots above 0" in result["error"]
+    setup.shots = 200
+    assert setup.gradient_explanation(spec)["ok"]
+
+
+def _events(steps: int, per_epoch: int) -> list[dict]:
+    out = [{"kind": "start", "epochs": steps // per_epoch, "steps_per_epoch": per_epoch}]
+    for s in range(steps):
+        out.append({"kind": "step", "step": s, "loss": 1.0 / (s + 1), "metric": "accuracy", "accuracy": 0.5,
+                    "step_time": 0.01, "grad_norm": {"fc": 0.1 + s}, "quantum": {"q": {"grad_variance": 1e-3,
+                                                                                       "gradient_method": "adjoint",
+                                                                                       "circuit_executions": 1}}})
+        if (s + 1) % per_epoch == 0:
+            out.append({"kind": "epoch", "epoch": s // per_epoch, "step": s + 1, "loss": 0.3, "metric": "accuracy",
+                        "accuracy": 0.6, "val_loss": 0.4, "val_accuracy": 0.55})
+    return out
+
+
+@pytest.mark.parametrize("steps", [7, 600, 601, 1999, 5003])
+def test_every_chart_ends_at_the_last_step_received(steps):
+    d = charts.LiveData()
+    d.extend(_events(steps, 7))
+    last = steps - 1
+    for make in (charts.loss_figure, charts.metric_figure, charts.variance_figure, charts.throughput_figure,
+                 charts.gradnorm_figure):
+        figure = make(d)
+        for trace in figure["data"]:
+            assert trace["x"][-1] <= last
+        step_traces = [t for t in figure["data"] if t["x"] and t["x"][-1] == last]
+        assert step_traces, (make.__name__, [t["x"][-1] for t in figure["data"]])
+        assert all(len(t["x"]) <= 610 for t in figure["data"])  # thinned for drawing
+    loss = charts.loss_figure(d)["data"][0]
+    assert loss["y"][-1] == pytest.approx(1.0 / steps)  # the latest point itself, not a bin mean
+    if steps % 7 == 0:  # an epoch just ended: its point sits on the last step too
+        epoch = charts.loss_figure(d)["data"][1]
+        assert epoch["x"][-1] == last
+
+
+def test_thinning_keeps_the_trend():
+    xs = list(range(10_000))
+    ys = [float(x) for x in xs]
+    tx, ty = charts._thin(xs, ys, limit=600)
+    assert len(tx) <= 600 and tx[-1] == 9999 and ty[-1] == 9999.0
+    assert all(a < b for a, b in zip(tx, tx[1:]))
+    assert all(abs(y - x) <= 20 for x, y in zip(tx, ty))  # bin means stay near the line
+
+
+def test_benchmark_tab_shows_installed_peer_frameworks_from_the_peers_result():
+    import json
+
+    from workbench.bench.peers import installed
+    from workbench.gui.tabs.benchmark import PEERS_RESULT, BenchmarkTab
+
+    tab = BenchmarkTab(BuilderState(wb.templates.get("vqc-circles").to_dict()), RunSetup())
+    tab.show_peers.value = True
+    shown = tab.peers_table.object
+    result = json.loads(PEERS_RESULT.read_text())
+    expected = [r for r in result["rows"]
+                if r["n"] == 4 and r.get("step_ms") is not None and not installed(r["variant"])]
+    assert expected and "standard 4-qubit network" in shown
+    for row in expected:
+        assert f"<td>{row['variant']}</td><td class=num>{row['step_ms']:.2f}</td>" in shown
+    tab.show_peers.value = False
+    assert tab.peers_table.object == ""
