@@ -31,9 +31,11 @@ from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup,
 from .tabs.benchmark import BenchmarkTab
 from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
+from .tabs.search import SearchTab
 
 TITLE = "Hybrid Quantum Workbench"
-TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Benchmark", "Export & share")
+TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Search", "Benchmark",
+             "Export & share")
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
@@ -205,7 +207,7 @@ class WorkbenchApp(param.Parameterized):
         self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, circuit, setup, train, self.state_view, compare, self.bench, self.export)
+        views = (build, circuit, setup, train, self.state_view, compare, SearchTab(self), self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
