@@ -1,0 +1,67 @@
+"""Command-line running of jobs: a progress bar with per-step and per-circuit-batch progress, the cost
+preview of hardware runs, and Ctrl-C/SIGTERM ending the run as interrupted (resumable)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .job import Job
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C (KeyboardInterrupt in the main thread) while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_with_progress(job: Job, label: str, console: Console, *, total_steps: int, done_steps: int = 0) -> Job:
+    """Run the job to its end with a live bar: steps, loss and metric; circuits done/total this step,
+    shots and ETA when the engine reports circuit batches (CUDA-Q targets)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        steps = progress.add_task(label, total=total_steps, status="", completed=done_steps)
+        circuits = None
+
+        def on_event(event: dict) -> None:
+            nonlocal circuits
+            kind = event["kind"]
+            if kind == "step":
+                metric = event["metric"]
+                progress.update(steps, completed=event["step"] + 1,
+                                status=f"loss {event['loss']:.4f} {metric} {event[metric]:.3f}")
+            elif kind == "epoch" and "val_loss" in event:
+                progress.update(steps, status=f"epoch {event['epoch'] + 1}: val loss {event['val_loss']:.4f}")
+            elif kind == "progress":
+                if circuits is None:
+                    circuits = progress.add_task("  circuits this step", total=event["circuits_total"], status="")
+                eta = f", step ETA {event['eta']:.0f} s" if event.get("eta") is not None else ""
+                progress.update(circuits, total=event["circuits_total"], completed=event["circuits_done"],
+                                status=f"shots {event['shots_total']:,}{eta}")
+            elif kind == "log":
+                console.print(f"[dim]{event['message']}[/]")
+
+        subscription = job.stream.subscribe(on_event, replay=False)
+        try:
+            with sigterm_as_interrupt():
+                job.run()
+        finally:
+            subscription.join(timeout=5)
+    return job
