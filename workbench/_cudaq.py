@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import warnings
@@ -28,10 +29,15 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=UserWarning, module="cudaq.*")
     _argv = sys.argv
     sys.argv = sys.argv[:1]  # cudaq parses --target from argv at import; never let it see ours
+    _sigint = signal.getsignal(signal.SIGINT)
     try:
         import cudaq  # noqa: E402
     finally:
         sys.argv = _argv
+        # cudaq installs a C-level SIGINT handler that prints and exits: Ctrl-C must stay Python's
+        # KeyboardInterrupt (or a job worker's SIG_IGN) so runs end as interrupted with their checkpoint.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _sigint)
 # cudaq switches the multiprocessing start method to forkserver; restore the user's choice.
 with contextlib.suppress(RuntimeError):
     multiprocessing.set_start_method(_start_method, force=True)

@@ -70,13 +70,16 @@ class ProgressReporter:
         self.step = None
         self.done = self.shots = self.shots_total = 0
         self.step_start = self.last = 0.0
-        self.run_start = time.monotonic()
+        self.run_start = self.previous = time.monotonic()
 
     def __call__(self, circuits: int, shots: int) -> None:
         position = self.trainer._position
         now = time.monotonic()
         if position["step"] != self.step:
-            self.step, self.done, self.shots, self.step_start = position["step"], 0, 0, now
+            # The step began when the previous one's last batch ended (the first: when the run began).
+            start = self.previous if self.step is not None else self.run_start
+            self.step, self.done, self.shots, self.step_start = position["step"], 0, 0, start
+        self.previous = now
         self.done += circuits
         self.shots += shots
         self.shots_total += shots
