@@ -311,9 +311,31 @@ def templates() -> None:
 
 @app.command()
 def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option("localhost", "--address"),
-          show: bool = typer.Option(False, "--show/--no-show", help="Open a browser tab.")) -> None:
-    """Serve the workbench GUI on localhost."""
+          show: bool = typer.Option(False, "--show/--no-show", help="Open a browser tab."),
+          cluster: Optional[str] = typer.Option(None, "--cluster", help="Run the sessions' jobs on Ray: "
+                                                "ray://HOST:PORT or auto (default: $WORKBENCH_CLUSTER, else local)."),
+          max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="Concurrent jobs before runs queue "
+                                                 "(default: $WORKBENCH_MAX_JOBS, else one per CPU core).")) -> None:
+    """Serve the workbench GUI on localhost; every run trains as a job outside the server process."""
     from .gui.server import serve as serve_gui
+    from .jobs.api import CLUSTER_VARIABLE, cluster_from
+
+    try:
+        address = cluster_from(cluster)
+    except ValueError as err:
+        _fail(str(err))
+    if address:
+        from .jobs.ray_jobs import connect
+
+        try:
+            connect(address)
+        except RuntimeError as err:
+            _fail(str(err))
+        os.environ[CLUSTER_VARIABLE] = address
+    if max_jobs is not None:
+        if max_jobs < 1:
+            _fail("--max-jobs must be at least 1")
+        os.environ["WORKBENCH_MAX_JOBS"] = str(max_jobs)
 
     serve_gui(port=port, address=address, show=show)
 
