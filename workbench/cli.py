@@ -85,6 +85,8 @@ def train(
     baseline: bool = typer.Option(False, "--baseline", help="Also train the matched classical baseline."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Run on Ray: ray://HOST:PORT or auto "
                                           "(default: $WORKBENCH_CLUSTER, else a local worker process)."),
+    nproc: int = typer.Option(1, "--nproc", help="Train data-parallel over N local processes (DDP: gloo on CPU, "
+                              "nccl with one GPU per process)."),
     yes: bool = typer.Option(False, "--yes", help="Start a hardware run without asking after the cost preview."),
     store_path: Optional[Path] = typer.Option(None, "--store", help="Run store file (default: user data dir)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write final metrics and the run id as JSON."),
@@ -120,6 +122,9 @@ def train(
         job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:
         _fail(str(err))
+    if nproc > 1:
+        _train_distributed(architecture, data, config, nproc, store, cluster, baseline, save_model, out)
+        return
     if needs_preview(config):
         console.print(f"[bold]cost preview ({target}):[/] {cost.summary()}")
         if not yes and not typer.confirm("start this run?", default=True, err=True):
@@ -141,6 +146,31 @@ def train(
         out.write_text(json.dumps(summary, indent=2))
     if result.status == "failed":
         _fail(result.final.get("error", "training failed"), code=1)
+
+
+def _train_distributed(architecture, data, config, nproc, store, cluster, baseline, save_model, out) -> None:
+    from .jobs.cli import train_distributed
+
+    if cluster or baseline:
+        _fail("--nproc trains one run data-parallel on this machine: leave out --cluster and --baseline")
+    try:
+        summary = train_distributed(architecture, data, config, nproc, store, console, architecture.name)
+    except KeyboardInterrupt:
+        _fail("interrupted: the data-parallel run is marked interrupted (it keeps no checkpoint: start it again)",
+              code=130)
+    except (ValueError, RuntimeError) as err:
+        _fail(str(err))
+    state = summary.pop("state_dict")
+    if save_model:
+        from . import compile as compile_spec
+
+        model = compile_spec(architecture, **config.compile_options())
+        model.load_state_dict(state)
+        summary["model"] = str(model.save(save_model))
+    summary["store"] = str(store.path)
+    _print_final(summary)
+    if out:
+        out.write_text(json.dumps(summary, indent=2))
 
 
 def _run_job(job, label: str, total: int, done: int = 0):

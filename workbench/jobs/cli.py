@@ -65,3 +65,42 @@ def run_with_progress(job: Job, label: str, console: Console, *, total_steps: in
         finally:
             subscription.join(timeout=5)
     return job
+
+
+def train_distributed(spec, dataset, config, nproc: int, store, console: Console, label: str) -> dict:
+    """`workbench train --nproc N`: one data-parallel run over N local processes; this process records it."""
+    from dataclasses import asdict
+
+    from ..training.trainer import environment
+    from . import ownership
+    from .ddp import train_ddp
+
+    run_id = store.create_run(spec=spec.to_dict(), config={**asdict(config), "nproc": nproc},
+                              dataset=dataset.description, environment={**environment(config), "ranks": nproc},
+                              name=spec.name)
+    ownership.claim(store, run_id)
+    steps_per_epoch = -(-len(dataset.X_train) // config.batch_size)
+    pending: list[dict] = []
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task(f"{label} ({nproc} processes)", total=steps_per_epoch * config.epochs, status="")
+
+            def on_event(event: dict) -> None:
+                pending.append(event)
+                progress.update(task, completed=event["step"] + 1, status=f"loss {event['loss']:.4f}")
+                if len(pending) >= 20:
+                    store.append_events(run_id, pending)
+                    pending.clear()
+
+            with sigterm_as_interrupt():
+                result = train_ddp(spec, dataset, config, nproc, on_event=on_event)
+    except KeyboardInterrupt:
+        store.append_events(run_id, pending)
+        store.set_status(run_id, "interrupted", {"error": "interrupted (Ctrl-C or SIGTERM)"})
+        ownership.release(store, run_id)
+        raise
+    store.append_events(run_id, pending)
+    store.set_status(run_id, "completed", result["final"])
+    ownership.release(store, run_id)
+    return {"run_id": run_id, "status": "completed", "final": result["final"], "state_dict": result["state_dict"]}
