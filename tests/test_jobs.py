@@ -173,3 +173,22 @@ def test_hardware_run_reports_circuit_batches_and_keeps_cudaq_warnings_off_stder
     err = capfd.readouterr().err
     assert "named measurement" not in err and "sampling mode" not in err
     assert cost.circuits_total == executed + len(data.X_test) + len(data.X_train) and filtered, filtered
+
+
+@pytest.mark.slow
+def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_predicts():
+    from workbench.gui.state import target_choices
+    from workbench.jobs.benchmark import BenchmarkJob
+    from workbench.jobs.cost import circuits_per_sample
+
+    spec = wb.templates.get("vqc-circles")
+    run = BenchmarkJob(spec, targets=[c for c in target_choices() if c["name"] == "torch"], batch=4, repeats=1)
+    assert run.total == 4 and not run.finished
+    run.start()
+    assert run.join(300) and run.status == "completed", run.error
+    assert run.worker["pid"] != os.getpid()  # timed in a worker process, not here
+    rows = {r["gradient"]: r for r in run.snapshot() if not r["skip"]}
+    assert {r["status"] for r in rows.values()} == {"done"} and run.done == 4
+    for method, row in rows.items():
+        per_sample, _ = circuits_per_sample(spec, method, target="torch", shots=None)
+        assert row["executions"] == 4 * per_sample, method

@@ -22,7 +22,7 @@ import param
 from .. import templates
 from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
-from .bench import BenchmarkRun
+from ..jobs.benchmark import BenchmarkJob
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
 from .components import BuilderCanvas, UrlState
 from .dashboard import POLL_MS, LiveDashboard
@@ -99,7 +99,7 @@ class WorkbenchApp(param.Parameterized):
         self.builder = BuilderState()
         self.setup = RunSetup()
         self.session = TrainingSession(store=self.store)
-        self.benchmark: BenchmarkRun | None = None
+        self.benchmark: BenchmarkJob | None = None
         self._bench_version = -1
         self._syncing = False
         self._form_key: tuple | None = None
@@ -919,11 +919,11 @@ class WorkbenchApp(param.Parameterized):
                    (self.bench_hardware.value and c["kind"] == "hardware")]
         try:
             _, dataset = self.setup.dataset_problem(self.builder.spec)
-            self.benchmark = BenchmarkRun(self.builder.spec, targets=targets, dataset=dataset,
+            self.benchmark = BenchmarkJob(self.builder.spec, targets=targets, dataset=dataset,
                                           batch=self.bench_batch.value, noise=dict(self.setup.noise) or None,
                                           shots=self.setup.shots or None, precision=self.setup.precision,
                                           include_hardware=self.bench_hardware.value,
-                                          repeats=self.bench_repeats.value)
+                                          repeats=self.bench_repeats.value)  # a job: timed outside the server
         except Exception as err:
             self.bench_status.value = _html_note(html.escape(str(err)), "alert")
             return False
@@ -1124,7 +1124,7 @@ class WorkbenchApp(param.Parameterized):
         self.pause_button.disabled = s.status != "running"
         self.resume_button.disabled = s.status != "paused"
         self.stop_button.disabled = not running
-        status = {"idle": "No run yet.", "running": "Training…", "paused": "Paused.", "completed": "Completed.",
+        status = {"idle": "No run yet.", "running": "Training… " + s.message, "queued": "Queued: " + s.message, "paused": "Paused.", "completed": "Completed.",
                   "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
         self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
         has_model = s.trainer is not None and s.status in ("completed", "cancelled")

@@ -154,7 +154,7 @@ class TrainingSession(param.Parameterized):
                 status = "paused" if trainer.paused else "running"  # the flag answers at once, the loop later
             if status in ("idle", "starting"):
                 status = "running"  # started, the worker has not reported yet
-            message = trainer.error or trainer.queue_message()
+            message = trainer.error or trainer.queue_message() or trainer.progress_text()
             if is_baseline:
                 if (self.baseline_status, self.baseline_message) != (status, message):
                     self.param.update(baseline_status=status, baseline_message=message)

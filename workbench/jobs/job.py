@@ -76,6 +76,7 @@ class Job:
         self.steps_per_epoch: int | None = None
         self.worker: dict[str, Any] = {}
         self.paused = False
+        self.progress: dict[str, Any] | None = None  # the last circuit-batch progress event
         self._model: bytes | None = None
         self._stop_reason: str | None = None
         self._done = False
@@ -148,6 +149,15 @@ class Job:
         return "waiting for a free worker" if ahead == 0 else \
             f"{ahead} run{'s' if ahead != 1 else ''} ahead of yours"
 
+    def progress_text(self) -> str:
+        """'circuits 120/584 in step 3 · 12,000 shots · ETA 40 s' while circuit batches are reported."""
+        event = self.progress
+        if event is None or self.finished:
+            return ""
+        eta = f" · step ETA {event['eta']:.0f} s" if event.get("eta") is not None else ""
+        shots = f" · {event['shots_total']:,} shots" if event.get("shots_total") else ""
+        return f"circuits {event['circuits_done']}/{event['circuits_total']} in step {event['step'] + 1}{shots}{eta}"
+
     @property
     def model(self) -> SavedModel | None:
         return SavedModel(self._model) if self._model is not None else None
@@ -212,6 +222,8 @@ class Job:
         kind = message[0]
         if kind == "event":
             event = message[1]
+            if event.get("kind") == "progress":
+                self.progress = event
             if event.get("kind") == "start":
                 self.gradient = event.get("gradient") or {}
                 self.steps_per_epoch = event.get("steps_per_epoch")
