@@ -49,11 +49,10 @@ class CostEstimate:
 def circuits_per_sample(spec: S.ArchitectureSpec, gradient: str, *, target: str, shots: int | None,
                         noisy: bool = False) -> tuple[int, int]:
     """(circuits for one training sample's forward+backward, circuits for one evaluation-only sample)."""
-    from .._cudaq import HARDWARE_TARGETS
     from ..circuits import build_circuit
     from ..gradients import choose_gradient
 
-    hardware = target in HARDWARE_TARGETS
+    hardware = is_hardware(target)
     train = evaluate = 0
     for block, (in_shape, _) in zip(spec.blocks, spec.shapes()):
         if not isinstance(block, S.Quantum):
@@ -86,9 +85,7 @@ def estimate(spec: S.ArchitectureSpec | dict, config, *, n_train: int, n_test: i
                          if (e + 1) % config.boundary_every == 0 or e + 1 == config.epochs)
     total = per_epoch * config.epochs + boundaries * config.boundary_resolution ** 2 * evaluate \
         + (n_test + fit) * evaluate
-    from .._cudaq import HARDWARE_TARGETS
-
-    hardware = config.target in HARDWARE_TARGETS
+    hardware = is_hardware(config.target)
     shots = config.shots or (DEFAULT_HARDWARE_SHOTS if hardware and train else 0)
     return CostEstimate(circuits_per_step=min(fit, config.batch_size) * train, circuits_per_epoch=per_epoch,
                         circuits_total=total, shots_per_circuit=int(shots or 0), steps_per_epoch=steps,
@@ -97,6 +94,15 @@ def estimate(spec: S.ArchitectureSpec | dict, config, *, n_train: int, n_test: i
 
 def needs_preview(config) -> bool:
     """Runs on emulated or real hardware cost shots (and, on real hardware, money): preview them first."""
+    return is_hardware(config.target)
+
+
+def is_hardware(target: str) -> bool:
+    """An emulated or real QPU. The torch engines are answered without importing CUDA-Q (seconds to load)."""
+    from ..layers import TORCH_ENGINES
+
+    if target in TORCH_ENGINES:
+        return False
     from .._cudaq import HARDWARE_TARGETS
 
-    return config.target in HARDWARE_TARGETS
+    return target in HARDWARE_TARGETS

@@ -75,6 +75,7 @@ class Job:
         self.gradient: dict[str, Any] = {}
         self.steps_per_epoch: int | None = None
         self.worker: dict[str, Any] = {}
+        self.cpu_s: float | None = None
         self.paused = False
         self.progress: dict[str, Any] | None = None  # the last circuit-batch progress event
         self._model: bytes | None = None
@@ -253,6 +254,7 @@ class Job:
             payload = message[1]
             self._done = True
             self.final, self.error, self._model = payload["final"], payload["error"], payload["model"]
+            self.cpu_s = payload.get("cpu_s")  # the worker's CPU time (benchmarks)
             status = payload["status"]
             if status == "cancelled" and self._stop_reason == "interrupted":
                 status = "interrupted"
@@ -368,6 +370,7 @@ def _context():
     global _CONTEXT
     if _CONTEXT is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["workbench.jobs.worker"])
+        # torch._dynamo: the first optimizer a process builds imports it (seconds); CUDA-Q stays out (threads).
+        context.set_forkserver_preload(["workbench.jobs.worker", "torch._dynamo"])
         _CONTEXT = context
     return _CONTEXT

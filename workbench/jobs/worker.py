@@ -170,7 +170,7 @@ def execute_training(job: JobSpec, send: Send, stop_requested: threading.Event |
     with progress.listening(ProgressReporter(trainer, cost.circuits_per_step, stream)):
         result = trainer.run()
     payload = {"status": result.status, "final": result.final, "error": trainer.error,
-               "model": _model_bytes(trainer.model)}
+               "model": _model_bytes(trainer.model), "cpu_s": time.process_time()}
     send(("done", payload))
     return payload
 
