@@ -196,7 +196,10 @@ def process_main(job: JobSpec, events, control) -> None:
 
     def send(message: tuple) -> None:
         with lock:
-            events.send(message)
+            try:
+                events.send(message)
+            except OSError:  # the submitting side is gone: nobody would record the rest
+                os._exit(1)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
