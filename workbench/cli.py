@@ -351,17 +351,17 @@ def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option(
     from .jobs.api import CLUSTER_VARIABLE, cluster_from
 
     try:
-        address = cluster_from(cluster)
+        cluster_address = cluster_from(cluster)
     except ValueError as err:
         _fail(str(err))
-    if address:
+    if cluster_address:
         from .jobs.ray_jobs import connect
 
         try:
-            connect(address)
+            connect(cluster_address)
         except RuntimeError as err:
             _fail(str(err))
-        os.environ[CLUSTER_VARIABLE] = address
+        os.environ[CLUSTER_VARIABLE] = cluster_address
     if max_jobs is not None:
         if max_jobs < 1:
             _fail("--max-jobs must be at least 1")
