@@ -108,7 +108,7 @@ def test_a_live_owner_elsewhere_is_named_in_the_refusal(store):
 @pytest.mark.slow
 def test_ctrl_c_marks_the_cli_run_interrupted_and_it_resumes(tmp_path):
     db = tmp_path / "runs.sqlite3"
-    command = [sys.executable, "-m", "workbench.cli", "train", "--template", "vqc-circles", "--epochs", "4",
+    command = [sys.executable, "-m", "workbench.cli", "train", "--template", "vqc-circles", "--epochs", "200",
                "--batch-size", "16", "--option", "n_samples=120", "--store", str(db)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
@@ -130,7 +130,7 @@ def test_ctrl_c_marks_the_cli_run_interrupted_and_it_resumes(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "runs", "resume", run.id, "--store", str(db)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert _steps(store, run.id) == list(range(4 * 5)) and store.get_run(run.id).status == "completed"
+    assert _steps(store, run.id) == list(range(200 * 5)) and store.get_run(run.id).status == "completed"
 
 
 @pytest.mark.slow
@@ -192,3 +192,28 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
     for method, row in rows.items():
         per_sample, _ = circuits_per_sample(spec, method, target="torch", shots=None)
         assert row["executions"] == 4 * per_sample, method
+
+
+def test_hardware_runs_show_their_cost_before_starting(tmp_path):
+    from workbench.gui.session import TrainingSession
+    from workbench.gui.state import RunSetup
+
+    data = load_dataset("circles", n_samples=120)
+    config = TrainConfig(epochs=3, batch_size=16, target="ionq", shots=200)
+    cost = estimate(TINY, config, n_train=len(data.X_train), n_test=len(data.X_test))
+    # 96 training samples: 77 fit in 5 steps of 16, 19 validate; each fit sample 1 + 2*4 circuits.
+    assert (cost.circuits_per_step, cost.circuits_per_epoch) == (16 * 9, 77 * 9 + 19)
+    assert cost.shots_total == cost.circuits_total * 200
+    declined = subprocess.run([sys.executable, "-m", "workbench.cli", "train", "--template", "vqc-circles",
+                               "--target", "ionq", "--shots", "200", "--epochs", "3", "--store",
+                               str(tmp_path / "runs.sqlite3")], input="n\n", capture_output=True, text=True,
+                              timeout=300)
+    assert declined.returncode == 1 and "not started" in declined.stderr
+    assert "cost preview (ionq)" in declined.stderr and "200 shots each" in declined.stderr
+    assert RunStore(tmp_path / "runs.sqlite3").list_runs() == []  # nothing ran, nothing recorded
+    session, setup = TrainingSession(), RunSetup()
+    setup.param.update(target="ionq", shots=200, epochs=3)
+    spec = wb.templates.get("vqc-circles").to_dict()
+    assert "200 shots each" in session.cost_preview(spec, setup)
+    setup.target = "torch"
+    assert session.cost_preview(spec, setup) == ""

@@ -97,6 +97,23 @@ class TrainingSession(param.Parameterized):
             raise StartError(str(err)) from None
         return trainer, stream, dataset
 
+    def cost_preview(self, spec: dict, setup) -> str:
+        """Circuits and shots of the run `setup` would start, for emulated/real hardware targets ('' otherwise)."""
+        from ..jobs.cost import estimate, needs_preview
+        from ..training import TrainConfig
+
+        try:
+            config = TrainConfig(**setup.train_config())
+            if not needs_preview(config):
+                return ""
+            problem, dataset = setup.dataset_problem(spec)
+            if problem:
+                return ""
+            return estimate(load_spec(copy.deepcopy(spec)), config, n_train=len(dataset.X_train),
+                            n_test=len(dataset.X_test)).summary()
+        except Exception:  # an unfinished network or setting: the Train button explains it
+            return ""
+
     def start(self, spec: dict, setup) -> object:
         """Compile the network and start training as a job in a worker process; raises StartError."""
         if self.closed:
