@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 import workbench as wb
 from workbench.data import load_dataset

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
 import signal

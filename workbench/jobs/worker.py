@@ -11,7 +11,6 @@ Inside the worker, CUDA-Q's per-circuit C++ warnings are filtered at the file-de
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
