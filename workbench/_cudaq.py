@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import warnings
@@ -28,10 +29,15 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=UserWarning, module="cudaq.*")
     _argv = sys.argv
     sys.argv = sys.argv[:1]  # cudaq parses --target from argv at import; never let it see ours
+    _sigint = signal.getsignal(signal.SIGINT)
     try:
         import cudaq  # noqa: E402
     finally:
         sys.argv = _argv
+        # cudaq installs a C-level SIGINT handler that prints and exits: Ctrl-C must stay Python's
+        # KeyboardInterrupt (or a job worker's SIG_IGN) so runs end as interrupted with their checkpoint.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _sigint)
 # cudaq switches the multiprocessing start method to forkserver; restore the user's choice.
 with contextlib.suppress(RuntimeError):
     multiprocessing.set_start_method(_start_method, force=True)
@@ -41,6 +47,11 @@ CPU_TARGETS = ("qpp-cpu", "density-matrix-cpu")
 HARDWARE_TARGETS = ("quantinuum", "ionq", "iqm", "oqc", "braket", "anyon", "infleqtion", "scaleway", "qbraid")
 NOISY_TARGETS = ("density-matrix-cpu",)
 
+MGPU_NEEDS = ("It needs MPI: install an MPI library (e.g. `apt install openmpi-bin libopenmpi-dev`) and mpi4py "
+              "(`pip install mpi4py`), run CUDA-Q's `distributed/activate_custom_mpi.sh` once, then launch a script "
+              "that calls cudaq.mpi.initialize() before workbench.compile(..., target='nvidia-mgpu') with one "
+              "process per GPU: `mpirun -np 2 python train_mgpu.py` (the CLI trains in a job worker, outside an "
+              "MPI world)")
 _LOCK = threading.RLock()
 _current: "TargetConfig | None" = None
 
@@ -175,7 +186,10 @@ def check_target(config: TargetConfig) -> None:
                           f"a hardware target ({', '.join(HARDWARE_TARGETS)}), 'torch' or 'torch-density'")
     if config.is_gpu and gpu_count() == 0:
         raise TargetError(f"target {config.name!r} needs an NVIDIA GPU and this machine has none: use target='qpp-cpu' "
-                          "(CUDA-Q on the CPU), 'density-matrix-cpu' (noisy) or 'torch' (the native torch engine)")
+                          "(CUDA-Q on the CPU), 'density-matrix-cpu' (noisy) or 'torch' (the native torch engine)"
+                          + (f". {MGPU_NEEDS}" if config.name == "nvidia-mgpu" else ""))
+    if config.name == "nvidia-mgpu" and not _WORKER.call(lambda: cudaq.mpi.is_initialized()):
+        raise TargetError(f"target 'nvidia-mgpu' pools the GPUs of several MPI processes. {MGPU_NEEDS}")
     if config.name == "iqm" and not dict(config.options).get("mapping_file"):
         raise TargetError("target 'iqm' needs a qubit mapping: pass target_options={'mapping_file': PATH} "
                           "(and a machine name)")

@@ -11,7 +11,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .bench.cli import bench_app
@@ -106,6 +105,11 @@ def train(
     device: str = typer.Option("cpu", "--device"),
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Patience in epochs."),
     baseline: bool = typer.Option(False, "--baseline", help="Also train the matched classical baseline."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Run on Ray: ray://HOST:PORT or auto "
+                                          "(default: $WORKBENCH_CLUSTER, else a local worker process)."),
+    nproc: int = typer.Option(1, "--nproc", help="Train data-parallel over N local processes (DDP: gloo on CPU, "
+                              "nccl with one GPU per process)."),
+    yes: bool = typer.Option(False, "--yes", help="Start a hardware run without asking after the cost preview."),
     store_path: Optional[Path] = typer.Option(None, "--store", help="Run store file (default: user data dir)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write final metrics and the run id as JSON."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Save the trained model here."),
@@ -113,7 +117,7 @@ def train(
     """Train a network on a dataset, with a live progress bar; the run is recorded in the run store."""
     from .data import DatasetError, load_dataset
     from .templates import DEFAULT_DATASETS
-    from .training import TrainConfig, Trainer, TrainingError, matched_classical_spec
+    from .training import TrainConfig, TrainingError, matched_classical_spec
 
     architecture = _load_spec(spec, template)
     _check_output(out, "--out")
@@ -128,6 +132,10 @@ def train(
         noise_model = json.loads(noise) if noise else None
     except json.JSONDecodeError as err:
         _fail(f"--noise must be JSON like '{{\"depolarizing\": 0.01}}': {err}")
+    from .jobs.api import make_job
+    from .jobs.cost import estimate, needs_preview
+    from .jobs.spec import JobSpec
+
     store = _store(store_path)
     try:
         store.check_writable()
@@ -135,19 +143,28 @@ def train(
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
                              early_stopping=early_stopping, gradient_options=_parse_options(gradient_option) or None)
-        trainer = Trainer(architecture, data, config, store=store)
+        cost = estimate(architecture, config, n_train=len(data.X_train), n_test=len(data.X_test))
+        job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    result = _run_with_progress(trainer, f"{architecture.name} on {dataset}")
+    if nproc > 1:
+        _train_distributed(architecture, data, config, nproc, store, cluster, baseline, save_model, out)
+        return
+    if needs_preview(config):
+        console.print(f"[bold]cost preview ({target}):[/] {cost.summary()}")
+        if not yes and not typer.confirm("start this run?", default=True, err=True):
+            _fail("not started", code=1)
+    total = cost.steps_per_epoch * config.epochs
+    result = _run_job(job, f"{architecture.name} on {dataset}", total)
     summary = {"run_id": result.run_id, "status": result.status, "final": result.final,
-               "gradient": trainer.model.gradient_info(), "store": str(store.path)}
+               "gradient": result.gradient, "store": str(store.path)}
     if baseline and result.status == "completed":
-        classical = Trainer(matched_classical_spec(architecture), data, config, store=store,
-                            parent_id=result.run_id)
-        base = _run_with_progress(classical, "matched classical baseline")
+        classical = make_job(JobSpec.training(matched_classical_spec(architecture), data, config,
+                                              parent_id=result.run_id), store=store, cluster=cluster)
+        base = _run_job(classical, "matched classical baseline", total)
         summary["baseline"] = {"run_id": base.run_id, "status": base.status, "final": base.final}
-    if save_model:
-        trainer.model.save(save_model)
+    if save_model and result.model is not None:
+        result.model.save(save_model)
         summary["model"] = str(save_model)
     _print_final(summary)
     if out:
@@ -156,33 +173,40 @@ def train(
         _fail(result.final.get("error", "training failed"), code=1)
 
 
-def _run_with_progress(trainer, label: str):
-    from .surrogate import describe_accounting  # issue 14: surrogate shots, fit error, gradient cosine
+def _train_distributed(architecture, data, config, nproc, store, cluster, baseline, save_model, out) -> None:
+    from .jobs.cli import train_distributed
 
-    total = trainer.config.epochs * trainer.steps_per_epoch
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task(label, total=total, status="", completed=trainer._position["step"])
+    if cluster or baseline:
+        _fail("--nproc trains one run data-parallel on this machine: leave out --cluster and --baseline")
+    try:
+        summary = train_distributed(architecture, data, config, nproc, store, console, architecture.name)
+    except KeyboardInterrupt:
+        _fail("interrupted: the data-parallel run is marked interrupted (it keeps no checkpoint: start it again)",
+              code=130)
+    except (ValueError, RuntimeError) as err:
+        _fail(str(err))
+    state = summary.pop("state_dict")
+    if save_model:
+        from . import compile as compile_spec
 
-        def on_event(event: dict) -> None:
-            if event["kind"] == "step":
-                metric = event["metric"]
-                progress.update(task, completed=event["step"] + 1,
-                                status=f"loss {event['loss']:.4f} {metric} {event[metric]:.3f}"
-                                       + describe_accounting(event.get("quantum", {})))
-            elif event["kind"] == "epoch" and "val_loss" in event:
-                progress.update(task, status=f"epoch {event['epoch'] + 1}: val loss {event['val_loss']:.4f}")
+        model = compile_spec(architecture, **config.compile_options())
+        model.load_state_dict(state)
+        summary["model"] = str(model.save(save_model))
+    summary["store"] = str(store.path)
+    _print_final(summary)
+    if out:
+        out.write_text(json.dumps(summary, indent=2))
 
-        subscription = trainer.stream.subscribe(on_event, replay=False)
-        try:
-            result = trainer.run()
-        except KeyboardInterrupt:
-            trainer.cancel()
-            raise
-        finally:
-            subscription.join(timeout=5)
-    return result
+
+def _run_job(job, label: str, total: int, done: int = 0):
+    """Run a job with the progress bar; Ctrl-C/SIGTERM end it as interrupted (exit code 130)."""
+    from .jobs.cli import run_with_progress
+
+    try:
+        return run_with_progress(job, label, console, total_steps=total, done_steps=done)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: run {job.run_id} is marked interrupted; continue it with "
+              f"`workbench runs resume {job.run_id}`", code=130)
 
 
 def _print_final(summary: dict) -> None:
@@ -282,21 +306,29 @@ def runs_compare(run_ids: list[str], metric: str = typer.Option("val_loss", "--m
 @runs_app.command("resume")
 def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--store"),
                 epochs: Optional[int] = typer.Option(None, "--epochs", help="Raise the epoch count."),
-                out: Optional[Path] = typer.Option(None, "--out")) -> None:
+                out: Optional[Path] = typer.Option(None, "--out"),
+                cluster: Optional[str] = typer.Option(None, "--cluster", help="ray://HOST:PORT or auto.")) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint."""
+    from .jobs.api import resume
     from .store import StoreError
-    from .training import TrainingError, resume
+    from .training import TrainingError
 
     _check_output(out, "--out")
     store = _store(store_path)
     try:
         store.check_writable()
-        trainer = resume(run_id, store, epochs=epochs)
-    except (StoreError, TrainingError) as err:
+        job = resume(run_id, store, epochs=epochs, cluster=cluster)
+    except (StoreError, TrainingError, ValueError) as err:
         _fail(str(err))
-    result = _run_with_progress(trainer, f"resume {trainer.run_id}")
+    from .jobs.cost import estimate
+    from .jobs.spec import load_reference
+
+    data = load_reference(job.spec.dataset)
+    total = estimate(job.spec.spec, job.config, n_train=len(data.X_train),
+                     n_test=len(data.X_test)).steps_per_epoch * job.config.epochs
+    result = _run_job(job, f"resume {job.run_id}", total, len(job.stream.events("step")))
     summary = {"run_id": result.run_id, "status": result.status, "final": result.final,
-               "gradient": trainer.model.gradient_info(), "store": str(store.path)}
+               "gradient": result.gradient, "store": str(store.path)}
     _print_final(summary)
     if out:
         out.write_text(json.dumps(summary, indent=2))
@@ -339,9 +371,31 @@ def templates() -> None:
 
 @app.command()
 def serve(port: int = typer.Option(5006, "--port"), address: str = typer.Option("localhost", "--address"),
-          show: bool = typer.Option(False, "--show/--no-show", help="Open a browser tab.")) -> None:
-    """Serve the workbench GUI on localhost."""
+          show: bool = typer.Option(False, "--show/--no-show", help="Open a browser tab."),
+          cluster: Optional[str] = typer.Option(None, "--cluster", help="Run the sessions' jobs on Ray: "
+                                                "ray://HOST:PORT or auto (default: $WORKBENCH_CLUSTER, else local)."),
+          max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="Concurrent jobs before runs queue "
+                                                 "(default: $WORKBENCH_MAX_JOBS, else one per CPU core).")) -> None:
+    """Serve the workbench GUI on localhost; every run trains as a job outside the server process."""
     from .gui.server import serve as serve_gui
+    from .jobs.api import CLUSTER_VARIABLE, cluster_from
+
+    try:
+        cluster_address = cluster_from(cluster)
+    except ValueError as err:
+        _fail(str(err))
+    if cluster_address:
+        from .jobs.ray_jobs import connect
+
+        try:
+            connect(cluster_address)
+        except RuntimeError as err:
+            _fail(str(err))
+        os.environ[CLUSTER_VARIABLE] = cluster_address
+    if max_jobs is not None:
+        if max_jobs < 1:
+            _fail("--max-jobs must be at least 1")
+        os.environ["WORKBENCH_MAX_JOBS"] = str(max_jobs)
 
     serve_gui(port=port, address=address, show=show)
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ._cudaq import TargetConfig, call, check_target, dispose
 from .circuits import Circuit, ReadoutPlan
+from .jobs import progress
 from .noise import NoiseModel, cudaq_noise_model
 
+MQPU_TARGETS = ("nvidia-mqpu", "nvidia-mqpu-fp64")  # one simulated QPU per GPU: batches spread over them
+PROGRESS_CHUNK = 16  # rows per call on shot-based hardware targets, so progress shows within a step
 GATE_CODES = {"h": 0, "x": 1, "y": 2, "z": 3, "s": 4, "t": 5, "rx": 6, "ry": 7, "rz": 8, "cx": 9, "cz": 10, "swap": 11}
 
 _BODY = """
@@ -159,6 +163,35 @@ class CudaqExecutor:
             kwargs["noise_model"] = self._cudaq_noise
         return kwargs
 
+    def _in_chunks(self, run: Callable, arrays: tuple, shots: int | None) -> list:
+        """One broadcast call, or on shot-based hardware targets several of PROGRESS_CHUNK rows (never a single
+        row: a one-row broadcast returns no list), each reported to jobs.progress as it finishes."""
+        batch = len(arrays[0])
+        size = PROGRESS_CHUNK if self.target.is_hardware else batch
+        starts = list(range(0, batch, size))
+        if len(starts) > 1 and batch - starts[-1] == 1:
+            starts.pop()
+        results = []
+        for start, stop in zip(starts, [*starts[1:], batch]):
+            results += list(run(*(a[start:stop] for a in arrays)))
+            progress.report(stop - start, shots)
+        return results
+
+    def _spread_over_qpus(self, cudaq, paulis: tuple, operators: list, rows: list, kwargs: dict,
+                          shots: int | None) -> np.ndarray:
+        """nvidia-mqpu: row b runs asynchronously on QPU b mod (number of GPUs). observe_async takes one
+        operator, so each call measures the sum of the distinct terms and every term is read back from it."""
+        unique = dict(zip(paulis, operators))
+        total = None
+        for operator in unique.values():
+            total = operator if total is None else total + operator
+        qpus = max(1, cudaq.get_target().num_qpus())
+        futures = [cudaq.observe_async(self.kernel, total, *args, qpu_id=b % qpus, **kwargs)
+                   for b, args in enumerate(rows)]
+        results = [future.get() for future in futures]
+        progress.report(len(rows), shots)
+        return np.array([[result.expectation(unique[p]) for p in paulis] for result in results])
+
     # -- evaluation -----------------------------------------------------------------------------
     def readout(self, angles: torch.Tensor, init: torch.Tensor | None, plan: ReadoutPlan,
                 shots: int | None = None) -> torch.Tensor:
@@ -194,14 +227,18 @@ class CudaqExecutor:
                 if key not in self._operators:
                     self._operators[key] = [pauli_operator(cudaq, plan.paulis[k]) for k in active]
                 operators = self._operators[key]
+                if self.target.name in MQPU_TARGETS and self._cudaq_noise is None:
+                    return self._spread_over_qpus(cudaq, key, operators, self._args(angles, init), kwargs, shots)
                 try:
                     if batch == 1 or init is not None:
                         # Broadcasting a list[complex] argument in cudaq 0.16 silently runs every row from the
                         # first row's (or |0..0>) initial state: amplitude-encoded batches go row by row.
                         results = [cudaq.observe(self.kernel, operators, *args, **kwargs)
                                    for args in self._args(angles, init)]
+                        progress.report(len(results), shots)
                     else:
-                        results = cudaq.observe(self.kernel, operators, *self._broadcast(angles, init), **kwargs)
+                        results = self._in_chunks(lambda *a: cudaq.observe(self.kernel, operators, *a, **kwargs),
+                                                  self._broadcast(angles, init), shots)
                     return np.array([[r.expectation() for r in row] for row in results])
                 finally:
                     if self._cudaq_noise is not None:
@@ -230,8 +267,10 @@ class CudaqExecutor:
             try:
                 if batch == 1 or init is not None:  # see _expectations: no broadcasting of initial states
                     results = [cudaq.sample(self.kernel, *args, **kwargs) for args in self._args(angles, init)]
+                    progress.report(len(results), shots)
                 else:
-                    results = cudaq.sample(self.kernel, *self._broadcast(angles, init), **kwargs)
+                    results = self._in_chunks(lambda *a: cudaq.sample(self.kernel, *a, **kwargs),
+                                              self._broadcast(angles, init), shots)
                 return [dict(result.items()) for result in results]
             finally:
                 if self._cudaq_noise is not None:
@@ -275,6 +314,7 @@ class CudaqExecutor:
 
         rows = call(self.target, run)
         self.executions += len(rows)
+        progress.report(len(rows), None)
         return torch.from_numpy(np.stack(rows))
 
     def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:

@@ -1046,8 +1046,10 @@ class WorkbenchApp(param.Parameterized):
         """(model, key) for the quantum state view: the run's model while/after training, else the canvas network
         compiled with fresh weights (key: what its weights depend on)."""
         trainer = self.session.trainer
-        if trainer is not None and getattr(trainer, "model", None) is not None:
-            return trainer.model, (id(trainer), self.dashboard.data.version)
+        if trainer is not None:
+            model = self._run_model(trainer)
+            if model is not None:
+                return model, (id(trainer), self._run_model_key)
         if not self.builder.valid:
             return None, None
         key = ("canvas", self.builder.revision)
@@ -1060,6 +1062,35 @@ class WorkbenchApp(param.Parameterized):
                 self._canvas_model = None
             self._canvas_model_key = key
         return self._canvas_model, key
+
+    def _run_model(self, trainer):
+        """The run's network with its newest weights. The run trains in a worker process, so the weights come
+        from its newest checkpoint in the store (one per epoch) and, once it has ended, its final model."""
+        import io
+
+        import torch
+
+        from .. import compile as wb_compile
+
+        if getattr(self, "_run_model_owner", None) is not trainer:
+            self._run_model_owner, self._run_model_key, self._run_model_cache = trainer, None, None
+        final = trainer.model if trainer.finished else None
+        checkpoint = None
+        if final is None and self.store is not None and trainer.run_id:
+            checkpoint = self.store.latest_checkpoint(trainer.run_id)
+        key = "final" if final is not None else (checkpoint[0] if checkpoint else None)
+        if key is None or key == self._run_model_key:
+            return self._run_model_cache
+        try:
+            if final is not None:
+                model = final.load()
+            else:
+                model = wb_compile(trainer.spec.spec)  # the torch engine: the view reads its exact states
+                model.load_state_dict(torch.load(io.BytesIO(checkpoint[2]), weights_only=True)["model"])
+        except Exception:  # a damaged checkpoint or a network this process cannot build: keep the last view
+            return self._run_model_cache
+        self._run_model_key, self._run_model_cache = key, model
+        return model
 
     def _inspected_dataset(self):
         if self.session.trainer is not None and self.session.dataset is not None:
@@ -1123,7 +1154,7 @@ class WorkbenchApp(param.Parameterized):
         self.pause_button.disabled = s.status != "running"
         self.resume_button.disabled = s.status != "paused"
         self.stop_button.disabled = not running
-        status = {"idle": "No run yet.", "running": "Training…", "paused": "Paused.", "completed": "Completed.",
+        status = {"idle": "No run yet.", "running": "Training… " + s.message, "queued": "Queued: " + s.message, "paused": "Paused.", "completed": "Completed.",
                   "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
         self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
 

@@ -68,7 +68,9 @@ class TrainingSession(param.Parameterized):
     def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False):
         from ..data import DatasetError
         from ..gradients import GradientError
-        from ..training import MetricStream, TrainConfig, Trainer, TrainingError, matched_classical_spec
+        from ..jobs.api import make_job
+        from ..jobs.spec import JobSpec
+        from ..training import MetricStream, TrainConfig, TrainingError, matched_classical_spec
 
         try:
             checked = load_spec(copy.deepcopy(spec))
@@ -89,14 +91,32 @@ class TrainingSession(param.Parameterized):
         try:
             config = TrainConfig(**setup.train_config())
             stream = MetricStream()
-            trainer = Trainer(checked, dataset, config, store=self.store, stream=stream, parent_id=parent_id,
-                              name=f"{checked.name} on {setup.dataset}")
+            # A job: the run trains in a worker process or on the cluster ($WORKBENCH_CLUSTER), never here.
+            trainer = make_job(JobSpec.training(checked, dataset, config, name=f"{checked.name} on {setup.dataset}",
+                                                parent_id=parent_id), store=self.store, stream=stream)
         except (TrainingError, GradientError, DatasetError, SpecError, ValueError, RuntimeError, MemoryError) as err:
             raise StartError(str(err)) from None
         return trainer, stream, dataset
 
+    def cost_preview(self, spec: dict, setup) -> str:
+        """Circuits and shots of the run `setup` would start, for emulated/real hardware targets ('' otherwise)."""
+        from ..jobs.cost import estimate, needs_preview
+        from ..training import TrainConfig
+
+        try:
+            config = TrainConfig(**setup.train_config())
+            if not needs_preview(config):
+                return ""
+            problem, dataset = setup.dataset_problem(spec)
+            if problem:
+                return ""
+            return estimate(load_spec(copy.deepcopy(spec)), config, n_train=len(dataset.X_train),
+                            n_test=len(dataset.X_test)).summary()
+        except Exception:  # an unfinished network or setting: the Train button explains it
+            return ""
+
     def start(self, spec: dict, setup) -> object:
-        """Compile the network and start training in a background thread; raises StartError."""
+        """Compile the network and start training as a job in a worker process; raises StartError."""
         if self.closed:
             raise StartError("this session has ended: reload the page")
         if self._active(self.trainer):
@@ -148,8 +168,7 @@ class TrainingSession(param.Parameterized):
         return trainer
 
     def _active(self, trainer) -> bool:
-        return trainer is not None and trainer.status in ("idle", "running", "paused") and \
-            getattr(trainer, "_thread", None) is not None and trainer._thread.is_alive()
+        return trainer is not None and not trainer.finished
 
     def pause(self) -> None:
         if self._active(self.trainer):
@@ -167,7 +186,7 @@ class TrainingSession(param.Parameterized):
                 trainer.cancel()
 
     def refresh(self) -> None:
-        """Pick up run ids and final states from the worker threads (called from the UI poller)."""
+        """Pick up run ids and final states from the jobs (called from the UI poller)."""
         for trainer, is_baseline in ((self.trainer, False), (self.baseline, True)):
             if trainer is None:
                 continue
@@ -179,9 +198,9 @@ class TrainingSession(param.Parameterized):
             status = trainer.status
             if status in ("running", "paused") and not is_baseline:
                 status = "paused" if trainer.paused else "running"  # the flag answers at once, the loop later
-            if status == "idle":
-                status = "running"  # started, the thread has not set its status yet
-            message = trainer.error or ""
+            if status in ("idle", "starting"):
+                status = "running"  # started, the worker has not reported yet
+            message = trainer.error or trainer.queue_message() or trainer.progress_text()
             if is_baseline:
                 if (self.baseline_status, self.baseline_message) != (status, message):
                     self.param.update(baseline_status=status, baseline_message=message)
@@ -216,7 +235,7 @@ class TrainingSession(param.Parameterized):
 
     def shutdown(self, wait: float | None = None) -> None:
         """Stop everything this session started (the tab was closed). The trainers end their current step
-        in their own threads; pass `wait` (seconds) to block until they have (never on the UI loop)."""
+        in their worker processes; pass `wait` (seconds) to block until they have (never on the UI loop)."""
         self.closed = True
         for trainer in (self.trainer, self.baseline):
             if self._active(trainer):

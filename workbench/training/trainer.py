@@ -167,6 +167,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.loss_fn = loss_function(self.spec.task, self.spec.output_shape()[0])
         self.status = "idle"
+        self.on_status = None  # called with each new status (a job's worker reports it to the submitting side)
         self.run_id: str | None = None
         self.error: str | None = None
         self._pause = threading.Event()
@@ -266,6 +267,11 @@ class Trainer:
                     "step": self._position["step"], "epoch": self._position["epoch"]})
         try:
             self._loop()
+        except KeyboardInterrupt:
+            # Ctrl-C: the step in flight may be half applied, so the run resumes from its last checkpoint.
+            self._set_status("interrupted", {"error": "interrupted (Ctrl-C or SIGTERM)"})
+            self._flush(force=True)
+            raise
         except Exception as err:
             self.error = f"{err.__class__.__name__}: {err}" if not isinstance(err, TrainingError) else str(err)
             self._emit({"kind": "error", "message": self.error, "step": self._position["step"],
@@ -487,6 +493,8 @@ class Trainer:
 
     def _set_status(self, status: str, final: dict | None = None) -> None:
         self.status = status
+        if self.on_status is not None:
+            self.on_status(status)
         if self.store is not None and self.run_id is not None:
             self.store.set_status(self.run_id, status, final)
 

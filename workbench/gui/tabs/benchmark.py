@@ -15,7 +15,7 @@ import panel as pn
 from panel.viewable import Viewer
 
 from .. import charts, icons
-from ..bench import BenchmarkRun
+from ...jobs.benchmark import BenchmarkJob
 from ..components import LiveChart
 from ..state import target_choices
 
@@ -54,7 +54,7 @@ class BenchmarkTab(Viewer):
     def __init__(self, builder, setup, **params):
         super().__init__(**params)
         self.builder, self.setup = builder, setup
-        self.benchmark: BenchmarkRun | None = None
+        self.benchmark: BenchmarkJob | None = None
         self._bench_version = -1
         self._build()
         self.show_peers = pn.widgets.Checkbox(name="Show peer frameworks (the last `workbench bench peers` run)",
@@ -131,7 +131,8 @@ class BenchmarkTab(Viewer):
                    (self.bench_hardware.value and c["kind"] == "hardware")]
         try:
             _, dataset = self.setup.dataset_problem(self.builder.spec)
-            self.benchmark = BenchmarkRun(self.builder.spec, targets=targets, dataset=dataset,
+            # A job: timed in a worker process, never in the server.
+            self.benchmark = BenchmarkJob(self.builder.spec, targets=targets, dataset=dataset,
                                           batch=self.bench_batch.value, noise=dict(self.setup.noise) or None,
                                           shots=self.setup.shots or None, precision=self.setup.precision,
                                           include_hardware=self.bench_hardware.value,

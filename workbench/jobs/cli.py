@@ -1,0 +1,108 @@
+"""Command-line running of jobs: a progress bar with per-step and per-circuit-batch progress, the cost
+preview of hardware runs, and Ctrl-C/SIGTERM ending the run as interrupted (resumable)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..surrogate import describe_accounting
+from .job import Job
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C (KeyboardInterrupt in the main thread) while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_with_progress(job: Job, label: str, console: Console, *, total_steps: int, done_steps: int = 0) -> Job:
+    """Run the job to its end with a live bar: steps, loss and metric; circuits done/total this step,
+    shots and ETA when the engine reports circuit batches (CUDA-Q targets)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        steps = progress.add_task(label, total=total_steps, status="", completed=done_steps)
+        circuits = None
+
+        def on_event(event: dict) -> None:
+            nonlocal circuits
+            kind = event["kind"]
+            if kind == "step":
+                metric = event["metric"]
+                progress.update(steps, completed=event["step"] + 1,
+                                status=f"loss {event['loss']:.4f} {metric} {event[metric]:.3f}"
+                                       + describe_accounting(event.get("quantum", {})))
+            elif kind == "epoch" and "val_loss" in event:
+                progress.update(steps, status=f"epoch {event['epoch'] + 1}: val loss {event['val_loss']:.4f}")
+            elif kind == "progress":
+                if circuits is None:
+                    circuits = progress.add_task("  circuits this step", total=event["circuits_total"], status="")
+                eta = f", step ETA {event['eta']:.0f} s" if event.get("eta") is not None else ""
+                progress.update(circuits, total=event["circuits_total"], completed=event["circuits_done"],
+                                status=f"shots {event['shots_total']:,}{eta}")
+            elif kind == "log":
+                console.print(f"[dim]{event['message']}[/]")
+
+        subscription = job.stream.subscribe(on_event, replay=False)
+        try:
+            with sigterm_as_interrupt():
+                job.run()
+        finally:
+            subscription.join(timeout=5)
+    return job
+
+
+def train_distributed(spec, dataset, config, nproc: int, store, console: Console, label: str) -> dict:
+    """`workbench train --nproc N`: one data-parallel run over N local processes; this process records it."""
+    from dataclasses import asdict
+
+    from ..training.trainer import environment
+    from . import ownership
+    from .ddp import train_ddp
+
+    run_id = store.create_run(spec=spec.to_dict(), config={**asdict(config), "nproc": nproc},
+                              dataset=dataset.description, environment={**environment(config), "ranks": nproc},
+                              name=spec.name)
+    ownership.claim(store, run_id)
+    steps_per_epoch = -(-len(dataset.X_train) // config.batch_size)
+    pending: list[dict] = []
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task(f"{label} ({nproc} processes)", total=steps_per_epoch * config.epochs, status="")
+
+            def on_event(event: dict) -> None:
+                pending.append(event)
+                progress.update(task, completed=event["step"] + 1, status=f"loss {event['loss']:.4f}")
+                if len(pending) >= 20:
+                    store.append_events(run_id, pending)
+                    pending.clear()
+
+            with sigterm_as_interrupt():
+                result = train_ddp(spec, dataset, config, nproc, on_event=on_event)
+    except KeyboardInterrupt:
+        store.append_events(run_id, pending)
+        store.set_status(run_id, "interrupted", {"error": "interrupted (Ctrl-C or SIGTERM)"})
+        ownership.release(store, run_id)
+        raise
+    store.append_events(run_id, pending)
+    store.set_status(run_id, "completed", result["final"])
+    ownership.release(store, run_id)
+    return {"run_id": run_id, "status": "completed", "final": result["final"], "state_dict": result["state_dict"]}
