@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
+from .engine.gradients import method_names
 from .notebooks import notebooks_app
 
 app = typer.Typer(help="Hybrid Quantum Workbench: build, train and benchmark hybrid quantum-classical networks.",
@@ -65,6 +66,16 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def _target_options(pairs: list[str]) -> dict[str, str] | None:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--target-option {pair!r} must look like key=value, e.g. mapping_file=iqm.txt")
+        options[key] = value
+    return options or None
+
+
 @app.command()
 def train(
     spec: Optional[Path] = typer.Option(None, "--spec", help="Architecture spec JSON file."),
@@ -77,11 +88,15 @@ def train(
     optimizer: str = typer.Option("adam", "--optimizer", help="adam, sgd, rmsprop or lbfgs."),
     seed: int = typer.Option(0, "--seed"),
     target: str = typer.Option("torch", "--target", help="torch, torch-density, qpp-cpu, density-matrix-cpu, nvidia, …"),
-    gradient: str = typer.Option("auto", "--gradient",
-                                 help="auto, adjoint, parameter_shift, finite_diff, density_matrix, backprop."),
+    gradient: str = typer.Option("auto", "--gradient", help=", ".join(method_names()) + "."),
     shots: Optional[int] = typer.Option(None, "--shots"),
     noise: Optional[str] = typer.Option(None, "--noise", help='JSON, e.g. \'{"depolarizing": 0.01}\''),
     device: str = typer.Option("cpu", "--device"),
+    target_option: list[str] = typer.Option([], "--target-option",
+                                            help="CUDA-Q target option key=value (repeatable), e.g. "
+                                                 "mapping_file=iqm.txt for --target iqm."),
+    emulate: bool = typer.Option(True, "--emulate/--no-emulate",
+                                 help="Hardware targets run in CUDA-Q's local emulation (the default)."),
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Patience in epochs."),
     baseline: bool = typer.Option(False, "--baseline", help="Also train the matched classical baseline."),
     store_path: Optional[Path] = typer.Option(None, "--store", help="Run store file (default: user data dir)."),
@@ -109,7 +124,8 @@ def train(
         data = load_dataset(dataset, **options)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
-                             early_stopping=early_stopping)
+                             early_stopping=early_stopping, emulate=emulate,
+                             target_options=_target_options(target_option))
         trainer = Trainer(architecture, data, config, store=store)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:
         _fail(str(err))

@@ -66,7 +66,7 @@ class TrainingSession(param.Parameterized):
     # -- training --------------------------------------------------------------------------------
     def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False):
         from ..data import DatasetError
-        from ..gradients import GradientError
+        from ..engine.gradients import GradientError
         from ..training import MetricStream, TrainConfig, Trainer, TrainingError, matched_classical_spec
 
         try:

@@ -22,7 +22,8 @@ from torch import nn
 
 from .. import compiler, spec as S
 from ..data import Dataset, load_dataset
-from ..layers import QuantumLayer
+from ..engine.layer import QuantumLayer
+from ..engine.plan import ExecutionConfig
 from ..store import RunStore
 from .metrics import MetricStream
 
@@ -51,6 +52,8 @@ class TrainConfig:
     shots: int | None = None
     noise: dict | None = None
     precision: str = "single"
+    emulate: bool = True  # hardware targets run in CUDA-Q's local emulation
+    target_options: dict | None = None  # e.g. {"mapping_file": "iqm.txt"} for target iqm
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -61,10 +64,20 @@ class TrainConfig:
             raise TrainingError(f"learning rate {self.lr} must be a positive number")
         if not 0 <= self.val_fraction < 1:
             raise TrainingError("val_fraction must lie in [0, 1)")
+        try:  # an impossible option fails here, before a run is recorded
+            self.execution  # noqa: B018
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
+
+    @property
+    def execution(self) -> ExecutionConfig:
+        """The execution settings of the run's quantum layers, every compile option included."""
+        return ExecutionConfig(target=self.target, gradient=self.gradient, device=self.device, shots=self.shots,
+                               noise=self.noise, precision=self.precision, emulate=self.emulate,
+                               target_options=self.target_options or {})
 
     def compile_options(self) -> dict[str, Any]:
-        return {"target": self.target, "gradient": self.gradient, "device": self.device, "shots": self.shots,
-                "noise": self.noise, "precision": self.precision}
+        return {"execution": self.execution}
 
 
 @dataclass

@@ -26,274 +26,18 @@ fresh memory on every pass.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 import torch
 
-from .circuits import Circuit, ReadoutPlan
-
-_SQRT_HALF = 0.7071067811865476
-_FIXED = {
-    "h": [[_SQRT_HALF, _SQRT_HALF], [_SQRT_HALF, -_SQRT_HALF]],
-    "x": [[0, 1], [1, 0]],
-    "y": [[0, -1j], [1j, 0]],
-    "z": [[1, 0], [0, -1]],
-    "s": [[1, 0], [0, 1j]],
-    "t": [[1, 0], [0, 0.7071067811865476 + 0.7071067811865476j]],
-}
-_FIXED_NAMES = tuple(_FIXED)
-_GENERATOR = {"rx": "x", "ry": "y", "rz": "z"}
-_ROTATION_KINDS = ("rx", "ry", "rz")
-
-MAX_CHUNK = 4  # qubits per dense block in a single-qubit stage (2^4 = 16 amplitudes: still memory-bound)
-SMALL_STATE = 4  # circuits of up to this many qubits apply a whole stage as one dense block
-DENSE_READOUT = 1 << 16  # up to this many (amplitude, term) pairs the readout signs are one dense matrix
-ENV_MIN_QUBITS = 5  # from this size the adjoint sweep ends at the product state with two reads of λ
-ENV_LEAF = 6  # qubits the product-state contraction handles at once at the bottom of its recursion
-BUFFER_MIN = 1 << 15  # states of at least this many amplitudes reuse work buffers
-PERSISTENT_BYTES = 1 << 28  # work buffers up to this total stay allocated between calls (no page faults)
+from ...circuits import Circuit, ReadoutPlan
+from ...pauli import group_by_flip, marginal_index, sign_vector, y_factor, z_mask
+from .adjoint import AdjointSweep
+from .kernels import (BUFFER_MIN, DENSE_READOUT, ENV_MIN_QUBITS, FIXED_GATES, FIXED_NAMES, GENERATOR, PERSISTENT_BYTES,
+                      ROTATION_KINDS, SMALL_STATE, PermOp, SingleOp, SingleStage, WorkBuffers, apply_single,
+                      bit_permutation, block_selection, chunk_sizes, kron_matrices, kron_vectors, permute)
 
 
-@dataclass
-class SingleOp:
-    """Consecutive single-qubit gates on one qubit, applied as one fused 2x2 matrix per sample."""
-
-    qubit: int
-    gates: list[int]  # indices into the circuit's gate list, in order
-
-
-@dataclass
-class PermOp:
-    """Consecutive CNOT/SWAP/CZ gates as one signed basis permutation: new[:, i] = phase[i] * old[:, perm[i]]."""
-
-    perm: torch.Tensor
-    inverse: torch.Tensor
-    phase: torch.Tensor | None = None
-
-
-@dataclass
-class DiagOp:
-    """Kept for compatibility; CZ phases now live in PermOp.phase."""
-
-    diag: torch.Tensor
-
-
-@dataclass
-class SingleStage:
-    """Single-qubit gate groups on distinct qubits (they commute), applied together."""
-
-    groups: list[SingleOp]
-    chunks: list[int] | None = None  # block sizes (low bits first) when applied as dense blocks; None: per qubit
-    group_offset: int = 0  # index of this stage's first group in the program's group list
-    chunk_offset: list[int] = field(default_factory=list)  # per block: its index among blocks of its size
-    reduce: list[bool] = field(default_factory=list)  # per block (or per group): holds a rotation
-
-    @property
-    def qubit(self) -> int:  # a single-group stage reads like the old SingleOp
-        return self.groups[0].qubit
-
-
-def apply_single(psi: torch.Tensor, matrix: torch.Tensor, qubit: int) -> torch.Tensor:
-    """Apply a (2, 2) or per-sample (batch, 2, 2) matrix to one qubit of a (batch, 2**n) state."""
-    batch = psi.shape[0]
-    lo = 1 << qubit
-    hi = psi.shape[1] // (2 * lo)
-    if matrix.dim() == 2:
-        matrix = matrix.unsqueeze(0)
-    matrix = matrix.to(psi.dtype)
-    if hi == 1:  # top qubit: one batched product, layout kept
-        return torch.matmul(matrix, psi.reshape(batch, 2, lo)).reshape(batch, -1)
-    if lo == 1:  # bottom qubit
-        return torch.matmul(psi.reshape(batch, hi, 2), matrix.transpose(-1, -2)).reshape(batch, -1)
-    view = psi.reshape(batch, hi, 2, lo)
-    if matrix.shape[0] == 1:
-        return torch.matmul(matrix, view).reshape(batch, -1)
-    return torch.einsum("bij,bhjl->bhil", matrix, view).reshape(batch, -1)
-
-
-def apply_blocks(psi: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
-    """Apply dense blocks (batch or 1, 2^k, 2^k), lowest qubits first; their sizes must add up to n.
-
-    Each product reads the state with the block's qubits at the bottom and writes it with them at
-    the top, so after the last block the qubit order is the original one.
-    """
-    lead = psi.shape[:-1]
-    for block in blocks:
-        size = block.shape[-1]
-        psi = torch.matmul(block, psi.reshape(*lead, -1, size).transpose(-1, -2))
-    return psi.reshape(*lead, -1)
-
-
-def bit_permutation(name: str, wires: tuple[int, ...], dim: int) -> torch.Tensor:
-    idx = torch.arange(dim)
-    a, b = wires
-    if name == "cx":
-        return idx ^ (((idx >> a) & 1) << b)
-    bit_a, bit_b = (idx >> a) & 1, (idx >> b) & 1
-    return idx ^ ((bit_a ^ bit_b) << a) ^ ((bit_a ^ bit_b) << b)
-
-
-class _SignedPermutation(torch.autograd.Function):
-    """new = phase * old[:, perm] with its exact adjoint (the inverse permutation) as backward."""
-
-    @staticmethod
-    def forward(ctx, psi, perm, inverse, phase):
-        ctx.save_for_backward(inverse, phase if phase is not None else perm.new_zeros(0))
-        ctx.has_phase = phase is not None
-        out = torch.gather(psi, 1, perm.expand(psi.shape[0], -1))
-        return out * phase if phase is not None else out
-
-    @staticmethod
-    def backward(ctx, grad):
-        inverse, phase = ctx.saved_tensors
-        if ctx.has_phase:
-            grad = grad * phase.conj()
-        return torch.gather(grad, 1, inverse.expand(grad.shape[0], -1)), None, None, None
-
-
-def permute(psi: torch.Tensor, op: PermOp) -> torch.Tensor:
-    if psi.requires_grad:
-        return _SignedPermutation.apply(psi, op.perm, op.inverse, op.phase)
-    out = torch.gather(psi, 1, op.perm.expand(psi.shape[0], -1))
-    return out * op.phase if op.phase is not None else out
-
-
-def unpermute(psi: torch.Tensor, op: PermOp) -> torch.Tensor:
-    if op.phase is not None:
-        psi = psi * op.phase.conj()
-    return torch.gather(psi, 1, op.inverse.expand(psi.shape[0], -1))
-
-
-def _unpermute_into(psi: torch.Tensor, op: PermOp, out: torch.Tensor | None) -> torch.Tensor:
-    """The inverse of a signed permutation (no autograd), written into `out` when given."""
-    if op.phase is not None:
-        psi = psi * op.phase.conj()
-    index = op.inverse.expand(psi.shape[0], -1)
-    return torch.gather(psi, 1, index) if out is None else torch.gather(psi, 1, index, out=out)
-
-
-def _apply_block(psi: torch.Tensor, block: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """One dense-block pass (no autograd): the block's qubits are read at the bottom and written on top."""
-    batch, width = psi.shape[0], block.shape[-1]
-    source = psi.view(batch, -1, width).transpose(1, 2)
-    if out is None:
-        return torch.bmm(block, source).view(batch, -1)
-    return torch.bmm(block, source, out=out.view(batch, width, -1)).view(batch, -1)
-
-
-def _gram(psi: torch.Tensor, lam: torch.Tensor, width: int) -> torch.Tensor:
-    """Real Gram matrix of the (re, im) parts of the block at the bottom of the index:
-    G[(j, c), (i, d)] = Σ_rest λ[rest, j, c] ψ[rest, i, d], shape (batch, 2 * width, 2 * width).
-
-    A long contraction is split into 16 shorter products summed afterwards: faster on CPU BLAS."""
-    batch = psi.shape[0]
-    rest = psi.shape[1] // width
-    split = 16 if rest >= 4096 else 1
-    real_psi = torch.view_as_real(psi).reshape(batch * split, -1, 2 * width)
-    real_lam = torch.view_as_real(lam).reshape(batch * split, -1, 2 * width)
-    gram = real_lam.transpose(1, 2) @ real_psi
-    return gram if split == 1 else gram.view(batch, split, 2 * width, 2 * width).sum(1)
-
-
-def _chunk_sizes(n: int) -> list[int]:
-    if n <= SMALL_STATE:
-        return [n]
-    count = -(-n // MAX_CHUNK)
-    base, extra = divmod(n, count)
-    return [base + 1] * extra + [base] * (count - extra)
-
-
-_BIT_INDEX: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _bits(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(arange(k)[:, None], bit q of i for q < k, i < 2**k), cached per size and device."""
-    key = (k, str(device))
-    if key not in _BIT_INDEX:
-        i = torch.arange(1 << k)
-        _BIT_INDEX[key] = (torch.arange(k, device=device)[:, None],
-                           torch.stack([(i >> q) & 1 for q in range(k)]).to(device))
-    return _BIT_INDEX[key]
-
-
-def _kron_vectors(vectors: torch.Tensor) -> torch.Tensor:
-    """(..., k, 2) -> (..., 2**k): the Kronecker product, the last vector the most significant.
-
-    Entry i is the product over q of vectors[q][bit q of i]: one gather and one product, any k."""
-    rows, bits = _bits(vectors.shape[-2], vectors.device)
-    return vectors[..., rows, bits].prod(-2)
-
-
-def _kron_others(vectors: torch.Tensor) -> torch.Tensor:
-    """(..., k, 2) -> (..., k, 2**k): for each q, the Kronecker product of the vectors with vector q replaced
-    by ones."""
-    k = vectors.shape[-2]
-    rows, bits = _bits(k, vectors.device)
-    picked = vectors[..., rows, bits]  # (..., k, 2^k)
-    eye = torch.eye(k, dtype=torch.bool, device=vectors.device)
-    spread = torch.where(eye[:, :, None], torch.ones_like(picked).unsqueeze(-3), picked.unsqueeze(-3))
-    return spread.prod(-2)
-
-
-_SELECTIONS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
-
-
-def _bit_selection(k: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(k, 2**k, 2): 1 where bit q of i equals c."""
-    key = (k, str(device), dtype)
-    if key not in _SELECTIONS:
-        _, bits = _bits(k, torch.device("cpu"))
-        _SELECTIONS[key] = torch.nn.functional.one_hot(bits, 2).to(dtype).to(device)
-    return _SELECTIONS[key]
-
-
-def _kron_matrices(mats: torch.Tensor) -> torch.Tensor:
-    """(..., k, 2, 2) -> (..., 2**k, 2**k): the Kronecker product, the last matrix the most significant."""
-    rows, bits = _bits(mats.shape[-3], mats.device)
-    return mats[..., rows[:, :, None], bits[:, :, None], bits[:, None, :]].prod(-3)
-
-
-class _Buffers:
-    """Work buffers reused by the passes of a call (no autograd), so passes do not page-fault fresh memory."""
-
-    def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
-        self.numel, self.dtype, self.device = numel, dtype, device
-        self.buffers: list[torch.Tensor] = []
-
-    def fresh(self) -> torch.Tensor:
-        return torch.empty(self.numel, dtype=self.dtype, device=self.device)
-
-    def other(self, *live: torch.Tensor) -> torch.Tensor:
-        """A buffer that none of the live tensors occupies."""
-        taken = {t.data_ptr() for t in live}
-        for buffer in self.buffers:
-            if buffer.data_ptr() not in taken:
-                return buffer
-        buffer = torch.empty(self.numel, dtype=self.dtype, device=self.device)
-        self.buffers.append(buffer)
-        return buffer
-
-
-def _selection(size: int, dtype: torch.dtype) -> torch.Tensor:
-    """(4 * 4**size, 8 * size), real: G.flatten() @ S gives, per qubit of a block, the 2x2 partial trace
-    (real and imaginary parts last) of T[j, i] = Σ conj(λ_j) ψ_i, where G[(j, c), (i, d)] is the real Gram
-    matrix of λ and ψ's (re, im) parts: T = (G_00 + G_11) + i (G_01 - G_10)."""
-    d = 1 << size
-    sel = torch.zeros(d, 2, d, 2, size, 2, 2, 2, dtype=dtype)
-    idx = torch.arange(d)
-    for bit in range(size):
-        a = ((idx >> bit) & 1).tolist()
-        others = (idx & ~(1 << bit)).tolist()
-        for j in range(d):
-            for i in range(d):
-                if others[j] != others[i]:
-                    continue
-                for c, dd, part, sign in ((0, 0, 0, 1), (1, 1, 0, 1), (0, 1, 1, 1), (1, 0, 1, -1)):
-                    sel[j, c, i, dd, bit, a[j], a[i], part] = sign
-    return sel.reshape(4 * d * d, 8 * size)
-
-
-class StatevectorProgram:
+class StatevectorProgram(AdjointSweep):
     """A circuit lowered to fused stages for one dtype and device."""
 
     def __init__(self, circuit: Circuit, dtype: torch.dtype = torch.complex64, device: torch.device | str = "cpu",
@@ -306,11 +50,10 @@ class StatevectorProgram:
         self.real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
         self.rotation_column = {g: col for col, g in enumerate(circuit.rotation_gates)}
         self.n_rotations = len(self.rotation_column)
-        self._fixed = {k: torch.tensor(v, dtype=dtype, device=self.device) for k, v in _FIXED.items()}
+        self._fixed = {k: torch.tensor(v, dtype=dtype, device=self.device) for k, v in FIXED_GATES.items()}
         self.ops = self._lower(fuse)
         self._prepare()
-        self._readout_cache: dict[ReadoutPlan, list] = {}
-        self._fast_readout: dict[ReadoutPlan, list] = {}
+        self._fast_readout: dict = {}
         self._forward_cache: tuple | None = None
         self._local = threading.local()
 
@@ -324,21 +67,21 @@ class StatevectorProgram:
         self.__dict__.update(state)
         self._local = threading.local()
 
-    def _buffers(self, numel: int) -> _Buffers | None:
+    def _buffers(self, numel: int) -> WorkBuffers | None:
         """Work buffers for passes without autograd: kept per thread between calls while small enough."""
         if numel < BUFFER_MIN:
             return None
         itemsize = 16 if self.dtype == torch.complex128 else 8
         # A call holds at most three buffers (ψ, λ and the next output).
         if 3 * numel * itemsize > PERSISTENT_BYTES:
-            return _Buffers(numel, self.dtype, self.device)
+            return WorkBuffers(numel, self.dtype, self.device)
         store = getattr(self._local, "buffers", None)
         if store is None:
             store = self._local.buffers = {}
         if numel not in store:
             if 3 * itemsize * (sum(store) + numel) > PERSISTENT_BYTES:
                 store.clear()
-            store[numel] = _Buffers(numel, self.dtype, self.device)
+            store[numel] = WorkBuffers(numel, self.dtype, self.device)
         return store[numel]
 
     def release_buffers(self) -> None:
@@ -415,11 +158,11 @@ class StatevectorProgram:
         """Index tensors that let every stage's matrices be built with a handful of batched ops."""
         n, dev = self.n, self.device
         # Gate-matrix table: rotation columns first, then the fixed gates, then the identity.
-        self._fixed_index = {name: self.n_rotations + i for i, name in enumerate(_FIXED_NAMES)}
-        self._identity_index = self.n_rotations + len(_FIXED_NAMES)
-        fixed = [self._fixed[name] for name in _FIXED_NAMES] + [torch.eye(2, dtype=self.dtype, device=dev)]
+        self._fixed_index = {name: self.n_rotations + i for i, name in enumerate(FIXED_NAMES)}
+        self._identity_index = self.n_rotations + len(FIXED_NAMES)
+        fixed = [self._fixed[name] for name in FIXED_NAMES] + [torch.eye(2, dtype=self.dtype, device=dev)]
         self._fixed_table = torch.stack(fixed).unsqueeze(0)  # (1, F + 1, 2, 2)
-        kinds = [_ROTATION_KINDS.index(self.circuit.gates[g].name) for g in self.circuit.rotation_gates]
+        kinds = [ROTATION_KINDS.index(self.circuit.gates[g].name) for g in self.circuit.rotation_gates]
         a_re = torch.zeros(len(kinds), 2, 2, dtype=self.real_dtype)
         a_im = torch.zeros(len(kinds), 2, 2, dtype=self.real_dtype)
         for col, kind in enumerate(kinds):
@@ -440,7 +183,7 @@ class StatevectorProgram:
                 continue
             op.group_offset = len(groups)
             groups.extend(op.groups)
-            sizes = _chunk_sizes(n)
+            sizes = chunk_sizes(n)
             cost_single = sum(1 if g.qubit in (0, n - 1) else 2 for g in op.groups)
             has_rot = {g.qubit: any(self.circuit.gates[i].param is not None for i in g.gates) for g in op.groups}
             if len(sizes) <= cost_single or n <= SMALL_STATE:
@@ -461,7 +204,7 @@ class StatevectorProgram:
         self._block_counts = block_counts
         self._block_sizes = sorted(block_counts)
         self._qubit_groups = qubit_groups
-        self._selections = {size: _selection(size, self.real_dtype).to(dev) for size in self._block_sizes}
+        self._selections = {size: block_selection(size, self.real_dtype).to(dev) for size in self._block_sizes}
         L = self.max_group
         slots = torch.full((len(groups), L), self._identity_index, dtype=torch.long)
         generators = torch.zeros(len(groups), L, 2, 2, dtype=self.dtype)
@@ -472,7 +215,7 @@ class StatevectorProgram:
                 if gate.param is not None:
                     col = self.rotation_column[g]
                     slots[gi, l] = col
-                    generators[gi, l] = self._fixed[_GENERATOR[gate.name]].cpu()
+                    generators[gi, l] = self._fixed[GENERATOR[gate.name]].cpu()
                     column_slot[col] = gi * L + l
                 else:
                     slots[gi, l] = self._fixed_index[gate.name]
@@ -536,18 +279,11 @@ class StatevectorProgram:
         imag = s * self._rot_im
         return torch.complex(real, imag).to(self.dtype)
 
-    def _gate_matrix(self, gate_index: int, rot: torch.Tensor) -> torch.Tensor:
+    def gate_matrix(self, gate_index: int, rot: torch.Tensor) -> torch.Tensor:
         gate = self.circuit.gates[gate_index]
         if gate.param is not None:
             return rot[:, self.rotation_column[gate_index]]
         return self._fixed[gate.name]
-
-    def fused_matrix(self, op: SingleOp, rot: torch.Tensor) -> torch.Tensor:
-        matrix = None
-        for g in op.gates:
-            m = self._gate_matrix(g, rot)
-            matrix = m if matrix is None else m @ matrix
-        return matrix
 
     def _slot_matrices(self, angles: torch.Tensor) -> torch.Tensor:
         """(batch, n_groups, L, 2, 2): every gate of every group, identity-padded, in application order."""
@@ -579,7 +315,7 @@ class StatevectorProgram:
                 j += 1
             count = j - i
             mats = per_qubit[:, bit:bit + size * count].reshape(batch, count, size, 2, 2)
-            blocks.extend(_kron_matrices(mats).unbind(1))
+            blocks.extend(kron_matrices(mats).unbind(1))
             bit += size * count
             i = j
         return blocks
@@ -616,10 +352,10 @@ class StatevectorProgram:
         """The first stage applied to |0...0>: the Kronecker product of each qubit's first column."""
         columns = self._first_columns(op, fused)  # (batch, n, 2)
         batch = columns.shape[0]
-        sizes = _chunk_sizes(self.n) if self.n > SMALL_STATE else [self.n]
+        sizes = chunk_sizes(self.n) if self.n > SMALL_STATE else [self.n]
         parts, bit = [], 0
         for size in sizes:
-            parts.append(_kron_vectors(columns[:, bit:bit + size]))
+            parts.append(kron_vectors(columns[:, bit:bit + size]))
             bit += size
         psi = parts[0]
         for i, part in enumerate(parts[1:]):
@@ -677,46 +413,6 @@ class StatevectorProgram:
         return psi
 
     # -- readout --------------------------------------------------------------------------------
-    def _pauli_groups(self, plan: ReadoutPlan) -> list:
-        """Observables grouped by their X/Y flip mask: (term indices, flip permutation or None, phases (dim, k))."""
-        if plan in self._readout_cache:
-            return self._readout_cache[plan]
-        idx = torch.arange(self.dim)
-        groups: dict[int, list[int]] = {}
-        for k, pauli in enumerate(plan.paulis):
-            xmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "XY")
-            groups.setdefault(xmask, []).append(k)
-        result = []
-        for xmask, terms in groups.items():
-            phases = []
-            for k in terms:
-                pauli = plan.paulis[k]
-                zmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "YZ")
-                n_y = pauli.count("Y")
-                parity = torch.zeros(self.dim, dtype=torch.int64)
-                for q in range(self.n):
-                    if (zmask >> q) & 1:
-                        parity ^= (idx >> q) & 1
-                phases.append((1 - 2 * parity).to(torch.complex128) * (-1j) ** n_y)
-            perm = (idx ^ xmask).to(self.device) if xmask else None
-            result.append((terms, perm, torch.stack(phases, 1).to(self.dtype).to(self.device)))
-        self._readout_cache[plan] = result
-        return result
-
-    @staticmethod
-    def _signs(masks: list[int], bits: int, offset: int) -> torch.Tensor:
-        """(2**bits, k) of (-1)^popcount(i & mask_k >> offset) for the index bits [offset, offset + bits)."""
-        idx = torch.arange(1 << bits)
-        columns = []
-        for mask in masks:
-            part = (mask >> offset) & ((1 << bits) - 1)
-            parity = torch.zeros(1 << bits, dtype=torch.int64)
-            for q in range(bits):
-                if (part >> q) & 1:
-                    parity ^= (idx >> q) & 1
-            columns.append(1 - 2 * parity)
-        return torch.stack(columns, 1)
-
     def _readout_terms(self, plan: ReadoutPlan) -> list:
         """Per X/Y flip mask: (terms, flip index or None, low signs, high signs or None, is_real, low signs twice).
 
@@ -725,22 +421,18 @@ class StatevectorProgram:
         """
         if plan in self._fast_readout:
             return self._fast_readout[plan]
-        groups: dict[int, list[int]] = {}
-        for k, pauli in enumerate(plan.paulis):
-            xmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "XY")
-            groups.setdefault(xmask, []).append(k)
         result = []
         low_bits = self.n // 2
-        for xmask, terms in groups.items():
-            zmasks = [sum(1 << q for q, ch in enumerate(plan.paulis[k]) if ch in "YZ") for k in terms]
-            factors = torch.tensor([(-1j) ** plan.paulis[k].count("Y") for k in terms], dtype=torch.complex128)
+        for xmask, terms in group_by_flip(plan.paulis).items():
+            zmasks = [z_mask(plan.paulis[k]) for k in terms]
+            factors = torch.tensor([y_factor(plan.paulis[k]) for k in terms], dtype=torch.complex128)
             is_real = bool((factors.imag == 0).all())
             if self.dim * len(terms) <= DENSE_READOUT:
-                low = self._signs(zmasks, self.n, 0).to(torch.complex128) * factors
+                low = _signs(zmasks, self.n, 0).to(torch.complex128) * factors
                 high = None
             else:
-                low = self._signs(zmasks, low_bits, 0).to(torch.complex128)
-                high = self._signs(zmasks, self.n - low_bits, low_bits).to(torch.complex128) * factors
+                low = _signs(zmasks, low_bits, 0).to(torch.complex128)
+                high = _signs(zmasks, self.n - low_bits, low_bits).to(torch.complex128) * factors
             cast = (lambda t: t.real.to(self.real_dtype)) if is_real else (lambda t: t.to(self.dtype))
             flip = (torch.arange(self.dim) ^ xmask).to(self.device) if xmask else None
             low = cast(low).to(self.device)
@@ -787,12 +479,12 @@ class StatevectorProgram:
             out = out.index_copy(1, terms, values.to(out.dtype))
         return out
 
-    def _marginal_index(self, plan: ReadoutPlan) -> torch.Tensor:
-        idx = torch.arange(self.dim, device=self.device)
-        out = torch.zeros_like(idx)
-        for j, q in enumerate(plan.marginal):
-            out |= ((idx >> q) & 1) << j
-        return out
+    def marginal_index(self, plan: ReadoutPlan) -> torch.Tensor:
+        """(2**n,) outcome index on the sampler's kept qubits, cached per readout."""
+        key = ("marginal", plan.marginal)
+        if key not in self._fast_readout:
+            self._fast_readout[key] = marginal_index(self.n, plan.marginal, self.device)
+        return self._fast_readout[key]
 
     def probabilities(self, psi: torch.Tensor, plan: ReadoutPlan) -> torch.Tensor:
         pr = torch.view_as_real(psi)
@@ -800,7 +492,7 @@ class StatevectorProgram:
         if tuple(plan.marginal) == tuple(range(self.n)):
             return probs
         out = probs.new_zeros(psi.shape[0], plan.width)
-        return out.index_add(1, self._marginal_index(plan), probs)
+        return out.index_add(1, self.marginal_index(plan), probs)
 
     def readout(self, psi: torch.Tensor, plan: ReadoutPlan) -> torch.Tensor:
         return self.expectations(psi, plan) if plan.mode == "estimator" else self.probabilities(psi, plan)
@@ -812,7 +504,7 @@ class StatevectorProgram:
         if plan.mode == "sampler":
             if tuple(plan.marginal) == tuple(range(self.n)):
                 return psi * upstream
-            weights = upstream[:, self._marginal_index(plan)]
+            weights = upstream[:, self.marginal_index(plan)]
             return psi * weights
         lam = None
         for terms, flip, low, high, is_real, _ in self._readout_terms(plan):
@@ -830,142 +522,7 @@ class StatevectorProgram:
                 lam = lam + source * weight
         return lam
 
-    # -- adjoint differentiation ----------------------------------------------------------------
-    def adjoint_vjp(self, psi: torch.Tensor, lam: torch.Tensor, angles: torch.Tensor,
-                    need_initial: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Reverse sweep: ∂/∂θ_g of Re⟨λ_final|ψ⟩-weighted readouts for every rotation gate.
 
-        psi is the final state, lam = Σ_k g_k O_k ψ. Walks the stages backwards, undoing each on both
-        vectors (in reused work buffers). Per dense block one reduction gives
-        T[j, i] = Σ_rest conj(λ[j, rest]) ψ[i, rest] on the block's qubits; after the sweep every
-        rotation gradient follows from 2x2 algebra on the partial traces of these, for all stages
-        at once. When the first stage acted on |0...0>, ψ after it is a product state: its qubits'
-        reductions come from contracting λ with the other qubits' states, and the sweep stops there.
-        Returns (grad of angles (batch, n_rot), grad of the real initial state or None).
-        """
-        with torch.no_grad():
-            batch, dim = psi.shape[0], self.dim
-            angles = angles.to(self.device)
-            slot_mats, fused, blocks, init_is_zero = self._matrices(angles)
-            if init_is_zero is None:  # no forward cached for these angles: amplitude circuits start from init
-                init_is_zero = not self.circuit.amplitude_inputs
-            ops = self.ops
-            use_env = self._env_first and init_is_zero and not need_initial
-            stop = 1 if use_env else 0
-            buffers = self._buffers(batch * dim)
-
-            def target(*live: torch.Tensor) -> torch.Tensor | None:
-                return None if buffers is None else buffers.other(*live).view(batch, dim)
-
-            psi_t, lam_t = psi.to(self.dtype), lam.to(self.dtype)
-            reductions: dict[int, list] = {size: [None] * count for size, count in self._block_counts.items()}
-            qubit_rows: dict[int, torch.Tensor] = {}
-            env_rows = None
-            for position in range(len(ops) - 1, stop - 1, -1):
-                op = ops[position]
-                if isinstance(op, PermOp):
-                    lam_t = _unpermute_into(lam_t, op, target(psi_t, lam_t))
-                    if not (use_env and position == stop):  # below the product state only λ is needed
-                        psi_t = _unpermute_into(psi_t, op, target(psi_t, lam_t))
-                    continue
-                final = position == 0 and not need_initial
-                # Below the last stage that reduces, ψ is not needed (the product state uses λ alone).
-                psi_last = position == stop or (use_env and position == stop + 1 and isinstance(ops[stop], PermOp))
-                if op.chunks is not None:
-                    stage_blocks = blocks.get(id(op)) or self._stage_blocks(op, fused)
-                    for c, (size, block) in enumerate(zip(op.chunks, stage_blocks)):
-                        if op.reduce[c]:
-                            reductions[size][op.chunk_offset[c]] = _gram(psi_t, lam_t, 1 << size)
-                        if final and not any(op.reduce[c + 1:]):
-                            break
-                        undo = block.mH
-                        if not (psi_last and use_env and not any(op.reduce[c + 1:])):
-                            psi_t = _apply_block(psi_t, undo, target(psi_t, lam_t))
-                        lam_t = _apply_block(lam_t, undo, target(psi_t, lam_t))
-                else:
-                    for j, group in enumerate(op.groups):
-                        gi = op.group_offset + j
-                        if op.reduce[j]:
-                            lo = 1 << group.qubit
-                            qubit_rows[gi] = torch.einsum("bhil,bhjl->bji", psi_t.view(batch, -1, 2, lo),
-                                                          lam_t.view(batch, -1, 2, lo).conj())
-                        undo = fused[:, gi].mH
-                        psi_t = apply_single(psi_t, undo, group.qubit)
-                        lam_t = apply_single(lam_t, undo, group.qubit)
-            if use_env:
-                env_rows = self._environment_rows(lam_t, self._first_columns(ops[0], fused))
-            grads = self._rotation_grads(slot_mats, reductions, qubit_rows, env_rows, batch)
-            initial_grad = 2 * lam_t.real if need_initial else None
-        return grads, initial_grad
-
-    def _environment_rows(self, lam: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """(batch, n, 2, 2) of T_q = conj(μ_q) v_q^T for a product state ⊗ v_q, where μ_q is λ contracted
-        with conj(v_p) on every other qubit p: two reads of λ, then ever smaller tensors."""
-        batch = lam.shape[0]
-        conj = columns.conj()
-        leaves: list[torch.Tensor] = []  # (batch, size, 2) per leaf, in qubit order
-
-        def split(tensor: torch.Tensor, lo: int, hi: int) -> None:
-            if hi - lo <= ENV_LEAF:
-                # A few qubits left: for each q, weight by the other qubits' states and sum by bit q.
-                size = hi - lo
-                others = _kron_others(conj[:, lo:hi])  # (batch, size, 2^size)
-                leaves.append(torch.einsum("bqi,qic->bqc", others * tensor.unsqueeze(1),
-                                           _bit_selection(size, lam.device, lam.dtype)))
-                return
-            mid = (lo + hi) // 2
-            low_state = _kron_vectors(conj[:, lo:mid])  # (batch, 2^(mid-lo))
-            high_state = _kron_vectors(conj[:, mid:hi])
-            matrix = tensor.view(batch, 1 << (hi - mid), 1 << (mid - lo))
-            split(torch.bmm(high_state.unsqueeze(1), matrix).squeeze(1), lo, mid)
-            split(torch.bmm(matrix, low_state.unsqueeze(2)).squeeze(2), mid, hi)
-
-        split(lam.reshape(batch, -1), 0, self.n)
-        mu = leaves[0] if len(leaves) == 1 else torch.cat(leaves, 1)  # (batch, n, 2)
-        return mu.conj()[..., :, None] * columns[..., None, :]
-
-    def _rotation_grads(self, slot_mats, reductions, qubit_rows, env_rows, batch) -> torch.Tensor:
-        if not self.n_rotations:
-            return torch.zeros(batch, 0, dtype=self.real_dtype, device=self.device)
-        parts = []
-        for size in self._block_sizes:
-            width = 1 << size
-            items = reductions[size]
-            zero = None
-            filled = []
-            for item in items:
-                if item is None:
-                    if zero is None:
-                        zero = torch.zeros(batch, 2 * width, 2 * width, dtype=self.real_dtype, device=self.device)
-                    item = zero
-                filled.append(item)
-            gram = filled[0].unsqueeze(1) if len(filled) == 1 else torch.stack(filled, 1)  # (batch, count, 2D, 2D)
-            traces = gram.reshape(batch, len(filled), -1) @ self._selections[size]  # (batch, count, 8 * size)
-            parts.append(torch.view_as_complex(traces.view(batch, len(filled) * size, 2, 2, 2)).to(self.dtype))
-        zero2 = torch.zeros(batch, 1, 2, 2, dtype=self.dtype, device=self.device)
-        if self._qubit_groups:
-            parts.append(torch.stack([qubit_rows.get(gi, zero2[:, 0]) for gi in self._qubit_groups], 1))
-        if env_rows is not None:
-            parts.append(env_rows.to(self.dtype))
-            index = self._group_rows_env
-        else:
-            parts.append(torch.zeros(batch, self.n, 2, 2, dtype=self.dtype, device=self.device))
-            index = self._group_rows
-        parts.append(zero2)
-        rows = torch.cat(parts, 1)[:, index]  # (batch, G, 2, 2): T = R^T per group
-        reduced = rows.transpose(-1, -2)
-        # Suffix products W_l = U_L ... U_{l+1} (W_L = I); gradient of slot l = Im tr(G_l W_l^† R W_l).
-        L = slot_mats.shape[2]
-        if L > 1:
-            suffix = [None] * L
-            acc = torch.eye(2, dtype=self.dtype, device=self.device).expand_as(slot_mats[:, :, 0])
-            suffix[L - 1] = acc
-            for l in range(L - 1, 0, -1):
-                acc = acc @ slot_mats[:, :, l]
-                suffix[l - 1] = acc
-            w = torch.stack(suffix, 2)  # (batch, G, L, 2, 2)
-            local = w.mH @ reduced.unsqueeze(2) @ w
-        else:
-            local = reduced.unsqueeze(2)
-        values = (self._generators * local.transpose(-1, -2)).sum((-1, -2)).imag  # tr(G A) = Σ G[i,j] A[j,i]
-        return values.reshape(batch, -1)[:, self._column_slot].to(self.real_dtype)
+def _signs(masks: list[int], bits: int, offset: int) -> torch.Tensor:
+    """(2**bits, k) of (-1)^popcount(i & mask_k >> offset) for the index bits [offset, offset + bits)."""
+    return torch.stack([sign_vector(mask, bits, offset) for mask in masks], 1)
