@@ -405,3 +405,40 @@ def test_iqm_with_a_mapping_file_trains_from_the_cli(tmp_path):
                               "circles", "--option", "n_samples=12", "--epochs", "1", "--target", "iqm",
                               "--store", str(db)], capture_output=True, text=True, env=env, timeout=600)
     assert missing.returncode != 0 and "mapping_file" in missing.stderr + missing.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# CUDA-Q CPU path: fused single-qubit runs
+
+
+def test_u3_angles_reproduce_every_single_qubit_unitary_up_to_a_global_phase():
+    from workbench.engine.executors.cudaq import u3_angles
+
+    torch.manual_seed(0)
+    unitaries, _ = torch.linalg.qr(torch.randn(200, 2, 2, dtype=torch.complex128))
+    special = torch.tensor([[[1, 0], [0, 1j]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
+                           dtype=torch.complex128)
+    unitaries = torch.cat([unitaries, special])
+    theta, phi, lam = u3_angles(unitaries).unbind(-1)
+    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
+    rebuilt = torch.stack([torch.stack([c + 0j, -torch.exp(1j * lam) * s], -1),
+                           torch.stack([torch.exp(1j * phi) * s, torch.exp(1j * (phi + lam)) * c], -1)], -2)
+    phase = (rebuilt.conj() * unitaries).sum((-1, -2))
+    torch.testing.assert_close(rebuilt * (phase / phase.abs())[:, None, None], unitaries, rtol=0, atol=1e-14)
+
+
+def test_qpp_cpu_runs_fused_gates_and_agrees_with_the_torch_engine():
+    block = make_block("reupload", "he-ring", "paulis", depth=3)
+    layer = layer_for(block, 3, target="qpp-cpu", gradient="adjoint")
+    torch_layer = layer_for(block, 3, target="torch", gradient="adjoint")
+    torch_layer.load_state_dict(layer.state_dict())
+    executor = layer.executor
+    assert executor.fused and len(executor.codes) < len(layer.circuit.gates)
+    x = torch.tensor([[0.3, -0.7, 1.2], [2.0, 0.1, -0.4]], dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    out, ref = layer(x), torch_layer(x2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    out.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.weight.grad, torch_layer.weight.grad, rtol=0, atol=1e-12)
