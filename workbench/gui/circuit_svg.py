@@ -11,7 +11,7 @@ import html
 import math
 
 from ..engine.circuits import Circuit, Gate, ReadoutPlan, build_circuit, readout_plan
-from ..engine.plan import human_bytes, state_bytes
+from ..engine.plan import human_bytes, state_bytes  # noqa: F401  (app.py reads human_bytes here)
 from ..spec import Quantum, ansatz_weight_count, encoding_features
 
 COL_W = 54

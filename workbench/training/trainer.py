@@ -22,7 +22,6 @@ from torch import nn
 
 from .. import compiler, spec as S
 from ..data import Dataset, load_dataset
-from ..engine.layer import QuantumLayer
 from ..engine.plan import ExecutionConfig
 from ..store import RunStore
 from .metrics import MetricStream
