@@ -9,6 +9,7 @@ it. `compile`, `CircuitFunction`, `QuantumLayer`, training, the GUI and the benc
 plan instead of re-deriving these rules.
 
 Example:
+    >>> from workbench.engine.block import quantum_block
     >>> plan = resolve(ExecutionConfig(target="qpp-cpu", shots=100), quantum_block(qubits=4))
     >>> plan.gradient, plan.density, plan.problems
     ('parameter_shift', False, [])
@@ -85,7 +86,7 @@ class ExecutionConfig:
         base = dataclasses.asdict(value) if isinstance(value, ExecutionConfig) else dict(value or {})
         if isinstance(value, ExecutionConfig):
             base["noise"] = value.noise
-        base.update({k: v for k, v in overrides.items()})
+        base.update(overrides)
         unknown = set(base) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown execution option(s) {sorted(unknown)}: use "
