@@ -33,8 +33,8 @@ from .targets import Target, TargetError, get_target
 PRECISIONS = ("single", "double")
 HARDWARE_DEFAULT_SHOTS = 1000
 CUDAQ_AMPLITUDE_LIMIT = 10  # cudaq 0.16 initialises a state from a list up to this many qubits
-# Measured with `workbench bench engine` on this project's 2-core CPU machine (adjoint step, batch 32):
-# CUDA-Q's qpp-cpu took about 5x the torch engine's time at 4 qubits and about 100x at 12.
+# Measured on this project's 2-core CPU machine (adjoint training step, batch 32, CPU time; issue 9's notes):
+# CUDA-Q's qpp-cpu took about 8x the torch engine's time at 4 qubits, 10x at 8 and 80x at 12.
 CUDAQ_CPU_SLOW_FROM = 8
 
 
@@ -278,7 +278,8 @@ def resolve(config: ExecutionConfig | dict | None, block: Quantum, circuit: Circ
         problems.append(Problem(GradientError, str(err)))
     if target.family == "cpu" and target.exact_states and block.qubits >= CUDAQ_CPU_SLOW_FROM and not noisy:
         hint = (f"the torch engine (target='torch') computes the same values for this {block.qubits}-qubit circuit "
-                "10-100x faster than CUDA-Q's CPU simulator (see `workbench bench engine`)")
+                "10-100x faster than CUDA-Q's CPU simulator (measured 10x at 8 qubits, 80x at 12: "
+                "`workbench bench engine`)")
         hints.append(hint)
         if config.gradient == "auto":
             reason = f"{reason}; {hint}"
