@@ -4,7 +4,8 @@ An executor runs one circuit's readout on one target. Gradient methods only use 
 
 - `readout(angles, init)`: readout values (batch, width); finite-shot estimates when the plan has shots;
   differentiable by torch autograd when the target declares `autograd` and there are no shots.
-- `states(angles, init)`: exact final state vectors (batch, 2**n), for targets with `exact_states`.
+- `states(angles, init)`: exact final state vectors (batch, 2**n), for targets with `exact_states`
+  (`phase_known` says whether they carry the true global phase).
 - `sweep_program()`: the torch statevector program the adjoint reverse sweep runs on.
 - `executions`: circuits run so far (forward and gradient evaluations).
 
@@ -34,6 +35,8 @@ class Executor:
 
     #: CUDA-Q compiles kernels on first use; the layer runs one small batch at build time when True.
     warm_up: bool = False
+    #: `states()` carry the circuit's true global phase (a state read back from a density matrix does not).
+    phase_known: bool = True
 
     def __init__(self, circuit: Circuit, readout_plan: ReadoutPlan, plan: ExecutionPlan):
         self.circuit = circuit

@@ -90,11 +90,11 @@ def fused_layout(circuit: Circuit) -> list[tuple[str, tuple[int, ...], tuple[int
     return layout
 
 
-def u3_angles(matrices: torch.Tensor) -> torch.Tensor:
-    """(..., 2, 2) unitaries → (..., 3) angles (θ, φ, λ) with U = e^{iα} u3(θ, φ, λ).
+def u3_angles(matrices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 2, 2) unitaries → ((..., 3) angles (θ, φ, λ), (...) phase α) with U = e^{iα} u3(θ, φ, λ).
 
-    u3(θ, φ, λ) = [[cos θ/2, -e^{iλ} sin θ/2], [e^{iφ} sin θ/2, e^{i(φ+λ)} cos θ/2]]; the global phase α
-    is dropped (expectations and probabilities do not see it; the adjoint sweep divides it out).
+    u3(θ, φ, λ) = [[cos θ/2, -e^{iλ} sin θ/2], [e^{iφ} sin θ/2, e^{i(φ+λ)} cos θ/2]]. The kernel runs u3
+    alone; `states()` puts the phases back, so states match the circuit's exactly.
     """
     a, b, c, d = matrices[..., 0, 0], matrices[..., 0, 1], matrices[..., 1, 0], matrices[..., 1, 1]
     theta = 2 * torch.atan2(c.abs(), a.abs())
@@ -103,7 +103,7 @@ def u3_angles(matrices: torch.Tensor) -> torch.Tensor:
     alpha = torch.angle(a)
     phi = torch.angle(c) - alpha
     lam = torch.where(a.abs() >= c.abs(), torch.angle(d) - torch.angle(c), torch.angle(-b) - alpha)
-    return torch.stack([theta, phi, lam], -1)
+    return torch.stack([theta, phi, lam], -1), alpha
 
 
 def pauli_operator(cudaq, pauli: str):
@@ -156,6 +156,10 @@ class CudaqExecutor(Executor):
 
     warm_up = True
 
+    @property
+    def phase_known(self) -> bool:
+        return not self.plan.target.density_matrix  # a state read from ρ has no global phase of its own
+
     def __init__(self, circuit: Circuit, readout_plan: ReadoutPlan, plan: ExecutionPlan):
         super().__init__(circuit, readout_plan, plan)
         target = TargetConfig(plan.target.name, emulate=plan.config.emulate,
@@ -197,17 +201,18 @@ class CudaqExecutor(Executor):
     def _theta(self, angles: torch.Tensor) -> np.ndarray:
         """The kernel's angle argument per sample: one per gate, or (θ, φ, λ) blocks of the fused u3 gates."""
         if self.fused:
-            return self._u3_theta(angles)
+            return self._u3_theta(angles)[0]
         theta = np.zeros((angles.shape[0], len(self.codes)))
         if len(self.rotation_positions):
             theta[:, self.rotation_positions] = angles.detach().double().cpu().numpy()
         return theta
 
-    def _u3_theta(self, angles: torch.Tensor) -> np.ndarray:
+    def _u3_theta(self, angles: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """(kernel angles (batch, 3 * gates), the global phase (batch,) the u3 gates leave out)."""
         batch, count = angles.shape[0], len(self.codes)
         theta = np.zeros((batch, 3 * count))
         if not self._u3:
-            return theta
+            return theta, torch.zeros(batch, dtype=torch.float64)
         program = self.sweep_program()
         with torch.no_grad():
             rot = program.rotation_matrices(angles.detach().to(torch.float64).to(program.device)) \
@@ -219,11 +224,12 @@ class CudaqExecutor(Executor):
                     matrix = program.gate_matrix(g, rot)
                     fused = matrix if fused is None else matrix @ fused
                 matrices.append(fused.expand(batch, 2, 2))
-            params = u3_angles(torch.stack(matrices, 1)).cpu().numpy()  # (batch, groups, 3)
+            params, phases = u3_angles(torch.stack(matrices, 1))  # (batch, groups, 3), (batch, groups)
+        params = params.cpu().numpy()
         positions = np.array([position for position, _ in self._u3])
         for k in range(3):
             theta[:, k * count + positions] = params[:, :, k]
-        return theta
+        return theta, phases.sum(1).cpu()
 
     def _args(self, angles: torch.Tensor, init: torch.Tensor | None) -> list[tuple]:
         theta = self._theta(angles)
@@ -336,6 +342,8 @@ class CudaqExecutor(Executor):
         """
         states = self._final_states(angles, init)
         if states.dim() == 2:
+            if self.fused:  # the u3 gates left out each group's phase: put the circuit's global phase back
+                states = states * torch.exp(1j * self._u3_theta(angles)[1]).unsqueeze(1)
             return states
         if self._cudaq_noise is not None:
             raise ValueError("a noisy density matrix has no state vector: use the density_matrix gradient")

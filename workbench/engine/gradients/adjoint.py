@@ -38,4 +38,5 @@ class Adjoint(GradientMethod):
     def vjp(self, angles, init, saved, grad_out, need_init):
         program = self.executor.sweep_program()
         lam = program.observable_action(saved, self.executor.readout_plan, grad_out)
-        return program.adjoint_vjp(saved, lam, angles, need_initial=need_init, initial=init)
+        return program.adjoint_vjp(saved, lam, angles, need_initial=need_init, initial=init,
+                                   phase_known=self.executor.phase_known)

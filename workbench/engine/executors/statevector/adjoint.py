@@ -21,7 +21,8 @@ class AdjointSweep:
 
     # -- adjoint differentiation ----------------------------------------------------------------
     def adjoint_vjp(self, psi: torch.Tensor, lam: torch.Tensor, angles: torch.Tensor, need_initial: bool = False,
-                    initial: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                    initial: torch.Tensor | None = None,
+                    phase_known: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Reverse sweep: ∂/∂θ_g of Re⟨λ_final|ψ⟩-weighted readouts for every rotation gate.
 
         psi is the final state, lam = Σ_k g_k O_k ψ. Walks the stages backwards, undoing each on both
@@ -39,7 +40,9 @@ class AdjointSweep:
             if init_is_zero is None:  # no forward cached for these angles: amplitude circuits start from init
                 init_is_zero = not self.circuit.amplitude_inputs
             ops = self.ops
-            use_env = self._env_first and init_is_zero and not need_initial
+            # The product-state shortcut contracts λ with states computed here from the angles, so it needs ψ
+            # (and λ) with their true global phase; the full sweep only pairs λ with ψ, where a phase cancels.
+            use_env = self._env_first and init_is_zero and not need_initial and phase_known
             stop = 1 if use_env else 0
             buffers = self._buffers(batch * dim)
 
