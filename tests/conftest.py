@@ -2,7 +2,7 @@
 
 The oracle below rebuilds every circuit straight from the spec's documented semantics with numpy
 Kronecker products (2**n x 2**n matrices, qubit q = bit q of the basis index). It shares no code with
-workbench.circuits / statevector / densitymatrix, so a bug there cannot hide in the reference.
+workbench.engine (circuits, statevector, density matrix), so a bug there cannot hide in the reference.
 """
 
 from __future__ import annotations
@@ -380,8 +380,8 @@ def covering_combos() -> list[tuple[str, str, str]]:
 
 
 def layer_for(block: dict, features: int, **options):
-    from workbench.layers import QuantumLayer
-    from workbench.noise import NoiseModel
+    from workbench.engine.layer import QuantumLayer
+    from workbench.engine.noise import NoiseModel
     from workbench.spec import Quantum
 
     noise = options.pop("noise", None)
@@ -391,7 +391,7 @@ def layer_for(block: dict, features: int, **options):
 
 @pytest.fixture(scope="session")
 def cudaq_seed():
-    from workbench._cudaq import cudaq, on_cudaq_thread
+    from workbench.engine.executors.cudaq_runtime import cudaq, on_cudaq_thread
 
     on_cudaq_thread(lambda: cudaq.set_random_seed(7))
     return cudaq

@@ -154,8 +154,8 @@ CIRCUITS = [
                                      {"mode": "sampler", "marginal": [0, 2]}])
 def test_statevector_adjoint_equals_autograd(block, readout):
     from workbench import load_spec
-    from workbench.circuits import build_circuit, readout_plan
-    from workbench.statevector import StatevectorProgram
+    from workbench.engine.circuits import build_circuit, readout_plan
+    from workbench.engine.executors.statevector import StatevectorProgram
 
     n = block["qubits"]
     block = dict(block)
@@ -204,8 +204,8 @@ def test_statevector_adjoint_equals_autograd(block, readout):
 def test_statevector_matches_a_dense_oracle():
     """Final states against explicit 2^n x 2^n matrices (qubit q = bit q of the index)."""
     from workbench import load_spec
-    from workbench.circuits import build_circuit
-    from workbench.statevector import StatevectorProgram
+    from workbench.engine.circuits import build_circuit
+    from workbench.engine.executors.statevector import StatevectorProgram
 
     n = 5
     spec = load_spec({"input_shape": [n], "blocks": [_block(n, rotations=["rx", "rz"])]})

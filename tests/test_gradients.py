@@ -248,7 +248,7 @@ def test_auto_gradient_choice(options, method, words):
     ({"target": "torch", "gradient": "magic"}, ["unknown gradient", "adjoint"]),
 ])
 def test_impossible_gradient_choice_is_explained(options, words):
-    from workbench.gradients import GradientError
+    from workbench.engine.gradients import GradientError
 
     with pytest.raises(GradientError) as info:
         layer_for(make_block("angle", "he-linear", "z", depth=1), 3, **options)

@@ -290,7 +290,7 @@ def test_circuit_view_follows_the_block_settings(pages):
 
 
 def test_run_setup_shows_targets_and_gradient_choice(pages):
-    from workbench._cudaq import gpu_count
+    from workbench.engine.executors.cudaq_runtime import gpu_count
 
     page = pages.open()
     tab(page, "Run setup")

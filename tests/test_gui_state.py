@@ -339,7 +339,7 @@ def test_gradient_auto_explains_its_choice():
 
 
 def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
-    from workbench import _cudaq
+    from workbench.engine.executors import cudaq_runtime as _cudaq
     from workbench.gui import state
     from workbench.gui.app import TAB, WorkbenchApp
 

@@ -189,7 +189,7 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
     rows = {r["gradient"]: r for r in run.snapshot() if not r["skip"]}
     assert {r["status"] for r in rows.values()} == {"done"} and run.done == 4
     for method, row in rows.items():
-        per_sample, _ = circuits_per_sample(spec, method, target="torch", shots=None)
+        per_sample, _, _ = circuits_per_sample(spec, {"target": "torch", "gradient": method})
         assert row["executions"] == 4 * per_sample, method
 
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench._cudaq import TargetConfig, call, gpu_count
-from workbench.circuits import build_circuit, readout_plan
-from workbench.cudaq_backend import CudaqExecutor
+from workbench.engine.circuits import build_circuit, readout_plan
+from workbench.engine.executors.cudaq import CudaqExecutor, pauli_operator
+from workbench.engine.executors.cudaq_runtime import call, gpu_count
+from workbench.engine.plan import ExecutionConfig, resolve
 from workbench.spec import load_spec
 
 SPEC = {"name": "mq", "task": "regression", "input_shape": [3], "blocks": [
@@ -22,15 +23,14 @@ SPEC = {"name": "mq", "task": "regression", "input_shape": [3], "blocks": [
 
 def test_the_per_qpu_async_path_matches_the_batched_observe():
     block = load_spec(SPEC).blocks[0]
-    executor = CudaqExecutor(build_circuit(block, 3), TargetConfig("qpp-cpu"))
+    circuit = build_circuit(block, 3)
     plan = readout_plan(block)
+    executor = CudaqExecutor(circuit, plan, resolve(ExecutionConfig(target="qpp-cpu"), block, circuit))
     angles = torch.rand(5, len(executor.circuit.rotation_gates), dtype=torch.float64) * 3
-    batched = executor.readout(angles, None, plan).numpy()
+    batched = executor.readout(angles, None).numpy()
     paulis = tuple(plan.paulis)
 
     def spread(cudaq):
-        from workbench.cudaq_backend import pauli_operator
-
         operators = [pauli_operator(cudaq, p) for p in paulis]
         return executor._spread_over_qpus(cudaq, paulis, operators, executor._args(angles, None), {}, None)
 

@@ -9,8 +9,16 @@ import torch
 from workbench import compile as wb_compile
 from workbench.bench.surrogate import SMALL_CIRCLES_SPEC, train_under_budget
 from workbench.data import load_dataset
-from workbench.gradients import GradientError, choose_gradient
-from workbench.surrogate import SurrogateError, cosine
+from workbench.engine.gradients import GradientContext, GradientError, choose
+from workbench.engine.targets import get_target
+
+
+def choose_gradient(method, *, engine, shots, hardware, noisy, n_angles=None):
+    """The engine's choice for a target, shots, noise and angle count (`hardware` comes with the target)."""
+    target = get_target(engine)
+    assert target.hardware == hardware
+    return choose(method, GradientContext(target=target, shots=shots, noisy=noisy, n_angles=n_angles))
+from workbench.engine.gradients.surrogate import SurrogateError, cosine
 from workbench.training import TrainConfig, Trainer
 
 

@@ -17,9 +17,9 @@ import torch
 
 import workbench as wb
 from conftest import layer_for, make_block
-from workbench import layers as layers_module
-from workbench._cudaq import TargetError, gpu_count
-from workbench.layers import ResourceError
+from workbench.engine import plan as layers_module
+from workbench.engine.executors.cudaq_runtime import TargetError, gpu_count
+from workbench.engine.layer import ResourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
@@ -42,8 +42,8 @@ def test_gpu_targets_without_gpu_raise_and_never_abort_the_process():
     # must not take the test session down with it.
     script = textwrap.dedent(f"""
         import torch, workbench as wb
-        from workbench._cudaq import TargetError
-        from workbench.function import CircuitFunction
+        from workbench.engine.targets import TargetError
+        from workbench.engine.function import CircuitFunction
         spec = {_small()!r}
         for target in {GPU_TARGETS!r}:
             try:
@@ -226,7 +226,7 @@ def test_models_with_different_targets_and_noise_agree_across_threads():
 def test_every_cudaq_call_runs_on_the_cudaq_thread_under_the_lock(monkeypatch):
     """observe, sample, get_state, set_target and the noise setters run only on the one CUDA-Q thread, holding
     the session lock, whichever thread the model is used from."""
-    from workbench import _cudaq
+    from workbench.engine.executors import cudaq_runtime as _cudaq
 
     cudaq = _cudaq.cudaq
     calls: list[str] = []
@@ -241,7 +241,7 @@ def test_every_cudaq_call_runs_on_the_cudaq_thread_under_the_lock(monkeypatch):
             return original(*args, **kwargs)
         return wrapper
 
-    for name in ("observe", "sample", "get_state", "set_target", "set_noise", "unset_noise"):
+    for name in ("observe", "sample", "get_state_async", "set_target", "set_noise", "unset_noise"):
         monkeypatch.setattr(cudaq, name, guarded(name))
     work = _workloads()
     for fn in work.values():
@@ -260,4 +260,4 @@ def test_every_cudaq_call_runs_on_the_cudaq_thread_under_the_lock(monkeypatch):
     for t in threads:
         t.join(timeout=240)
     assert not errors, errors
-    assert {"observe", "sample", "get_state", "set_target", "set_noise", "unset_noise"} <= set(calls)
+    assert {"observe", "sample", "get_state_async", "set_target", "set_noise", "unset_noise"} <= set(calls)

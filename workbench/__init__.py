@@ -12,7 +12,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import templates  # noqa: E402
 from .compiler import HybridModel, compile, load_model  # noqa: E402
-from .function import CircuitFunction, circuit_function, expectation  # noqa: E402
+from .engine import ExecutionConfig, QuantumLayer, resolve  # noqa: E402
+from .engine.function import CircuitFunction, circuit_function, expectation  # noqa: E402
 from .spec import ArchitectureSpec, SpecError, load_spec  # noqa: E402
 
 __version__ = "0.1.0"
@@ -26,8 +27,8 @@ _LAZY = {
     "search": "workbench.search",
 }
 
-__all__ = ["ArchitectureSpec", "CircuitFunction", "HybridModel", "SpecError", "circuit_function", "compile",
-           "expectation", "load_model", "load_spec", "templates",
+__all__ = ["ArchitectureSpec", "CircuitFunction", "ExecutionConfig", "HybridModel", "QuantumLayer", "SpecError",
+           "circuit_function", "compile", "expectation", "load_model", "load_spec", "resolve", "templates",
            *_LAZY]
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .bench.cli import bench_app
 from .cli_errors import GuardedGroup, one_line
+from .engine.gradients import method_names
 from .notebooks import notebooks_app
 from .rl.cli import rl_app
 from .store_cli import register as register_store_commands
@@ -84,6 +85,16 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def _target_options(pairs: list[str]) -> dict[str, str] | None:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--target-option {pair!r} must look like key=value, e.g. mapping_file=iqm.txt")
+        options[key] = value
+    return options or None
+
+
 @app.command()
 def train(
     spec: Optional[Path] = typer.Option(None, "--spec", help="Architecture spec JSON file."),
@@ -96,13 +107,17 @@ def train(
     optimizer: str = typer.Option("adam", "--optimizer", help="adam, sgd, rmsprop or lbfgs."),
     seed: int = typer.Option(0, "--seed"),
     target: str = typer.Option("torch", "--target", help="torch, torch-density, qpp-cpu, density-matrix-cpu, nvidia, …"),
-    gradient: str = typer.Option("auto", "--gradient",
-                                 help="auto, adjoint, parameter_shift, finite_diff, density_matrix, backprop."),
+    gradient: str = typer.Option("auto", "--gradient", help=", ".join(method_names()) + "."),
     shots: Optional[int] = typer.Option(None, "--shots"),
     gradient_option: list[str] = typer.Option([], "--gradient-option", help="Gradient setting key=value (repeatable), "
                                               "e.g. refit_steps=20 for --gradient surrogate."),
     noise: Optional[str] = typer.Option(None, "--noise", help='JSON, e.g. \'{"depolarizing": 0.01}\''),
     device: str = typer.Option("cpu", "--device"),
+    target_option: list[str] = typer.Option([], "--target-option",
+                                            help="CUDA-Q target option key=value (repeatable), e.g. "
+                                                 "mapping_file=iqm.txt for --target iqm."),
+    emulate: bool = typer.Option(True, "--emulate/--no-emulate",
+                                 help="Hardware targets run in CUDA-Q's local emulation (the default)."),
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Patience in epochs."),
     baseline: bool = typer.Option(False, "--baseline", help="Also train the matched classical baseline."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Run on Ray: ray://HOST:PORT or auto "
@@ -142,7 +157,9 @@ def train(
         data = load_dataset(dataset, **options)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
-                             early_stopping=early_stopping, gradient_options=_parse_options(gradient_option) or None)
+                             early_stopping=early_stopping, emulate=emulate,
+                             target_options=_target_options(target_option),
+                             gradient_options=_parse_options(gradient_option) or None)
         cost = estimate(architecture, config, n_train=len(data.X_train), n_test=len(data.X_test))
         job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:

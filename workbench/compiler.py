@@ -1,5 +1,5 @@
 """Spec → torch.nn.Module. `compile()` turns each block into a module and each quantum block into a
-QuantumLayer on the chosen executor and gradient method."""
+QuantumLayer whose execution plan (`workbench.engine.plan.resolve`) picks the executor and gradient method."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ import torch
 from torch import nn
 
 from . import spec as S
-from .layers import TORCH_ENGINES, QuantumLayer
+from .engine.layer import QuantumLayer
+from .engine.noise import NoiseModel
+from .engine.plan import ExecutionConfig, human_bytes, with_noise_engine
 from .limits import check_shots, check_torch_compile_work
 from .model_file import check_overrides, load_weights, read_model_file
-from .noise import NoiseModel
-
-PRECISIONS = ("single", "double")
 
 
 class ScaledTanh(nn.Module):
@@ -62,31 +61,51 @@ def _classical_module(block: S._Block, in_shape: tuple[int, ...]) -> nn.Module:
 class HybridModel(nn.Module):
     """The compiled network: blocks in order, each a module named by its block id."""
 
-    def __init__(self, spec: S.ArchitectureSpec, config: dict[str, Any]):
+    def __init__(self, spec: S.ArchitectureSpec, execution: ExecutionConfig,
+                 initial_weights: dict[str, Any] | None = None):
         super().__init__()
         self.spec = spec
-        self.config = config
+        self.execution = execution
         self.shapes = spec.shapes()
-        device = torch.device(config["device"])
-        noise = NoiseModel.from_any(config.get("noise"))
+        initial_weights = dict(initial_weights or {})
+        unknown = set(initial_weights) - {b.id for b in spec.quantum_blocks()}
+        if unknown:
+            raise ValueError(f"initial_weights names {sorted(unknown)}, which are not quantum blocks of the spec: use "
+                             f"{[b.id for b in spec.quantum_blocks()]}")
         self.blocks = nn.ModuleDict()
         for block, (in_shape, _) in zip(spec.blocks, self.shapes):
             if isinstance(block, S.Quantum):
-                module = QuantumLayer(block, in_shape[0], target=config["target"], gradient=config["gradient"],
-                                      device=device, noise=noise, shots=config.get("shots"),
-                                      precision=config["precision"], target_options=config.get("target_options"),
-                                      emulate=config.get("emulate", True),
-                                      gradient_options=config.get("gradient_options"))
+                module = QuantumLayer(block, in_shape[0], config=execution,
+                                      initial_weights=initial_weights.get(block.id))
             else:
                 module = _classical_module(block, in_shape)
             self.blocks[block.id] = module
-        self.to(device)
+        self.to(torch.device(execution.device))
+        if execution.precision == "double":
+            self.to(torch.float64)  # classical layers too: float64 outputs end to end
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The compile settings as saved with the model (JSON-ready); precision follows model.double()."""
+        data = self.execution.to_dict()
+        data["precision"] = "double" if self.dtype == torch.float64 else "single"
+        return data
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the model's parameters (float32 unless precision 'double' or model.double())."""
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float64 if self.execution.precision == "double" else torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = tuple(self.spec.input_shape)
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"model {self.spec.name!r} expects input of shape (batch, {', '.join(map(str, expected))}) "
                              f"but got {tuple(x.shape)}")
+        if x.is_floating_point():
+            x = x.to(self.dtype)  # a float64 model takes float32 data, like a float32 model takes float64
         for module in self.blocks.values():
             x = module(x)
         return x
@@ -118,14 +137,16 @@ class HybridModel(nn.Module):
                            f"{module.plan.mode}, role {block.role}")
             lines.append(f"{block.id:<14}{block.type:<12}{str(in_shape):<16}{str(out_shape):<12}{params:>8}  {details}")
         lines.append(f"total trainable parameters: {total}")
-        lines.append(f"target: {self.config['target']}  device: {self.config['device']}  "
-                     f"precision: {self.config['precision']}  shots: {self.config.get('shots') or 'exact'}")
-        if self.config.get("noise"):
-            lines.append(f"noise: {self.config['noise']}")
+        config = self.config
+        lines.append(f"target: {config['target']}  device: {config['device']}  "
+                     f"precision: {config['precision']}  shots: {config.get('shots') or 'exact'}")
+        if config.get("noise"):
+            lines.append(f"noise: {config['noise']}")
         for name, layer in self.quantum_layers.items():
             lines.append(f"{name}: gradient {layer.choice.method} ({layer.choice.reason}); "
                          f"{len(layer.circuit.gates)} gates, {len(layer.circuit.rotation_gates)} angles; memory "
-                         f"≈ {_human(layer.memory_estimate(batch))} for a batch of {batch}")
+                         f"≈ {human_bytes(layer.memory_estimate(batch))} for a batch of {batch}")
+            lines += [f"{name}: hint: {hint}" for hint in layer.execution.hints]
         text = "\n".join(lines)
         print(text, file=file)
         return text
@@ -146,49 +167,45 @@ class HybridModel(nn.Module):
         return path
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024:
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
 def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch", gradient: str = "auto",
             device: str | torch.device = "cpu", *, noise: NoiseModel | dict | None = None, shots: int | None = None,
             precision: str = "single", target_options: dict | None = None, emulate: bool = True,
-            seed: int | None = None, gradient_options: dict | None = None) -> HybridModel:
+            seed: int | None = None, gradient_options: dict | None = None,
+            execution: ExecutionConfig | dict | None = None,
+            initial_weights: dict[str, Any] | None = None) -> HybridModel:
     """Compile a spec into a torch module whose quantum layers run on `target` with `gradient`.
 
-    target: 'torch' (native statevector), 'torch-density' (native noisy), or a CUDA-Q target
-    ('qpp-cpu', 'density-matrix-cpu', 'nvidia', 'nvidia-fp64', 'nvidia-mqpu', hardware names in emulate mode).
-    gradient: 'auto', 'adjoint', 'parameter_shift', 'finite_diff', 'density_matrix', 'backprop' or 'surrogate'.
-    gradient_options: settings of the gradient method (surrogate: see workbench.surrogate.SurrogateOptions).
+    Args:
+        target: 'torch' (native statevector), 'torch-density' (native noisy), or a CUDA-Q target (see
+            `workbench.engine.targets.TARGETS`: qpp-cpu, density-matrix-cpu, nvidia..., hardware names emulated).
+        gradient: 'auto' or a registered method (`workbench.engine.gradients.method_names()`).
+        gradient_options: settings of the gradient method (surrogate: see
+            `workbench.engine.gradients.surrogate.SurrogateOptions`).
+        execution: an ExecutionConfig (or its dict) instead of target/gradient/device/... keywords.
+        seed: initial weights drawn from this seed; torch's global random state is left as it was.
+        initial_weights: {quantum block id: weight vector} to start from.
     """
     spec = S.load_spec(spec)
-    shots = check_shots(shots)
-    check_torch_compile_work(spec, target, torch.device(device))
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: use 'single' (complex64) or 'double' (complex128)")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch sees no GPU: use device='cpu'")
-    noise_model = NoiseModel.from_any(noise)
-    if target == "torch" and noise_model is not None and noise_model.gate_noise():
-        target = "torch-density"
-    if seed is not None:
+    if execution is None:
+        execution = ExecutionConfig(target=target, gradient=gradient, device=str(device), precision=precision,
+                                    shots=check_shots(shots), noise=noise, emulate=emulate,
+                                    target_options=target_options or {}, gradient_options=gradient_options or {})
+    execution = with_noise_engine(ExecutionConfig.from_any(execution))
+    check_shots(execution.shots)
+    check_torch_compile_work(spec, execution.target, torch.device(execution.device))
+    if seed is None:
+        return HybridModel(spec, execution, initial_weights)
+    # Every initial weight (classical and quantum) from the seed, without touching the caller's random state.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-    config = {"target": target, "gradient": gradient, "device": str(device), "precision": precision,
-              "shots": shots, "noise": noise_model.to_dict() if noise_model else None,
-              "target_options": target_options, "emulate": emulate, "gradient_options": gradient_options}
-    return HybridModel(spec, config)
+        return HybridModel(spec, execution, initial_weights)
 
 
 def load_model(path: str | os.PathLike, **overrides: Any) -> HybridModel:
     """Rebuild a saved model from its spec and settings, then load its weights (never unpickles code).
 
-    The file may choose only gradient, precision, shots and noise; target, device, target_options and
-    emulate are the caller's (see `workbench.model_file`). Bad files raise ModelFileError.
+    The file may choose only gradient, precision, shots, noise and gradient options; target, device,
+    target_options and emulate are the caller's (see `workbench.model_file`). Bad files raise ModelFileError.
     """
     check_overrides(overrides)
     spec, settings, state_dict = read_model_file(path)

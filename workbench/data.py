@@ -37,6 +37,7 @@ from sklearn.datasets import (
 )
 from sklearn.model_selection import train_test_split
 
+from .engine.pauli import tfim_terms as ising_terms
 from .errors import WorkbenchError
 
 
@@ -853,10 +854,7 @@ def tfim_terms(n_qubits: int) -> list[str]:
     """The Hamiltonian's terms in coefficient order: the n-1 ZZ bonds, then the n X fields."""
     if not _is_integer(n_qubits) or n_qubits < 2:
         raise DatasetError(f"the Ising chain needs n_qubits >= 2 (an integer), got {n_qubits!r}")
-    n = int(n_qubits)
-    bonds = ["I" * i + "ZZ" + "I" * (n - i - 2) for i in range(n - 1)]
-    fields = ["I" * i + "X" + "I" * (n - i - 1) for i in range(n)]
-    return bonds + fields
+    return ising_terms(int(n_qubits))
 
 
 def _tfim_coefficients(n_qubits: int, J: float, h: float) -> np.ndarray:

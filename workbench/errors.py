@@ -1,7 +1,6 @@
 """The project's error hierarchy: every mistake a user can make ends in a `WorkbenchError`.
 
-Front ends catch `WorkbenchError` (and `user_errors()`, which adds the engine's own errors) in one
-clause and show the message as it is: each message says what is wrong and how to fix it. Anything
+Front ends catch `WorkbenchError` in one clause and show the message as it is: each message says what is wrong and how to fix it. Anything
 else is a bug and is reported with the place its full traceback was written.
 
 Every concrete error also derives from the built-in class it always was (ValueError, RuntimeError),
@@ -10,9 +9,13 @@ so code that caught those keeps working.
 
 from __future__ import annotations
 
+from .engine.errors import WorkbenchError
+from .engine.gradients.base import GradientError
+from .engine.plan import ResourceError
+from .engine.targets import TargetError
 
-class WorkbenchError(Exception):
-    """Base of every error the workbench raises for bad input, files, links, stores or settings."""
+__all__ = ["GradientError", "ModelFileError", "OptionError", "ResourceError", "TargetError", "WorkbenchError",
+           "user_errors"]
 
 
 class OptionError(WorkbenchError, ValueError):
@@ -24,13 +27,6 @@ class ModelFileError(WorkbenchError, ValueError):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types that mean "the user's input was wrong", for one except clause.
-
-    The quantum engine's errors (out of memory, impossible gradient method, unknown target) are
-    defined with the engine; they are looked up here so this module imports nothing heavy.
-    """
-    from .gradients import GradientError
-    from .layers import ResourceError
-    from ._cudaq import TargetError
-
-    return (WorkbenchError, ResourceError, GradientError, TargetError)
+    """The exception types that mean "the user's input was wrong", for one except clause: every project
+    error, the engine's own (out of memory, impossible gradient method, unknown target) included."""
+    return (WorkbenchError,)

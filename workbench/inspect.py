@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 # Engine entry points in one place (issue 9 moves the engine into workbench.engine).
-from .circuits import Circuit, build_circuit, readout_plan
-from .statevector import StatevectorProgram
+from .engine.circuits import Circuit, build_circuit, readout_plan
+from .engine.executors.statevector import StatevectorProgram
 
 __all__ = ["bloch_vectors", "block_input", "circuit_descriptors", "inspect_sample", "qubit_density_matrices",
            "stage_boundaries", "von_neumann_entropy"]

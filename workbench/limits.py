@@ -18,6 +18,10 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
+# The quantum block's own bounds live with the block in the engine; the rest are here.
+from .engine.block import (MAX_GATES_PER_BLOCK, MAX_MAGNITUDE, MAX_NAME_CHARS, MAX_SHOTS,  # noqa: F401
+                           MAX_TERMS, MAX_WEIGHT_INDEX)
+
 if TYPE_CHECKING:
     from .spec import ArchitectureSpec, Quantum
 
@@ -32,12 +36,6 @@ MAX_SIZE = 1 << 24  # any one feature count, dimension or reshape size
 MAX_DIMS = 4  # input_shape / reshape rank
 MAX_CHANNELS = 4_096
 MAX_KERNEL = 64  # conv/pool kernel, stride and padding
-MAX_GATES_PER_BLOCK = 10_000
-MAX_WEIGHT_INDEX = 65_535  # a custom gate's weight or input index
-MAX_SHOTS = 10_000_000  # the GUI offers up to the same
-MAX_TERMS = 4_096  # observables or Hamiltonian terms of one readout
-MAX_MAGNITUDE = 1e6  # any float in a spec (scales, coefficients, angles)
-MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 
 # Whole-spec budgets.

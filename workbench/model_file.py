@@ -96,7 +96,7 @@ def _settings(value: Any, path: Path) -> dict[str, Any]:
     except OptionError as err:
         raise ModelFileError(f"{path}: {err}") from None
     if settings.get("gradient_options") is not None:
-        from .surrogate import SurrogateError, SurrogateOptions
+        from .engine.gradients.surrogate import SurrogateError, SurrogateOptions
 
         if not isinstance(settings["gradient_options"], dict):
             raise ModelFileError(f"{path}: the saved gradient options must be a JSON object")
@@ -106,7 +106,7 @@ def _settings(value: Any, path: Path) -> dict[str, Any]:
             raise ModelFileError(f"{path}: the saved gradient options are not valid: {err}") from None
     noise = settings.get("noise")
     if noise is not None:
-        from .noise import NoiseModel
+        from .engine.noise import NoiseModel
 
         if not isinstance(noise, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                   for v in noise.values()):

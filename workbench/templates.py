@@ -5,14 +5,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from .engine.pauli import tfim_terms
 from .spec import ArchitectureSpec, load_spec
-
-
-def _tfim_terms(n: int) -> list[str]:
-    """Open transverse-field Ising chain terms: Z_i Z_{i+1} then X_i (character i acts on qubit i)."""
-    zz = ["I" * i + "ZZ" + "I" * (n - i - 2) for i in range(n - 1)]
-    x = ["I" * i + "X" + "I" * (n - i - 1) for i in range(n)]
-    return zz + x
 
 
 def _vqc_circles() -> dict:
@@ -94,7 +88,7 @@ def _vqe_parameter_input() -> dict:
             {"type": "linear", "id": "to_params", "out_features": n * 2 * depth},
             {"type": "quantum", "id": "vqe", "role": "parameter_input", "qubits": n, "encoding": "none",
              "ansatz": "hardware_efficient", "depth": depth, "rotations": ["ry", "rz"], "entanglement": "linear",
-             "readout": {"mode": "estimator", "observables": _tfim_terms(n)}},
+             "readout": {"mode": "estimator", "observables": tfim_terms(n)}},
         ],
     }
 

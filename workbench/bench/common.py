@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from ..engine.plan import human_bytes  # noqa: F401  (one formatter for the whole project; report.py reads it here)
+
 RESULT_VERSION = 1
 DEFAULT_QUBITS = (4, 8, 12, 16)
 DEFAULT_BATCH = 32
@@ -85,22 +87,10 @@ def make_batch(spec, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
 
 
 def loss_for(spec):
-    try:
-        from ..training.trainer import loss_function
-    except ImportError:  # the training package is optional for the benchmarks
-        loss_function = None
-    width = spec.output_shape()[0]
-    if loss_function is not None:
-        return loss_function(spec.task, width)
-    if spec.task == "classification" and width > 1:
-        return torch.nn.CrossEntropyLoss()
-    if spec.task == "classification":
-        bce = torch.nn.BCEWithLogitsLoss()
-        return lambda out, y: bce(out.squeeze(1), y.float())
-    if spec.task == "regression":
-        mse = torch.nn.MSELoss()
-        return lambda out, y: mse(out.squeeze(1) if y.dim() == 1 else out, y.float())
-    return lambda out, y: out.mean()
+    """The training loss of the spec's task (the trainer's own, so timings measure what training runs)."""
+    from ..training.trainer import loss_function
+
+    return loss_function(spec.task, spec.output_shape()[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,16 +286,6 @@ class PeakMemory:
         self.bytes = max(0, peak - self._start) if peak is not None and self._start is not None else None
 
 
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024:
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
 def memory_bandwidth(device: str | torch.device = "cpu", megabytes: int = 256, repeats: int = 5) -> dict:
     """Copy bandwidth of one large tensor (read + write counted), the yardstick for a statevector sweep."""
     device = torch.device(device)
@@ -413,7 +393,7 @@ def parse_ints(text: str | Iterable[int] | None, default: Iterable[int]) -> list
 def cudaq_available() -> str:
     """'' when CUDA-Q's CPU simulator can run here, otherwise the reason."""
     try:
-        from .. import _cudaq  # noqa: F401
+        from ..engine.executors import cudaq_runtime  # noqa: F401
     except Exception as err:  # pragma: no cover - depends on the installation
         return f"CUDA-Q does not import: {err}"
     return ""

@@ -16,7 +16,9 @@ SHIFT_RATIO_TARGET = 20.0
 
 
 def _is_cudaq(target: str) -> bool:
-    return target not in ("torch", "torch-density")
+    from ..engine.targets import get_target
+
+    return get_target(target).is_cudaq
 
 
 def build(spec, target: str, gradient: str, *, device: str = "cpu", precision: str = "single", reference=None):

@@ -28,7 +28,7 @@ from . import common as C
 def _cudaq_gpu() -> str:
     """'' when CUDA-Q's nvidia target can run here, else the reason."""
     try:
-        from .._cudaq import gpu_count
+        from ..engine.executors.cudaq_runtime import gpu_count
     except Exception as err:
         return f"cudaq does not import: {err}"
     if gpu_count() == 0:
@@ -39,8 +39,8 @@ def _cudaq_gpu() -> str:
 def sweep_fraction(n: int, batch: int, device: str, bandwidth: float, repeats: int = 5) -> dict:
     """Time the torch engine's forward (no autograd) and one dense-block pass at n qubits; compare the bytes
     they must move with the copy bandwidth."""
-    from ..circuits import build_circuit
-    from ..statevector import StatevectorProgram
+    from ..engine.circuits import build_circuit
+    from ..engine.executors.statevector import StatevectorProgram
 
     spec = C.standard_spec(n)
     block = spec.quantum_blocks()[0]
@@ -55,7 +55,7 @@ def sweep_fraction(n: int, batch: int, device: str, bandwidth: float, repeats: i
         forward = C.median_time(lambda: program.run(angles), repeats=repeats, device=device)
         psi = program.run(angles)
         plan = None
-        from ..circuits import readout_plan
+        from ..engine.circuits import readout_plan
 
         plan = readout_plan(block)
         upstream = torch.ones(batch, n, device=device)

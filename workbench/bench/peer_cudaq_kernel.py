@@ -5,7 +5,7 @@ thetas = [x_0 .. x_{n-1}, w_0 .. w_{4n-1}]; w index 2·n·layer + 2·qubit + rot
 
 from __future__ import annotations
 
-from .. import _cudaq  # noqa: F401  (imports cudaq quietly, away from our argv)
+from ..engine.executors import cudaq_runtime  # noqa: F401  (imports cudaq quietly, away from our argv)
 
 import cudaq  # noqa: E402
 

@@ -14,24 +14,18 @@ EXECUTORS = (("torch", "adjoint"), ("torch", "backprop"), ("qpp-cpu", "adjoint")
 
 def _torch_forward_passes(model) -> int | None:
     layers = list(model.quantum_layers.values())
-    if not layers or layers[0].executor is not None:
-        return None
-    program = layers[0].program
+    program = getattr(layers[0].executor, "program", None) if layers else None
     return getattr(program, "state_passes", None)
 
 
 def _fits(spec, target: str, gradient: str, batch: int, device: str) -> str:
     """'' when a model of this size should fit in memory, else why not (before building it)."""
-    from ..layers import available_memory, state_bytes
-
     import torch
 
-    n = C.quantum_qubits(spec)
-    precision = "double" if target not in ("torch", "torch-density") else "single"
-    per_state = state_bytes(n, density=False, precision=precision)
-    # Measured working sets: adjoint ≈ 3 states (ψ, λ, a work buffer), backprop ≈ 8-10 (the saved passes).
-    copies = 5 if gradient == "adjoint" else 14
-    need = per_state * batch * copies
+    from ..engine.plan import ExecutionConfig, available_memory, resolve
+
+    plan = resolve(ExecutionConfig(target=target, gradient=gradient, device=device), spec.quantum_blocks()[0])
+    need = plan.memory_estimate(batch)
     have = available_memory(torch.device(device))
     if need > 0.5 * have:
         return f"needs about {C.human_bytes(need)}, {C.human_bytes(have)} free"

@@ -597,7 +597,7 @@ class WorkbenchApp(param.Parameterized):
         ])
         svg = circuit_svg(circuit, plan, fit=True)
         self.circuit_view.object = f"<div class='wb-circuit-scroll'>{svg}</div>"
-        from ..circuits import draw_text
+        from ..engine.circuits import draw_text
 
         self.circuit_listing.object = (f"<details><summary class='wb-muted'>Gate list (text)</summary>"
                                        f"<pre class='wb-listing'>{html.escape(draw_text(circuit))}</pre></details>")

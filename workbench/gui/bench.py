@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import statistics
 import threading
-import time
 from typing import Any
 
 import torch
 
 from .. import compile as wb_compile
-from ..gradients import METHODS, GradientError, choose_gradient
+from ..engine.gradients import method_names
+from ..engine.plan import ExecutionConfig, resolve
 from ..spec import ArchitectureSpec, load_spec
 
 
@@ -32,7 +32,7 @@ def plan(spec: ArchitectureSpec, *, targets: list[dict], noise: dict | None, sho
             if name == "torch":
                 rows.append({"target": name, "gradient": "backprop", "skip": ""})
             continue
-        for method in METHODS[1:]:
+        for method in method_names()[1:]:
             row = {"target": name, "gradient": method, "skip": ""}
             if choice["reason"]:
                 row["skip"] = choice["reason"]
@@ -45,13 +45,9 @@ def plan(spec: ArchitectureSpec, *, targets: list[dict], noise: dict | None, sho
             elif noisy and name == "torch":
                 row["skip"] = "with gate noise the torch engine runs as torch-density"
             else:
-                hardware = kind == "hardware"
-                engine = name
-                effective_shots = shots or (1000 if hardware else None)
-                try:
-                    choose_gradient(method, engine=engine, shots=effective_shots, hardware=hardware, noisy=noisy)
-                except GradientError as err:
-                    row["skip"] = str(err)
+                config = ExecutionConfig(target=name, gradient=method, shots=shots, noise=noise)
+                problems = [p.message for block in spec.quantum_blocks() for p in resolve(config, block).problems]
+                row["skip"] = problems[0] if problems else ""
             rows.append(row)
     return rows
 
@@ -75,20 +71,11 @@ def time_step(spec: ArchitectureSpec, target: str, gradient: str, X: torch.Tenso
               noise: dict | None = None, shots: int | None = None, precision: str = "single", repeats: int = 2,
               budget_s: float = 20.0) -> dict[str, Any]:
     """Seconds for one optimiser step (forward, loss, backward, update): median of `repeats` after a warm-up."""
-    from ..training.trainer import loss_function
+    from ..bench.common import Stepper, loss_for
 
-    torch.manual_seed(0)
-    model = wb_compile(spec, target=target, gradient=gradient, noise=noise, shots=shots, precision=precision)
-    loss_fn = loss_function(spec.task, spec.output_shape()[0])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> float:
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = loss_fn(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return time.perf_counter() - start
+    model = wb_compile(spec, target=target, gradient=gradient, noise=noise, shots=shots, precision=precision, seed=0)
+    stepper = Stepper(model, X, y, loss_for(spec))
+    step = stepper.step
 
     warm = step()
     executions_before = model.circuit_executions()

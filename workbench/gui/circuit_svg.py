@@ -1,4 +1,4 @@
-"""An SVG drawing of a quantum block's circuit, from the gate list of workbench.circuits.build_circuit.
+"""An SVG drawing of a quantum block's circuit, from the gate list of workbench.engine.circuits.build_circuit.
 
 Wires are horizontal lines; each gate is placed in the first column free on every wire it spans.
 Rotation boxes show where their angle comes from: an input feature x_i (blue), a trainable weight
@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import math
 
-from ..circuits import Circuit, Gate, ReadoutPlan, build_circuit, readout_plan
-from ..layers import state_bytes
+from ..engine.circuits import Circuit, Gate, ReadoutPlan, build_circuit, readout_plan
+from ..engine.plan import human_bytes, state_bytes  # noqa: F401  (app.py reads human_bytes here)
 from ..spec import Quantum, ansatz_weight_count, encoding_features
 
 COL_W = 54
@@ -165,14 +165,6 @@ def circuit_svg(circuit: Circuit, plan: ReadoutPlan | None = None, max_gates: in
                    f'first {max_gates} of {len(circuit.gates)} gates shown</text>')
     out.append("</svg>")
     return "".join(out)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} EiB"
 
 
 def block_circuit(block: dict, n_features: int | None = None) -> tuple[Circuit, ReadoutPlan, Quantum]:

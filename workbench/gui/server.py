@@ -25,7 +25,7 @@ SESSION_LIFETIME_MS = 10_000  # a closed tab's session (and its training) ends t
 
 def _warm_imports() -> None:
     """Import the heavy engine parts once at start-up, so the first page opens quickly."""
-    from .. import _cudaq  # noqa: F401  (CUDA-Q: target availability)
+    from ..engine.executors import cudaq_runtime  # noqa: F401  (CUDA-Q: target availability)
     from .app import WorkbenchApp
 
     WorkbenchApp(store=False, template=None).builder.load_template("vqc-circles")  # datasets, forms, charts

@@ -67,7 +67,7 @@ class TrainingSession(param.Parameterized):
     # -- training --------------------------------------------------------------------------------
     def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False):
         from ..data import DatasetError
-        from ..gradients import GradientError
+        from ..engine.gradients import GradientError
         from ..jobs.api import make_job
         from ..jobs.spec import JobSpec
         from ..training import MetricStream, TrainConfig, TrainingError, matched_classical_spec

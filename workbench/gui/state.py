@@ -2,7 +2,7 @@
 the run setup, and the palette of blocks.
 
 These classes hold no model logic. Validation, shapes, gradient choice and target availability all
-come from the engine (workbench.spec, workbench.gradients, workbench._cudaq); the state only records
+come from the engine (workbench.spec, workbench.engine); the state only records
 what the user did and what the engine said about it, so a browser session, a notebook and a test
 drive exactly the same code.
 """
@@ -19,6 +19,10 @@ from typing import Any
 import param
 
 from .. import templates
+from ..engine.block import quantum_block
+from ..engine.gradients import GradientError, method_names
+from ..engine.plan import ExecutionConfig, resolve, with_noise_engine
+from ..engine.targets import TARGETS
 from ..spec import BLOCK_TYPES, ArchitectureSpec, SpecError, infer_shapes, load_spec
 
 HISTORY_LIMIT = 200
@@ -564,38 +568,32 @@ def _id_stem(block_id: str) -> str:
 UNTIL_PAUSED = 10**9  # the epoch count of a run that trains until the user pauses or stops it
 NOISE_CHANNELS = ("depolarizing", "depolarizing2", "amplitude_damping", "bit_flip", "phase_flip", "readout")
 NOISE_LIMITS = {"depolarizing": 0.75, "depolarizing2": 15 / 16}
-TORCH_TARGETS = {"torch": "Torch engine · statevector", "torch-density": "Torch engine · density matrix (noisy)"}
 
 
 @lru_cache(maxsize=1)
 def _engine_targets() -> tuple[tuple[str, str], ...]:
-    from .._cudaq import available_targets
+    from ..engine.executors.cudaq_runtime import available_targets
 
     return tuple(available_targets().items())
 
 
 def target_choices() -> list[dict]:
     """Every target with a label, whether it can run here and why not: torch engines first, then CUDA-Q."""
-    from .._cudaq import CPU_TARGETS, GPU_TARGETS, HARDWARE_TARGETS
+    from ..engine.targets import TARGETS, names
 
-    choices = [{"name": name, "label": label, "reason": "", "kind": "torch"} for name, label in TORCH_TARGETS.items()]
+    choices = [{"name": name, "label": TARGETS[name].label, "reason": "", "kind": "torch"} for name in names("torch")]
     for name, reason in _engine_targets():
-        if name in HARDWARE_TARGETS:
-            kind, label = "hardware", f"CUDA-Q · {name} (emulated, shots)"
-        elif name in GPU_TARGETS:
-            kind, label = "gpu", f"CUDA-Q · {name} (GPU)"
-        elif name in CPU_TARGETS:
-            kind, label = "cpu", f"CUDA-Q · {name}" + (" (noisy)" if name == "density-matrix-cpu" else "")
-        else:
-            kind, label = "other", f"CUDA-Q · {name}"
+        target = TARGETS.get(name)
+        kind = target.family if target is not None else "other"
+        label = target.label if target is not None else f"CUDA-Q · {name}"
         choices.append({"name": name, "label": label, "reason": reason, "kind": kind})
     return choices
 
 
 def _is_hardware(target: str) -> bool:
-    from .._cudaq import HARDWARE_TARGETS
+    from ..engine.targets import TARGETS
 
-    return target in HARDWARE_TARGETS
+    return target in TARGETS and TARGETS[target].hardware
 
 
 @lru_cache(maxsize=16)
@@ -617,8 +615,7 @@ class RunSetup(param.Parameterized):
     batch_size = param.Integer(default=32, bounds=(1, 100000))
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     target = param.String(default="torch")
-    gradient = param.Selector(default="auto", objects=["auto", "adjoint", "parameter_shift", "finite_diff",
-                                                       "density_matrix", "backprop"])
+    gradient = param.Selector(default="auto", objects=list(method_names()))
     shots = param.Integer(default=0, bounds=(0, 10**7), doc="0 means exact expectations.")
     noise = param.Dict(default={}, doc="Noise channel -> probability (only non-zero ones).")
     precision = param.Selector(default="single", objects=["single", "double"])
@@ -696,15 +693,19 @@ class RunSetup(param.Parameterized):
         if self.hardware and not self.shots:
             return (f"target {self.target} emulates hardware, which only measures: set Shots above 0 "
                     "(e.g. 1000), or pick a simulator for exact expectations")
-        if self.noisy and self.target not in ("torch", "torch-density", "density-matrix-cpu"):
+        engine = with_noise_engine(self.execution_config()).target
+        if self.noisy and engine in TARGETS and not TARGETS[engine].density_matrix:
             return (f"gate noise needs a density-matrix simulator, but {self.target} simulates pure states: choose "
                     "density-matrix-cpu or the torch engine, or set the noise to 0")
         return ""
 
+    def execution_config(self) -> ExecutionConfig:
+        """The execution settings of this setup, as compile and training take them."""
+        return ExecutionConfig(target=self.target, gradient=self.gradient, shots=self.shots or None,
+                               noise=dict(self.noise) or None, precision=self.precision)
+
     def gradient_explanation(self, spec: dict) -> dict:
         """What gradient each quantum block will use and why ({ok, lines: [{block, method, reason}], error})."""
-        from ..gradients import GradientError, choose_gradient
-
         quantum = [b for b in (spec or {}).get("blocks", []) if b.get("type") == "quantum"]
         problem = self.target_problem()
         if problem:
@@ -713,15 +714,16 @@ class RunSetup(param.Parameterized):
             return {"ok": True, "lines": [], "error": None,
                     "note": "no quantum block: classical layers use torch autograd"}
         lines = []
-        engine = "torch-density" if (self.target == "torch" and self.noisy) else self.target
+        config = with_noise_engine(self.execution_config())
         for block in quantum:
-            shots = self.shots or (block.get("readout") or {}).get("shots") or None
             try:
-                choice = choose_gradient(self.gradient, engine=engine, shots=shots, hardware=self.hardware,
-                                         noisy=self.noisy)
-            except GradientError as err:
-                return {"ok": False, "lines": lines, "error": f"block {block.get('id')}: {err}"}
-            lines.append({"block": block.get("id"), "method": choice.method, "reason": choice.reason})
+                plan = resolve(config, quantum_block(**block))
+            except (SpecError, ValueError) as err:
+                return {"ok": False, "lines": lines, "error": str(err)}
+            gradient_problems = [p.message for p in plan.problems if issubclass(p.error, GradientError)]
+            if gradient_problems:
+                return {"ok": False, "lines": lines, "error": f"block {block.get('id')}: {gradient_problems[0]}"}
+            lines.append({"block": block.get("id"), "method": plan.gradient, "reason": plan.gradient_reason})
         return {"ok": True, "lines": lines, "error": None}
 
     def dataset_problem(self, spec: dict) -> tuple[str, Any]:

@@ -3,8 +3,9 @@ task), never in the process that submitted it; events stream back into a MetricS
 submitting side writes the run store.
 
 Modules: spec (JobSpec: what a job carries), worker (the worker side), job (Job, LocalJob: the handle),
-queue (JobManager: the per-server cap and queue), ownership (one live writer per run), progress (the
-engine's circuit-batch hook), cost (circuits and shots before a run), api (submit, resume, run_many).
+queue (JobManager: the per-server cap and queue), ownership (one live writer per run), cost (circuits and
+shots before a run), api (submit, resume, run_many). The worker listens to the engine's circuit-batch
+hook, `workbench.engine.progress`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: the engine imports jobs.progress, which must not pull in the training package.
+    # Lazy: `import workbench.jobs` stays cheap for a front end that only names a job.
     if name in _EXPORTS:
         from importlib import import_module
 

@@ -11,7 +11,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..surrogate import describe_accounting
+from ..engine.gradients.surrogate import describe_accounting
 from .job import Job
 
 

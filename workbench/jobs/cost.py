@@ -3,7 +3,8 @@ the spec and settings alone (nothing is compiled or run), so it can be shown bef
 
 Per quantum block and sample: one circuit for the forward value; parameter shift and finite differences
 add two circuits per circuit angle (and per amplitude-encoded input when the input needs a gradient);
-adjoint, backprop and density-matrix gradients add none. Each epoch also evaluates the validation split,
+the surrogate adds its perturbed copies; adjoint, backprop and density-matrix gradients add none. Which
+method and how many shots a block uses come from the engine's execution plan (`resolve`). Each epoch also evaluates the validation split,
 the decision-boundary grid on the epochs that draw it, and the run ends with the test and train splits.
 
 Example:
@@ -17,8 +18,9 @@ import math
 from dataclasses import dataclass
 
 from .. import spec as S
-
-DEFAULT_HARDWARE_SHOTS = 1000  # what a hardware layer uses when no shots are set (layers.py)
+from ..engine.circuits import build_circuit
+from ..engine.plan import ExecutionConfig, resolve
+from ..engine.targets import get_target
 
 
 @dataclass(frozen=True)
@@ -46,34 +48,33 @@ class CostEstimate:
                 f"{self.epochs} epochs{shots}")
 
 
-def circuits_per_sample(spec: S.ArchitectureSpec, gradient: str, *, target: str, shots: int | None,
-                        noisy: bool = False) -> tuple[int, int]:
-    """(circuits for one training sample's forward+backward, circuits for one evaluation-only sample)."""
-    from ..circuits import build_circuit
-    from ..gradients import choose_gradient
+def circuits_per_sample(spec: S.ArchitectureSpec, execution: ExecutionConfig | dict) -> tuple[int, int, int]:
+    """(circuits for one training sample's forward+backward, circuits for one evaluation-only sample, shots
+    per circuit) under the execution plan of each quantum block."""
+    from ..engine.gradients.surrogate import SurrogateOptions
 
-    hardware = is_hardware(target)
-    train = evaluate = 0
+    execution = ExecutionConfig.from_any(execution)
+    train = evaluate = shots = 0
     for block, (in_shape, _) in zip(spec.blocks, spec.shapes()):
         if not isinstance(block, S.Quantum):
             continue
         circuit = build_circuit(block, in_shape[0])
-        layer_shots = shots or (DEFAULT_HARDWARE_SHOTS if hardware else None)
-        method = choose_gradient(gradient, engine=target, shots=layer_shots, hardware=hardware, noisy=noisy).method
+        plan = resolve(execution, block, circuit)
         extra = 0
-        if method in ("parameter_shift", "finite_diff"):
+        if plan.gradient in ("parameter_shift", "finite_diff"):
             extra = 2 * len(circuit.rotation_gates) + 2 * (circuit.amplitude_inputs or 0)
+        elif plan.gradient == "surrogate":
+            extra = SurrogateOptions.from_dict(execution.gradient_options).perturbations
         train += 1 + extra
         evaluate += 1
-    return train, evaluate
+        shots = max(shots, plan.shots or 0)
+    return train, evaluate, shots
 
 
 def estimate(spec: S.ArchitectureSpec | dict, config, *, n_train: int, n_test: int) -> CostEstimate:
     """Circuits and shots of a run of `config` (a TrainConfig) on a dataset of n_train + n_test samples."""
     spec = S.load_spec(spec)
-    noisy = bool(config.noise and any(v > 0 for k, v in config.noise.items() if k != "readout"))
-    train, evaluate = circuits_per_sample(spec, config.gradient, target=config.target, shots=config.shots,
-                                          noisy=noisy)
+    train, evaluate, shots = circuits_per_sample(spec, config.execution)
     n_val = int(round(n_train * config.val_fraction)) if n_train > 4 else 0
     fit = n_train - n_val
     steps = max(1, math.ceil(fit / config.batch_size))
@@ -85,8 +86,6 @@ def estimate(spec: S.ArchitectureSpec | dict, config, *, n_train: int, n_test: i
                          if (e + 1) % config.boundary_every == 0 or e + 1 == config.epochs)
     total = per_epoch * config.epochs + boundaries * config.boundary_resolution ** 2 * evaluate \
         + (n_test + fit) * evaluate
-    hardware = is_hardware(config.target)
-    shots = config.shots or (DEFAULT_HARDWARE_SHOTS if hardware and train else 0)
     return CostEstimate(circuits_per_step=min(fit, config.batch_size) * train, circuits_per_epoch=per_epoch,
                         circuits_total=total, shots_per_circuit=int(shots or 0), steps_per_epoch=steps,
                         epochs=config.epochs)
@@ -98,11 +97,5 @@ def needs_preview(config) -> bool:
 
 
 def is_hardware(target: str) -> bool:
-    """An emulated or real QPU. The torch engines are answered without importing CUDA-Q (seconds to load)."""
-    from ..layers import TORCH_ENGINES
-
-    if target in TORCH_ENGINES:
-        return False
-    from .._cudaq import HARDWARE_TARGETS
-
-    return target in HARDWARE_TARGETS
+    """An emulated or real QPU (the target table answers without importing CUDA-Q)."""
+    return get_target(target).hardware

@@ -54,7 +54,7 @@ def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
     device = "cuda:0" if gpu else "cpu"
     dataset = load_reference(dataset_ref)
     torch.manual_seed(settings.seed)
-    model = compiler.compile(spec, **{**settings.compile_options(), "device": device})
+    model = compiler.compile(spec, execution=settings.execution.replace(device=str(device)))
     parallel = DistributedDataParallel(model)
     params = [p for p in parallel.parameters() if p.requires_grad]
     optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}[

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..training.metrics import MetricStream
-from . import progress
+from ..engine import progress
 from .spec import JobSpec, load_reference
 
 Send = Callable[[tuple], None]

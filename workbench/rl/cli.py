@@ -34,7 +34,7 @@ def _store(path: Optional[Path]):
 
 
 def _status(event: dict) -> str:
-    from ..surrogate import describe_accounting
+    from ..engine.gradients.surrogate import describe_accounting
 
     parts = [f"critic {event['critic_loss']:.3f}"]
     if "actor_grad_norm" in event:

@@ -2,7 +2,7 @@
 
 Candidates are n-bit codes; their measured costs form a diagonal Hamiltonian H = Σ_x c(x)|x⟩⟨x|, written
 as a sum of Pauli-Z products by the Walsh–Hadamard transform. A VQE on the workbench's own engine
-(`workbench.function.CircuitFunction`, so any target works) minimises ⟨ψ|H|ψ⟩; the most probable basis
+(`workbench.CircuitFunction`, so any target works) minimises ⟨ψ|H|ψ⟩; the most probable basis
 state of the trained circuit is the chosen candidate, reported with its probability.
 
 Example:
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..function import CircuitFunction
+from ..engine.function import CircuitFunction
 
 MAX_BITS = 10  # 2**10 Pauli-Z terms is the most a search Hamiltonian may have
 

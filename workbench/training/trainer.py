@@ -22,9 +22,9 @@ from torch import nn
 
 from .. import compiler, spec as S
 from ..data import Dataset, load_dataset
+from ..engine.plan import ExecutionConfig
 from ..errors import WorkbenchError
 from ..limits import check_shots
-from ..layers import QuantumLayer
 from ..store import RunStore
 from .metrics import MetricStream
 
@@ -58,7 +58,9 @@ class TrainConfig:
     shots: int | None = None
     noise: dict | None = None
     precision: str = "single"
-    gradient_options: dict | None = None  # e.g. surrogate settings (workbench.surrogate.SurrogateOptions)
+    emulate: bool = True  # hardware targets run in CUDA-Q's local emulation
+    target_options: dict | None = None  # e.g. {"mapping_file": "iqm.txt"} for target iqm
+    gradient_options: dict | None = None  # e.g. surrogate settings (workbench.engine.gradients.surrogate.SurrogateOptions)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -70,10 +72,21 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1:
             raise TrainingError("val_fraction must lie in [0, 1)")
         check_shots(self.shots, "shots (--shots)")
+        try:  # an impossible option fails here, before a run is recorded
+            self.execution  # noqa: B018
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
+
+    @property
+    def execution(self) -> ExecutionConfig:
+        """The execution settings of the run's quantum layers, every compile option included."""
+        return ExecutionConfig(target=self.target, gradient=self.gradient, device=self.device, shots=self.shots,
+                               noise=self.noise, precision=self.precision, emulate=self.emulate,
+                               target_options=self.target_options or {},
+                               gradient_options=self.gradient_options or {})
 
     def compile_options(self) -> dict[str, Any]:
-        return {"target": self.target, "gradient": self.gradient, "device": self.device, "shots": self.shots,
-                "noise": self.noise, "precision": self.precision, "gradient_options": self.gradient_options}
+        return {"execution": self.execution}
 
 
 @dataclass
@@ -336,7 +349,7 @@ class Trainer:
         quantum = self.model.quantum_layers
         executions_before = {name: layer.circuit_executions for name, layer in quantum.items()}
         for layer in quantum.values():
-            layer.gradient_report()  # issue 14: the step's accounting starts here
+            layer.gradient_report()  # the step's accounting starts here
         input_grads: dict[str, torch.Tensor] = {}
         hooks = [layer.register_full_backward_hook(
             lambda module, grad_in, grad_out, name=name: input_grads.__setitem__(name, grad_in[0]))
@@ -382,7 +395,7 @@ class Trainer:
                 "gradient_method": layer.gradient_method,
                 "grad_variance": float(grads.var()) if grads.numel() > 1 else 0.0,
                 "circuit_executions": layer.circuit_executions - executions_before[name],
-                **layer.gradient_report(),  # issue 14: surrogate shots/circuits, fit error, gradient cosine
+                **layer.gradient_report(),  # surrogate shots/circuits, fit error, gradient cosine
             }
         self._emit(event)
         return event

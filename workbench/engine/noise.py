@@ -3,7 +3,8 @@ density-matrix engine (so either is the other's oracle).
 
 Gate noise follows every gate on the qubits it touched, in a fixed channel order; a two-qubit gate
 gets two-qubit depolarizing noise. Readout error is a classical bit flip of each measured bit, applied
-to the results (it scales a Pauli expectation by (1 - 2p) per non-identity factor).
+to the results (it scales a Pauli expectation by (1 - 2p) per non-identity factor). Finite shots are
+drawn here too, from exact values, for the engines that compute exact values.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .circuits import ReadoutPlan
+from .pauli import pauli_tensor
 
 
 @dataclass(frozen=True)
@@ -52,40 +54,31 @@ class NoiseModel:
         return {k: v for k, v in asdict(self).items() if v}
 
 
-_PAULIS = {
-    "i": [[1, 0], [0, 1]],
-    "x": [[0, 1], [1, 0]],
-    "y": [[0, -1j], [1j, 0]],
-    "z": [[1, 0], [0, -1]],
-}
-
-
 def single_qubit_kraus(model: NoiseModel) -> list[list[torch.Tensor]]:
     """Channels (each a list of 2x2 Kraus matrices) applied after a single-qubit gate, in order."""
     channels = []
-    t = lambda m: torch.tensor(m, dtype=torch.complex128)  # noqa: E731
     if model.depolarizing:
         p = model.depolarizing
-        channels.append([math.sqrt(1 - p) * t(_PAULIS["i"])] + [math.sqrt(p / 3) * t(_PAULIS[k]) for k in "xyz"])
+        channels.append([math.sqrt(1 - p) * pauli_tensor("I")] + [math.sqrt(p / 3) * pauli_tensor(k) for k in "XYZ"])
     if model.amplitude_damping:
         g = model.amplitude_damping
-        channels.append([t([[1, 0], [0, math.sqrt(1 - g)]]), t([[0, math.sqrt(g)], [0, 0]])])
+        channels.append([torch.tensor([[1, 0], [0, math.sqrt(1 - g)]], dtype=torch.complex128),
+                         torch.tensor([[0, math.sqrt(g)], [0, 0]], dtype=torch.complex128)])
     if model.bit_flip:
         p = model.bit_flip
-        channels.append([math.sqrt(1 - p) * t(_PAULIS["i"]), math.sqrt(p) * t(_PAULIS["x"])])
+        channels.append([math.sqrt(1 - p) * pauli_tensor("I"), math.sqrt(p) * pauli_tensor("X")])
     if model.phase_flip:
         p = model.phase_flip
-        channels.append([math.sqrt(1 - p) * t(_PAULIS["i"]), math.sqrt(p) * t(_PAULIS["z"])])
+        channels.append([math.sqrt(1 - p) * pauli_tensor("I"), math.sqrt(p) * pauli_tensor("Z")])
     return channels
 
 
 def two_qubit_depolarizing_kraus(p: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Kraus operators of two-qubit depolarizing noise as (factor on first wire, factor on second)."""
     terms = []
-    for a, b in itertools.product("ixyz", repeat=2):
-        weight = math.sqrt(1 - p) if a == b == "i" else math.sqrt(p / 15)
-        terms.append((weight * torch.tensor(_PAULIS[a], dtype=torch.complex128),
-                      torch.tensor(_PAULIS[b], dtype=torch.complex128)))
+    for a, b in itertools.product("IXYZ", repeat=2):
+        weight = math.sqrt(1 - p) if a == b == "I" else math.sqrt(p / 15)
+        terms.append((weight * pauli_tensor(a), pauli_tensor(b)))
     return terms
 
 
@@ -107,25 +100,16 @@ def apply_readout_error(values: torch.Tensor, plan: ReadoutPlan, model: NoiseMod
     return probs.reshape(values.shape[0], -1)
 
 
-def cudaq_noise_model(model: NoiseModel):
-    """The same gate noise as a cudaq.NoiseModel (readout error is applied to the results instead)."""
-    from ._cudaq import cudaq
+def sample_shots(values: torch.Tensor, plan: ReadoutPlan, shots: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Finite-shot estimates from exact values: ±1 outcomes per Pauli term, multinomial counts per bitstring.
 
-    noise = cudaq.NoiseModel()
-    singles = []
-    if model.depolarizing:
-        singles.append(lambda: cudaq.DepolarizationChannel(model.depolarizing))
-    if model.amplitude_damping:
-        singles.append(lambda: cudaq.AmplitudeDampingChannel(model.amplitude_damping))
-    if model.bit_flip:
-        singles.append(lambda: cudaq.BitFlipChannel(model.bit_flip))
-    if model.phase_flip:
-        singles.append(lambda: cudaq.PhaseFlipChannel(model.phase_flip))
-    for gate in ("h", "x", "y", "z", "s", "t", "rx", "ry", "rz"):
-        for make in singles:
-            noise.add_all_qubit_channel(gate, make())
-    if model.depolarizing2:
-        # Circuits lower swap to three CNOTs (CUDA-Q rejects a channel on swap), so cx and cz are all there is.
-        for gate in ("x", "z"):
-            noise.add_all_qubit_channel(gate, cudaq.Depolarization2(model.depolarizing2), num_controls=1)
-    return noise
+    Shape: values (batch, width) → (batch, width), same dtype.
+    """
+    if plan.mode == "estimator":
+        p_plus = ((1 + values) / 2).clamp(0, 1)
+        return 2 * torch.binomial(torch.full_like(p_plus, float(shots)), p_plus, generator=generator) / shots - 1
+    counts = torch.stack([torch.bincount(torch.multinomial(row.clamp_min(0), shots, replacement=True,
+                                                           generator=generator), minlength=values.shape[1])
+                          for row in values])
+    return counts.to(values.dtype) / shots

@@ -23,15 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import spec as S
-from .layers import QuantumLayer
+from .block import Quantum, SpecError, ansatz_weight_count, check_quantum, encoding_features, quantum_block
+from .layer import QuantumLayer
 from .noise import NoiseModel
+from .plan import ExecutionConfig, with_noise_engine
 
 __all__ = ["CircuitFunction", "circuit_function", "expectation"]
 
 
-def _as_block(block: S.Quantum | dict) -> dict:
-    if isinstance(block, S.Quantum):
+def _as_block(block: Quantum | dict) -> dict:
+    if isinstance(block, Quantum):
         data = block.model_dump(mode="json")
     elif isinstance(block, dict):
         data = dict(block)
@@ -40,26 +41,23 @@ def _as_block(block: S.Quantum | dict) -> dict:
     data.setdefault("type", "quantum")
     data.setdefault("id", "circuit")
     if data["type"] != "quantum":
-        raise S.SpecError(f"block {data['id']}: a circuit function needs a block of type 'quantum', not "
+        raise SpecError(f"block {data['id']}: a circuit function needs a block of type 'quantum', not "
                           f"{data['type']!r}", data["id"], "type")
     return data
 
 
-def _validated_block(data: dict) -> S.Quantum:
+def _validated_block(data: dict) -> Quantum:
     """Field validation with the spec's messages (SpecError naming block and field)."""
-    try:
-        spec = S.ArchitectureSpec.model_validate({"input_shape": [1], "blocks": [data]})
-    except S.ValidationError as err:
-        raise S._spec_error_from_pydantic(err, {"blocks": [data]}) from None
-    return spec.blocks[0]
+    return quantum_block(**data)
 
 
 class CircuitFunction:
     """A quantum block as a function of numpy (or torch) weights, with gradients for plain optimisers."""
 
-    def __init__(self, block: S.Quantum | dict, *, n_features: int | None = None, target: str = "torch",
+    def __init__(self, block: Quantum | dict, *, n_features: int | None = None, target: str = "torch",
                  gradient: str = "auto", noise: NoiseModel | dict | None = None, shots: int | None = None,
-                 precision: str = "double", target_options: dict | None = None, emulate: bool = True):
+                 precision: str = "double", target_options: dict | None = None, emulate: bool = True,
+                 config: ExecutionConfig | dict | None = None):
         data = _as_block(block)
         quantum = _validated_block(data)
         custom_inputs = [g.index for g in quantum.gates or [] if g.source == "input"]
@@ -68,31 +66,29 @@ class CircuitFunction:
         if self.parameter_mode:
             data = {**data, "role": "parameter_input", "encoding": "none"}
             quantum = _validated_block(data)
-            n_features = S.ansatz_weight_count(quantum)
+            n_features = ansatz_weight_count(quantum)
             if n_features == 0:
-                raise S.SpecError(f"block {quantum.id}: the circuit has neither inputs nor trainable parameters: "
+                raise SpecError(f"block {quantum.id}: the circuit has neither inputs nor trainable parameters: "
                                   "add a rotation with source 'weight'", quantum.id, "gates")
         elif n_features is None:
-            n_features = S.encoding_features(quantum)
+            n_features = encoding_features(quantum)
             if quantum.encoding == "amplitude":
                 n_features = 2**quantum.qubits
             elif quantum.ansatz == "custom" and quantum.encoding == "none":
                 n_features = max(custom_inputs) + 1
         if data.get("role") == "output":
             data = {**data, "role": "intermediate"}
-        # The whole-spec check: feature counts, Pauli strings, gate wires, with the spec's messages.
-        spec = S.load_spec({"name": f"function-{quantum.id}", "input_shape": [int(n_features)], "blocks": [data]})
-        self.block: S.Quantum = spec.blocks[0]
+        # The block check of the spec: feature counts, Pauli strings, gate wires, with the spec's messages.
+        self.block: Quantum = _validated_block(data)
+        check_quantum(self.block, (int(n_features),), None, is_last=True)
         self.n_features = int(n_features)
-        noise_model = NoiseModel.from_any(noise)
-        if target == "torch" and noise_model is not None and noise_model.gate_noise():
-            target = "torch-density"
-        if precision not in ("single", "double"):
-            raise ValueError(f"precision {precision!r}: use 'single' (complex64) or 'double' (complex128)")
-        self.target = target
-        self.layer = QuantumLayer(self.block, self.n_features, target=target, gradient=gradient, noise=noise_model,
-                                  shots=shots, precision=precision, target_options=target_options, emulate=emulate)
-        self._real = torch.float64 if precision == "double" else torch.float32
+        options = {"target": target, "gradient": gradient, "noise": noise, "shots": shots, "precision": precision,
+                   "target_options": target_options, "emulate": emulate}
+        execution = with_noise_engine(ExecutionConfig.from_any(config) if config is not None
+                                      else ExecutionConfig.from_any(None, **options))
+        self.target = execution.target
+        self.layer = QuantumLayer(self.block, self.n_features, config=execution)
+        self._real = torch.float64 if execution.precision == "double" else torch.float32
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -196,11 +192,11 @@ class CircuitFunction:
                 f"target={self.target}, gradient={self.gradient_method}, outputs={self.output_width})")
 
 
-def circuit_function(block: S.Quantum | dict, **options: Any) -> CircuitFunction:
+def circuit_function(block: Quantum | dict, **options: Any) -> CircuitFunction:
     """`CircuitFunction(block, **options)`: target, gradient, noise, shots, precision, n_features, ..."""
     return CircuitFunction(block, **options)
 
 
-def expectation(block: S.Quantum | dict, weights: Any, x: Any = None, **options: Any) -> np.ndarray:
+def expectation(block: Quantum | dict, weights: Any, x: Any = None, **options: Any) -> np.ndarray:
     """One evaluation of a block's readout (expectations, energy or probabilities) as numpy."""
     return CircuitFunction(block, **options)(weights, x)

@@ -2,8 +2,9 @@
 
 One generic interpreter kernel per executor, compiled once for every circuit structure: the gate list
 travels as arguments (codes, wires, angles). A batch is one broadcast `observe` with every observable
-in that call, or one `sample`; states for the adjoint method come from `get_state` per sample.
-Each executor makes its own kernel object, so one model's compiled variants never evict another's.
+in that call, or one `sample`; states for the adjoint method are requested for the whole batch with
+`get_state_async` before the first is read. Each executor makes its own kernel object, so one model's
+compiled variants never evict another's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._cudaq import TargetConfig, call, check_target, dispose
-from .circuits import Circuit, ReadoutPlan
-from .jobs import progress
-from .noise import NoiseModel, cudaq_noise_model
+from .. import progress
+from ..circuits import Circuit, ReadoutPlan
+from ..noise import NoiseModel, sample_shots
+from ..pauli import density_expectation, marginal_index
+from ..plan import ExecutionPlan
+from .base import Executor
+from .cudaq_runtime import TargetConfig, call, check_target, dispose
 
 MQPU_TARGETS = ("nvidia-mqpu", "nvidia-mqpu-fp64")  # one simulated QPU per GPU: batches spread over them
 PROGRESS_CHUNK = 16  # rows per call on shot-based hardware targets, so progress shows within a step
-GATE_CODES = {"h": 0, "x": 1, "y": 2, "z": 3, "s": 4, "t": 5, "rx": 6, "ry": 7, "rz": 8, "cx": 9, "cz": 10, "swap": 11}
+GATE_CODES = {"h": 0, "x": 1, "y": 2, "z": 3, "s": 4, "t": 5, "rx": 6, "ry": 7, "rz": 8, "cx": 9, "cz": 10, "swap": 11,
+              "u3": 12}
 
 _BODY = """
     for i in range(len(codes)):
@@ -52,11 +57,57 @@ _BODY = """
         elif c == 11:
             swap(q[q0[i]], q[q1[i]])
 """
+# A fused run of single-qubit gates: u3(θ, φ, λ) with its three angles at i, i + G and i + 2G of theta.
+_U3 = """        elif c == 12:
+            u3(theta[i], theta[i + len(codes)], theta[i + 2 * len(codes)], q[q0[i]])
+"""
 _PLAIN = "def {name}(n: int, codes: list[int], q0: list[int], q1: list[int], theta: list[float]):\n" \
-         "    q = cudaq.qvector(n)\n" + _BODY
+         "    q = cudaq.qvector(n)\n"
 _AMPLITUDE = "def {name}(init: list[complex], codes: list[int], q0: list[int], q1: list[int], theta: list[float]):\n" \
-             "    q = cudaq.qvector(init)\n" + _BODY
+             "    q = cudaq.qvector(init)\n"
 _serial = itertools.count()
+
+
+def fused_layout(circuit: Circuit) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """(gate, wires, circuit gate indices) with every run of single-qubit gates on one qubit as one 'u3'.
+
+    The simulators' cost is per gate (about 0.65 ms per gate at 12 qubits on qpp-cpu, whatever the gate),
+    so a hardware-efficient layer's encoding, RY and RZ on a qubit cost one gate instead of three.
+    """
+    pending: dict[int, list[int]] = {}
+    layout: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def flush(qubit: int) -> None:
+        run = pending.pop(qubit, None)
+        if run:
+            layout.append(("u3", (qubit,), tuple(run)))
+
+    for index, gate in enumerate(circuit.gates):
+        if len(gate.wires) == 1:
+            pending.setdefault(gate.wires[0], []).append(index)
+            continue
+        for wire in gate.wires:
+            flush(wire)
+        layout.append((gate.name, gate.wires, (index,)))
+    for qubit in sorted(pending):
+        flush(qubit)
+    return layout
+
+
+def u3_angles(matrices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 2, 2) unitaries → ((..., 3) angles (θ, φ, λ), (...) phase α) with U = e^{iα} u3(θ, φ, λ).
+
+    u3(θ, φ, λ) = [[cos θ/2, -e^{iλ} sin θ/2], [e^{iφ} sin θ/2, e^{i(φ+λ)} cos θ/2]]. The kernel runs u3
+    alone; `states()` puts the phases back, so states match the circuit's exactly.
+    """
+    a, b, c, d = matrices[..., 0, 0], matrices[..., 0, 1], matrices[..., 1, 0], matrices[..., 1, 1]
+    theta = 2 * torch.atan2(c.abs(), a.abs())
+    # Phases: arg a = α, arg c = α + φ, arg d = α + φ + λ, arg(-b) = α + λ. Each angle comes from the larger
+    # entries, so a phase read from a vanishing entry only multiplies that vanishing entry.
+    alpha = torch.angle(a)
+    phi = torch.angle(c) - alpha
+    lam = torch.where(a.abs() >= c.abs(), torch.angle(d) - torch.angle(c), torch.angle(-b) - alpha)
+    return torch.stack([theta, phi, lam], -1), alpha
 
 
 def pauli_operator(cudaq, pauli: str):
@@ -82,47 +133,63 @@ def _noise(cudaq, model) -> None:
             cudaq.set_noise(model)
 
 
-def pauli_expectation(rho: np.ndarray, pauli: str) -> np.ndarray:
-    """tr(P ρ) for a batch of density matrices ρ[b, i, j] (qubit q = bit q of the index, character q of `pauli`)."""
-    dim = rho.shape[-1]
-    idx = np.arange(dim)
-    xmask = sum(1 << q for q, ch in enumerate(pauli) if ch in "XY")
-    parity = np.zeros(dim, dtype=np.int64)
-    for q, ch in enumerate(pauli):
-        if ch in "YZ":
-            parity ^= (idx >> q) & 1
-    # P|r^x> = phase(r)|r>, phase(r) = (-i)^{#Y} (-1)^{parity of r on the Y/Z qubits}; tr(Pρ) = Σ_r phase(r) ρ[r^x, r].
-    phase = (1 - 2 * parity) * (-1j) ** pauli.count("Y")
-    return (rho[:, idx ^ xmask, idx] * phase).sum(axis=1).real
+def cudaq_noise_model(cudaq, model: NoiseModel):
+    """The same gate noise as a cudaq.NoiseModel (readout error is applied to the results instead)."""
+    noise = cudaq.NoiseModel()
+    singles = []
+    if model.depolarizing:
+        singles.append(lambda: cudaq.DepolarizationChannel(model.depolarizing))
+    if model.amplitude_damping:
+        singles.append(lambda: cudaq.AmplitudeDampingChannel(model.amplitude_damping))
+    if model.bit_flip:
+        singles.append(lambda: cudaq.BitFlipChannel(model.bit_flip))
+    if model.phase_flip:
+        singles.append(lambda: cudaq.PhaseFlipChannel(model.phase_flip))
+    for gate in ("h", "x", "y", "z", "s", "t", "rx", "ry", "rz"):
+        for make in singles:
+            noise.add_all_qubit_channel(gate, make())
+    if model.depolarizing2:
+        # Circuits lower swap to three CNOTs (CUDA-Q rejects a channel on swap), so cx and cz are all there is.
+        for gate in ("x", "z"):
+            noise.add_all_qubit_channel(gate, cudaq.Depolarization2(model.depolarizing2), num_controls=1)
+    return noise
 
 
-class CudaqExecutor:
-    """Evaluates a circuit's readout and states on one CUDA-Q target."""
+class CudaqExecutor(Executor):
+    """Evaluates a circuit's readout and states on one CUDA-Q target (the plan has checked the combination)."""
 
-    def __init__(self, circuit: Circuit, target: TargetConfig, noise: NoiseModel | None = None):
-        check_target(target)
-        if noise is not None and noise.gate_noise() and not target.is_density_matrix:
-            raise ValueError(f"gate noise needs a density-matrix target, but target is {target.name!r}: "
-                             "use target='density-matrix-cpu' (CUDA-Q) or 'torch-density'")
-        if circuit.amplitude_inputs and circuit.n_qubits > 10:
-            raise ValueError(f"amplitude encoding on CUDA-Q initialises the state from a list, which cudaq 0.16 "
-                             f"allows up to 10 qubits, not {circuit.n_qubits}: use target='torch', fewer qubits or "
-                             "another encoding")
-        self.circuit = circuit
+    warm_up = True
+
+    @property
+    def phase_known(self) -> bool:
+        return not self.plan.target.density_matrix  # a state read from ρ has no global phase of its own
+
+    def __init__(self, circuit: Circuit, readout_plan: ReadoutPlan, plan: ExecutionPlan):
+        super().__init__(circuit, readout_plan, plan)
+        target = TargetConfig(plan.target.name, emulate=plan.config.emulate,
+                              options=tuple(sorted(plan.config.target_options.items())))
+        check_target(target)  # before anything selects it: tensornet without a GPU aborts the process
         self.target = target
-        self.noise = noise if noise is not None and noise.gate_noise() else None
+        self.gate_noise = plan.noise if plan.noisy else None
         self.n = circuit.n_qubits
-        self.codes = [GATE_CODES[g.name] for g in circuit.gates]
-        self.q0 = [g.wires[0] for g in circuit.gates]
-        self.q1 = [g.wires[1] if len(g.wires) > 1 else 0 for g in circuit.gates]
+        # Statevector simulators run fused single-qubit runs as u3; noise channels attach per named gate and
+        # hardware compilers take their own gate sets, so those run the circuit's gates as they are.
+        self.fused = not plan.target.density_matrix and not plan.target.hardware
+        layout = fused_layout(circuit) if self.fused else [(g.name, g.wires, (i,)) for i, g in
+                                                            enumerate(circuit.gates)]
+        self.codes = [GATE_CODES[name] for name, _, _ in layout]
+        self.q0 = [wires[0] for _, wires, _ in layout]
+        self.q1 = [wires[1] if len(wires) > 1 else 0 for _, wires, _ in layout]
+        self._u3 = [(position, gates) for position, (name, _, gates) in enumerate(layout) if name == "u3"]
         self.rotation_positions = np.array(circuit.rotation_gates, dtype=np.int64)
-        self.executions = 0
         self._operators: dict[tuple[str, ...], list] = {}
         name = f"workbench_circuit_{next(_serial)}"
-        source = (_AMPLITUDE if circuit.amplitude_inputs else _PLAIN).format(name=name)
+        source = (_AMPLITUDE if circuit.amplitude_inputs else _PLAIN).format(name=name) + _BODY + \
+            (_U3 if self.fused else "")
 
         def build(cudaq):
-            return cudaq.kernel(source, kernelName=name), (cudaq_noise_model(self.noise) if self.noise else None)
+            noise = cudaq_noise_model(cudaq, self.gate_noise) if self.gate_noise else None
+            return cudaq.kernel(source, kernelName=name), noise
 
         self.kernel, self._cudaq_noise = call(target, build)
 
@@ -136,10 +203,37 @@ class CudaqExecutor:
 
     # -- argument building ----------------------------------------------------------------------
     def _theta(self, angles: torch.Tensor) -> np.ndarray:
+        """The kernel's angle argument per sample: one per gate, or (θ, φ, λ) blocks of the fused u3 gates."""
+        if self.fused:
+            return self._u3_theta(angles)[0]
         theta = np.zeros((angles.shape[0], len(self.codes)))
         if len(self.rotation_positions):
             theta[:, self.rotation_positions] = angles.detach().double().cpu().numpy()
         return theta
+
+    def _u3_theta(self, angles: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """(kernel angles (batch, 3 * gates), the global phase (batch,) the u3 gates leave out)."""
+        batch, count = angles.shape[0], len(self.codes)
+        theta = np.zeros((batch, 3 * count))
+        if not self._u3:
+            return theta, torch.zeros(batch, dtype=torch.float64)
+        program = self.sweep_program()
+        with torch.no_grad():
+            rot = program.rotation_matrices(angles.detach().to(torch.float64).to(program.device)) \
+                if angles.shape[1] else None
+            matrices = []
+            for _, gates in self._u3:
+                fused = None
+                for g in gates:  # later gates act after earlier ones: multiply on the left
+                    matrix = program.gate_matrix(g, rot)
+                    fused = matrix if fused is None else matrix @ fused
+                matrices.append(fused.expand(batch, 2, 2))
+            params, phases = u3_angles(torch.stack(matrices, 1))  # (batch, groups, 3), (batch, groups)
+        params = params.cpu().numpy()
+        positions = np.array([position for position, _ in self._u3])
+        for k in range(3):
+            theta[:, k * count + positions] = params[:, :, k]
+        return theta, phases.sum(1).cpu()
 
     def _args(self, angles: torch.Tensor, init: torch.Tensor | None) -> list[tuple]:
         theta = self._theta(angles)
@@ -165,7 +259,7 @@ class CudaqExecutor:
 
     def _in_chunks(self, run: Callable, arrays: tuple, shots: int | None) -> list:
         """One broadcast call, or on shot-based hardware targets several of PROGRESS_CHUNK rows (never a single
-        row: a one-row broadcast returns no list), each reported to jobs.progress as it finishes."""
+        row: a one-row broadcast returns no list), each reported to engine.progress as it finishes."""
         batch = len(arrays[0])
         size = PROGRESS_CHUNK if self.target.is_hardware else batch
         starts = list(range(0, batch, size))
@@ -193,9 +287,10 @@ class CudaqExecutor:
         return np.array([[result.expectation(unique[p]) for p in paulis] for result in results])
 
     # -- evaluation -----------------------------------------------------------------------------
-    def readout(self, angles: torch.Tensor, init: torch.Tensor | None, plan: ReadoutPlan,
-                shots: int | None = None) -> torch.Tensor:
+    def readout(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         """Per-term expectations (batch, n_terms) or probabilities (batch, 2**k), float64."""
+        plan, shots = self.readout_plan, self.plan.shots
+        self.plan.check_memory(angles.shape[0])
         if angles.shape[0] == 0:
             return torch.zeros(0, len(plan.paulis) if plan.mode == "estimator" else plan.width, dtype=torch.float64)
         if plan.mode == "sampler":
@@ -210,13 +305,11 @@ class CudaqExecutor:
             # Noisy observe of an X/Y term appends basis-change gates (h, ...) that pick up the gate noise
             # registered for those names, so it measures a different channel than the circuit's. Read the
             # terms from the final density matrix instead, and draw shots from the exact values.
-            rho = self.states(angles, init).numpy()
-            out[:, active] = np.stack([pauli_expectation(rho, plan.paulis[k]) for k in active], axis=1)
+            rho = self._final_states(angles, init).numpy()
+            out[:, active] = np.stack([density_expectation(rho, plan.paulis[k]) for k in active], axis=1)
             values = torch.from_numpy(out)
             if shots:
-                from .layers import _sample_shots
-
-                values = _sample_shots(values, plan, int(shots))
+                values = sample_shots(values, plan, int(shots))
                 values[:, [k for k in range(len(plan.paulis)) if k not in active]] = 1.0
             return values
         if active:
@@ -251,16 +344,12 @@ class CudaqExecutor:
     def _probabilities(self, angles, init, plan: ReadoutPlan, shots) -> torch.Tensor:
         batch, k = angles.shape[0], len(plan.marginal)
         if not shots:
-            states = self.states(angles, init)
+            states = self._final_states(angles, init)
             if states.dim() == 3:  # density matrices
                 probs = torch.diagonal(states, dim1=-2, dim2=-1).real
             else:
                 probs = (states.conj() * states).real
-            idx = torch.arange(2**self.n)
-            target_index = torch.zeros_like(idx)
-            for j, q in enumerate(plan.marginal):
-                target_index |= ((idx >> q) & 1) << j
-            return probs.new_zeros(batch, 2**k).index_add(1, target_index, probs)
+            return probs.new_zeros(batch, 2**k).index_add(1, marginal_index(self.n, plan.marginal), probs)
         kwargs = self._call_kwargs(shots)
 
         def run(cudaq):
@@ -285,10 +374,15 @@ class CudaqExecutor:
         self.executions += batch
         return torch.from_numpy(out / shots)
 
-    def statevectors(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        """Final state vectors (batch, 2**n) complex128, also on a noiseless density-matrix target (for adjoint)."""
-        states = self.states(angles, init)
+    def states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """Final state vectors (batch, 2**n) complex128, also on a noiseless density-matrix target (for adjoint).
+
+        From a density matrix a state is known up to a global phase only; the adjoint sweep removes it.
+        """
+        states = self._final_states(angles, init)
         if states.dim() == 2:
+            if self.fused:  # the u3 gates left out each group's phase: put the circuit's global phase back
+                states = states * torch.exp(1j * self._u3_theta(angles)[1]).unsqueeze(1)
             return states
         if self._cudaq_noise is not None:
             raise ValueError("a noisy density matrix has no state vector: use the density_matrix gradient")
@@ -298,19 +392,21 @@ class CudaqExecutor:
         scale = torch.sqrt(states[torch.arange(states.shape[0]), k, k].real).unsqueeze(1)
         return columns / scale
 
-    def states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets."""
+    def _final_states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets.
+
+        Every sample's state is requested with get_state_async before the first is read, so the simulator
+        works through the batch while this thread converts the states already done.
+        """
         def run(cudaq):
-            rows = []
             if self._cudaq_noise is not None:
                 _noise(cudaq, self._cudaq_noise)
             try:
-                for args in self._args(angles, init):
-                    rows.append(np.array(cudaq.get_state(self.kernel, *args), dtype=np.complex128))
+                futures = [cudaq.get_state_async(self.kernel, *args) for args in self._args(angles, init)]
+                return [np.array(future.get(), dtype=np.complex128) for future in futures]
             finally:
                 if self._cudaq_noise is not None:
                     _noise(cudaq, None)
-            return rows
 
         rows = call(self.target, run)
         self.executions += len(rows)
@@ -320,3 +416,6 @@ class CudaqExecutor:
     def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:
         args = self._args(angles[:1], init[:1] if init is not None else None)[0]
         return call(self.target, lambda cudaq: cudaq.draw(self.kernel, *args))
+
+    def describe(self) -> str:
+        return f"CUDA-Q {self.target.name} ({len(self.codes)} gates, one interpreter kernel)"

@@ -17,12 +17,7 @@ from typing import Literal
 
 import torch
 
-from .spec import Quantum, ansatz_weight_count
-
-SINGLE_QUBIT_GATES = ("h", "x", "y", "z", "s", "t", "rx", "ry", "rz")
-TWO_QUBIT_GATES = ("cx", "cz", "swap")
-ROTATIONS = ("rx", "ry", "rz")
-GATE_NAMES = SINGLE_QUBIT_GATES + TWO_QUBIT_GATES
+from .block import Quantum, ansatz_weight_count
 
 ParamKind = Literal["input", "input_product", "weight", "const"]
 
@@ -246,15 +241,17 @@ class ReadoutPlan:
         return 1 if self.coefficients is not None else len(self.paulis)
 
 
-def readout_plan(block: Quantum) -> ReadoutPlan:
+def readout_plan(block: Quantum, shots: int | None = None) -> ReadoutPlan:
+    """What a run of the block returns; `shots` (e.g. the execution plan's) overrides the block's own."""
     r, n = block.readout, block.qubits
+    shots = shots if shots is not None else r.shots
     if r.mode == "sampler":
-        return ReadoutPlan("sampler", marginal=tuple(r.marginal) if r.marginal else tuple(range(n)), shots=r.shots)
+        return ReadoutPlan("sampler", marginal=tuple(r.marginal) if r.marginal else tuple(range(n)), shots=shots)
     if r.hamiltonian:
         return ReadoutPlan("estimator", tuple(t.pauli for t in r.hamiltonian), tuple(t.coeff for t in r.hamiltonian),
-                           shots=r.shots)
+                           shots=shots)
     paulis = tuple(r.observables) if r.observables else tuple("I" * q + "Z" + "I" * (n - q - 1) for q in range(n))
-    return ReadoutPlan("estimator", paulis, shots=r.shots)
+    return ReadoutPlan("estimator", paulis, shots=shots)
 
 
 def draw_text(circuit: Circuit) -> str:
@@ -274,3 +271,34 @@ def draw_text(circuit: Circuit) -> str:
         lines.append(f"{g.name}{source} q{','.join(map(str, g.wires))}")
     return "\n".join(lines)
 
+
+
+@dataclass(frozen=True)
+class WeightSlot:
+    """Where one trainable weight acts: weight index → gate (index in the circuit's gate list), qubit, layer."""
+
+    index: int
+    gate: str
+    gate_index: int
+    qubit: int
+    layer: int
+
+
+def weight_layout(circuit: Circuit, block: Quantum) -> list[WeightSlot]:
+    """The layout of the weight vector: for every weight, the rotation gate, qubit and ansatz layer it drives.
+
+    Weights are numbered layer by layer, qubit by qubit, rotation by rotation (hardware_efficient: for
+    each layer, for each qubit, one weight per entry of `rotations`). A custom circuit is one layer;
+    a weight read by several gates is listed once per gate.
+
+    Example:
+        >>> [(s.index, s.gate, s.qubit, s.layer) for s in weight_layout(circuit, block)][:2]
+        [(0, 'ry', 0, 0), (1, 'rz', 0, 0)]
+    """
+    per_layer = max(1, circuit.n_weights // block.depth) if block.ansatz != "custom" else max(1, circuit.n_weights)
+    slots = []
+    for gate_index, gate in enumerate(circuit.gates):
+        if gate.param is not None and gate.param.kind == "weight":
+            slots.append(WeightSlot(gate.param.index, gate.name, gate_index, gate.wires[0],
+                                    gate.param.index // per_layer))
+    return sorted(slots, key=lambda s: (s.index, s.gate_index))

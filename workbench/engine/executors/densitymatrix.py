@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from .circuits import Circuit, ReadoutPlan
-from .noise import NoiseModel, single_qubit_kraus, two_qubit_depolarizing_kraus
-from .statevector import StatevectorProgram, apply_single, bit_permutation
+from ..circuits import Circuit, ReadoutPlan
+from ..noise import NoiseModel, sample_shots, single_qubit_kraus, two_qubit_depolarizing_kraus
+from ..pauli import group_by_flip, marginal_index, term_phases
+from ..plan import ExecutionPlan
+from .base import Executor
+from .statevector.kernels import apply_single, bit_permutation
+from .statevector.program import StatevectorProgram
 
 
 class DensityMatrixProgram:
+    """A circuit with a noise model on the vectorised density matrix of a batch (differentiable)."""
+
     def __init__(self, circuit: Circuit, noise: NoiseModel | None, dtype: torch.dtype = torch.complex128,
                  device: torch.device | str = "cpu"):
         self.circuit = circuit
@@ -62,7 +68,7 @@ class DensityMatrixProgram:
         for index, gate in enumerate(self.circuit.gates):
             if len(gate.wires) == 1:
                 q = gate.wires[0]
-                rho = self._unitary(rho, self.sv._gate_matrix(index, rot), q)
+                rho = self._unitary(rho, self.sv.gate_matrix(index, rot), q)
                 for channel in self.single_channels:
                     rho = self._channel(rho, channel, q)
                 continue
@@ -75,17 +81,41 @@ class DensityMatrixProgram:
         return rho
 
     def readout(self, rho: torch.Tensor, plan: ReadoutPlan) -> torch.Tensor:
+        """Per-term expectations tr(P ρ) (batch, n_terms) or outcome probabilities (batch, 2**k)."""
         batch = rho.shape[0]
         matrix = rho.reshape(batch, self.dim, self.dim)  # [b, col, row]
         idx = torch.arange(self.dim, device=self.device)
         if plan.mode == "sampler":
             diagonal = matrix[:, idx, idx].real
             out = diagonal.new_zeros(batch, plan.width)
-            return out.index_add(1, self.sv._marginal_index(plan), diagonal)
+            return out.index_add(1, marginal_index(self.n, plan.marginal, self.device), diagonal)
         out = matrix.new_zeros(batch, len(plan.paulis)).real
-        for terms, perm, phases in self.sv._pauli_groups(plan):
+        for xmask, terms in group_by_flip(plan.paulis).items():
             # tr(P ρ) = Σ_r phase(r) ρ[r ^ x, r]
-            rows = idx if perm is None else perm
-            selected = matrix[:, idx, rows]
-            out = out.index_copy(1, torch.tensor(terms, device=self.device), (selected @ phases).real)
+            phases = torch.stack([term_phases(plan.paulis[k], self.n) for k in terms], 1).to(self.dtype)
+            selected = matrix[:, idx, idx ^ xmask]
+            out = out.index_copy(1, torch.tensor(terms, device=self.device), (selected @ phases.to(self.device)).real)
         return out
+
+
+class TorchDensityExecutor(Executor):
+    """The torch density-matrix engine (complex128) as an executor; its noiseless statevector twin gives
+    exact states for the adjoint method."""
+
+    def __init__(self, circuit: Circuit, readout_plan: ReadoutPlan, plan: ExecutionPlan):
+        super().__init__(circuit, readout_plan, plan)
+        self.program = DensityMatrixProgram(circuit, plan.noise, torch.complex128, self.device)
+
+    def states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        self.executions += angles.shape[0]
+        program = self.sweep_program()
+        with torch.no_grad():
+            return program.run(angles, init)
+
+    def readout(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        self.plan.check_memory(angles.shape[0])
+        self.executions += angles.shape[0]
+        values = self.program.readout(self.program.run(angles, init), self.readout_plan)
+        if self.plan.shots:
+            values = sample_shots(values.detach(), self.readout_plan, self.plan.shots)
+        return values

@@ -18,8 +18,9 @@ Interface (a gradient method is the pair forward values + VJP, with its accounti
     values = surrogate(angles, init)       # (batch, width), differentiable through the surrogate
     report = surrogate.report()            # accounting since the last report (then reset)
 
-Options (`gradient_options` of `compile`, `QuantumLayer`, `TrainConfig`, CLI `--gradient-option k=v`):
-buffer_size, refit_steps, perturbations, perturbation_scale, hidden, lr, reference_max_qubits.
+Options (`ExecutionConfig.gradient_options`: `compile(gradient_options=...)`, `QuantumLayer`, `TrainConfig`,
+CLI `--gradient-option k=v`): buffer_size, refit_steps, perturbations, perturbation_scale, hidden, lr,
+reference_max_qubits. `Surrogate` (below) is the registered gradient method that wires this to a layer.
 
 Example:
     >>> model = compile(spec, target="quantinuum", gradient="surrogate",
@@ -35,14 +36,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .circuits import ReadoutPlan
-from .errors import WorkbenchError
+from ..circuits import ReadoutPlan
+from .base import GradientContext, GradientError, GradientMethod, register
 
 Evaluate = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Reference = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
 
 
-class SurrogateError(WorkbenchError, ValueError):
+class SurrogateError(GradientError):
     """A surrogate option out of range or of the wrong kind."""
 
 
@@ -111,10 +112,10 @@ def exact_vjp(program, plan: ReadoutPlan) -> Reference:
     """
     def reference(angles: torch.Tensor, init: torch.Tensor | None, grad_out: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            psi = program.run(angles.to(program.real_dtype).to(program.device),
-                              None if init is None else init.to(program.device))
+            initial = None if init is None else init.to(program.device)
+            psi = program.run(angles.to(program.real_dtype).to(program.device), initial)
             lam = program.observable_action(psi, plan, grad_out.to(program.device))
-            return program.adjoint_vjp(psi, lam, angles, need_initial=False)[0]
+            return program.adjoint_vjp(psi, lam, angles, need_initial=False, initial=initial)[0]
     return reference
 
 
@@ -297,3 +298,39 @@ def describe_accounting(quantum: dict[str, dict[str, Any]]) -> str:
             text += f", cos {fields_['gradient_cosine']:.2f}"
         parts.append(text)
     return " | " + "; ".join(parts) if parts else ""
+
+
+@register
+class Surrogate(GradientMethod):
+    """The registered gradient method: real-circuit forward values, VJP of the fitted surrogate."""
+
+    name = "surrogate"
+    summary = "approximate: real-circuit forward values, gradient of a locally fitted MLP (qtDNN)"
+    auto_rank = None  # approximate: only when asked for
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        SurrogateOptions.from_dict(options)
+
+    def __init__(self, executor):
+        super().__init__(executor)
+        plan = executor.plan
+        settings = SurrogateOptions.from_dict(plan.config.gradient_options)
+        affordable = not plan.noisy and plan.block.qubits <= settings.reference_max_qubits
+        circuit = executor.circuit
+        self.surrogate = SurrogateGradient(
+            executor.readout, executor.readout_plan, n_angles=len(circuit.rotation_gates),
+            init_features=circuit.amplitude_inputs, options=settings,
+            reference=exact_vjp(executor.sweep_program(), executor.readout_plan) if affordable else None)
+
+    def __call__(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        return self.surrogate(angles, init)  # it owns its autograd function
+
+    def forward(self, angles: torch.Tensor, init: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+        return self.executor.readout(angles, init), None
+
+    def vjp(self, angles, init, saved, grad_out, need_init):
+        return self.surrogate.vjp(angles, init, grad_out)
+
+    def report(self) -> dict[str, Any]:
+        return self.surrogate.report()

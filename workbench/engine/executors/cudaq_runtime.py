@@ -19,7 +19,7 @@ import threading
 import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 _start_method = multiprocessing.get_start_method(allow_none=True)
 with warnings.catch_warnings():
@@ -42,10 +42,11 @@ with warnings.catch_warnings():
 with contextlib.suppress(RuntimeError):
     multiprocessing.set_start_method(_start_method, force=True)
 
-GPU_TARGETS = ("nvidia", "nvidia-fp64", "nvidia-mqpu", "nvidia-mqpu-fp64", "nvidia-mgpu", "tensornet", "tensornet-mps")
-CPU_TARGETS = ("qpp-cpu", "density-matrix-cpu")
-HARDWARE_TARGETS = ("quantinuum", "ionq", "iqm", "oqc", "braket", "anyon", "infleqtion", "scaleway", "qbraid")
-NOISY_TARGETS = ("density-matrix-cpu",)
+from ..targets import TARGETS, TargetError, names  # noqa: E402
+
+GPU_TARGETS = names("gpu")
+CPU_TARGETS = names("cpu")
+HARDWARE_TARGETS = names("hardware")
 
 MGPU_NEEDS = ("It needs MPI: install an MPI library (e.g. `apt install openmpi-bin libopenmpi-dev`) and mpi4py "
               "(`pip install mpi4py`), run CUDA-Q's `distributed/activate_custom_mpi.sh` once, then launch a script "
@@ -56,10 +57,6 @@ _LOCK = threading.RLock()
 _current: "TargetConfig | None" = None
 
 
-class TargetError(RuntimeError):
-    pass
-
-
 @dataclass(frozen=True)
 class TargetConfig:
     name: str
@@ -68,15 +65,15 @@ class TargetConfig:
 
     @property
     def is_hardware(self) -> bool:
-        return self.name in HARDWARE_TARGETS
+        return TARGETS[self.name].hardware
 
     @property
     def is_gpu(self) -> bool:
-        return self.name in GPU_TARGETS
+        return TARGETS[self.name].needs_gpu
 
     @property
     def is_density_matrix(self) -> bool:
-        return self.name in NOISY_TARGETS
+        return TARGETS[self.name].density_matrix
 
 
 T = TypeVar("T")
@@ -181,7 +178,7 @@ def available_targets() -> dict[str, str]:
 def check_target(config: TargetConfig) -> None:
     """Raise TargetError before selecting a target that cannot run here (tensornet would abort the process)."""
     known = _WORKER.call(lambda: [t.name for t in cudaq.get_targets()])
-    if config.name not in known:
+    if config.name not in known or config.name not in TARGETS:
         raise TargetError(f"unknown CUDA-Q target {config.name!r}: use one of {', '.join(CPU_TARGETS + GPU_TARGETS)}, "
                           f"a hardware target ({', '.join(HARDWARE_TARGETS)}), 'torch' or 'torch-density'")
     if config.is_gpu and gpu_count() == 0:
@@ -190,9 +187,10 @@ def check_target(config: TargetConfig) -> None:
                           + (f". {MGPU_NEEDS}" if config.name == "nvidia-mgpu" else ""))
     if config.name == "nvidia-mgpu" and not _WORKER.call(lambda: cudaq.mpi.is_initialized()):
         raise TargetError(f"target 'nvidia-mgpu' pools the GPUs of several MPI processes. {MGPU_NEEDS}")
-    if config.name == "iqm" and not dict(config.options).get("mapping_file"):
-        raise TargetError("target 'iqm' needs a qubit mapping: pass target_options={'mapping_file': PATH} "
-                          "(and a machine name)")
+    for option in TARGETS[config.name].needs:
+        if not dict(config.options).get(option):
+            raise TargetError(f"target {config.name!r} needs a qubit mapping: pass target_options={{'{option}': PATH}} "
+                              "(and a machine name)")
 
 
 def _select(config: TargetConfig) -> None:
@@ -211,17 +209,6 @@ def _select(config: TargetConfig) -> None:
     except Exception as err:
         raise TargetError(f"CUDA-Q could not select target {config.name!r}: {err}") from err
     _current = config
-
-
-@contextlib.contextmanager
-def session(config: TargetConfig) -> Iterator[object]:
-    """Exclusive use of CUDA-Q with `config` selected; yields the cudaq module. Only on the CUDA-Q thread
-    (inside a function given to `call`): anywhere else use `call`."""
-    if threading.current_thread() is not _WORKER.thread:
-        raise RuntimeError("workbench._cudaq.session() runs only on the CUDA-Q thread: use _cudaq.call(config, fn)")
-    with _LOCK:
-        _select(config)
-        yield cudaq
 
 
 def call(config: TargetConfig, fn: Callable[[Any], T]) -> T:
