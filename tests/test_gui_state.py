@@ -521,12 +521,12 @@ def test_benchmark_times_every_applicable_method():
     run = BenchmarkRun(spec, targets=torch_only, batch=4, repeats=1)
     run.run()
     timed = {r["gradient"]: r for r in run.rows if r.get("seconds") is not None}
-    assert set(timed) == {"adjoint", "parameter_shift", "finite_diff", "backprop"}
+    assert set(timed) == {"adjoint", "parameter_shift", "finite_diff", "backprop", "surrogate"}
     assert all(r["seconds"] > 0 and r["status"] == "done" for r in timed.values())
     # Parameter shift runs two shifted circuits per angle: far more circuits than adjoint.
     assert timed["parameter_shift"]["executions"] > 10 * timed["adjoint"]["executions"]
     figure = charts.benchmark_figure(run.rows)
-    assert len(figure["data"][0]["x"]) == 4 and all(t.endswith(("ms", " s")) for t in figure["data"][0]["text"])
+    assert len(figure["data"][0]["x"]) == 5 and all(t.endswith(("ms", " s")) for t in figure["data"][0]["text"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def test_a_model_file_cannot_choose_hardware_or_paths(tmp_path):
               "gradient": "parameter_shift", "precision": "double", "shots": None, "noise": None}
     loaded = wb.load_model(_tampered(tmp_path, config=json.dumps(config)))
     assert loaded.config["target"] == "torch" and loaded.config["emulate"] is True
-    assert loaded.config["device"] == "cpu" and loaded.config["target_options"] is None
+    assert loaded.config["device"] == "cpu" and not loaded.config["target_options"]
     # The numeric settings a file may hold are kept.
     assert loaded.config["precision"] == "double" and loaded.gradient_info()["vqc"]["method"] == "parameter_shift"
     # The caller chooses the target.

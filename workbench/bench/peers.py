@@ -147,6 +147,12 @@ class _Stream:
         os.replace(tmp, self.out)
 
 
+def installed(variant: str) -> str:
+    """'' when the variant's framework can run here (its own environment or this interpreter), else why not."""
+    python, reason = peer_env.interpreter(FRAMEWORK_OF[variant])
+    return "" if python else reason
+
+
 def _is_ours(variant: str) -> bool:
     """Every workbench path (torch engine or CUDA-Q) counts as ours in the headline; all others are peers."""
     return variant in OURS or variant.startswith("workbench-")

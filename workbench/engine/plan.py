@@ -291,7 +291,7 @@ def resolve(config: ExecutionConfig | dict | None, block: Quantum, circuit: Circ
         method_class(method).check_options(config.gradient_options)
     except GradientError as err:
         method, reason = (config.gradient if method is None else method), str(err)
-        problems.append(Problem(GradientError, str(err)))
+        problems.append(Problem(type(err), str(err)))
     if target.family == "cpu" and target.exact_states and block.qubits >= CUDAQ_CPU_SLOW_FROM and not noisy:
         hint = (f"the torch engine (target='torch') computes the same values for this {block.qubits}-qubit circuit "
                 "10-100x faster than CUDA-Q's CPU simulator (measured 10x at 8 qubits, 80x at 12: "

@@ -76,6 +76,7 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
     taken over. Events after the checkpoint are dropped (the job redoes them): no gap, no duplicate.
     """
     from ..training import TrainingError
+    from ..training.trainer import read_checkpoint
 
     record = store.get_run(run_id)
     ownership.claim(store, record.id)
@@ -85,6 +86,7 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
             raise TrainingError(f"run {record.id} has no checkpoint to resume from: start it again with "
                                 "`workbench train`")
         step, _, state = checkpoint
+        read_checkpoint(state, record.id)  # refuse a damaged or foreign checkpoint before anything changes
         store.truncate_events_after(record.id, step)
         config = {**record.config, **({"epochs": epochs} if epochs else {})}
         job = JobSpec("train", record.spec, config, {"name": record.dataset["name"],

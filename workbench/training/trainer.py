@@ -529,21 +529,37 @@ class Trainer:
 
     def restore(self, state: bytes) -> None:
         """Load a checkpoint; TrainingError if it is damaged or not ours (it is never unpickled as code)."""
+        saved = read_checkpoint(state, self.run_id)
         try:
-            saved = torch.load(io.BytesIO(state), weights_only=True)
             self.model.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
-            self._position = {key: int(saved["position"][key]) for key in ("epoch", "batch", "step")}
-            self._order = saved["order"]
-            self._rng_state = saved["epoch_rng"]
             torch.set_rng_state(saved["rng"])
-            self._best_val, self._stale_epochs = float(saved["best_val"]), int(saved["stale_epochs"])
-            self._first_loss = saved.get("first_loss")
-        except Exception as err:  # UnpicklingError, KeyError, TypeError, RuntimeError: all mean "not a good checkpoint"
-            raise TrainingError(f"the checkpoint of run {self.run_id} is damaged or is not a workbench checkpoint "
+        except Exception as err:  # a checkpoint of another network or optimiser
+            raise TrainingError(f"the checkpoint of run {self.run_id} does not fit its network "
                                 f"({type(err).__name__}); it was not loaded: start the run again with "
                                 "`workbench train`") from None
+        self._position = {key: int(saved["position"][key]) for key in ("epoch", "batch", "step")}
+        self._order = saved["order"]
+        self._rng_state = saved["epoch_rng"]
+        self._best_val, self._stale_epochs = float(saved["best_val"]), int(saved["stale_epochs"])
+        self._first_loss = saved.get("first_loss")
         self._checkpoint_step = self._position["step"]
+
+
+def read_checkpoint(state: bytes, run_id: str | None = None) -> dict[str, Any]:
+    """A checkpoint's contents, loaded as data (weights only: never unpickled as code); TrainingError if it is
+    damaged or not a workbench checkpoint."""
+    try:
+        saved = torch.load(io.BytesIO(state), weights_only=True)
+        for key in ("model", "optimizer", "order", "epoch_rng", "rng"):
+            saved[key]  # noqa: B018
+        {key: int(saved["position"][key]) for key in ("epoch", "batch", "step")}  # noqa: B018
+        float(saved["best_val"]), int(saved["stale_epochs"])  # noqa: B018
+    except Exception as err:  # UnpicklingError, KeyError, TypeError, RuntimeError: all mean "not a good checkpoint"
+        raise TrainingError(f"the checkpoint of run {run_id} is damaged or is not a workbench checkpoint "
+                            f"({type(err).__name__}); it was not loaded: start the run again with "
+                            "`workbench train`") from None
+    return saved
 
 
 def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, epochs: int | None = None) -> Trainer:

@@ -319,7 +319,7 @@ class Surrogate(GradientMethod):
         affordable = not plan.noisy and plan.block.qubits <= settings.reference_max_qubits
         circuit = executor.circuit
         self.surrogate = SurrogateGradient(
-            executor.readout, executor.readout_plan, n_angles=len(circuit.rotation_gates),
+            lambda angles, init: self.executor.readout(angles, init), executor.readout_plan, n_angles=len(circuit.rotation_gates),
             init_features=circuit.amplitude_inputs, options=settings,
             reference=exact_vjp(executor.sweep_program(), executor.readout_plan) if affordable else None)
 
