@@ -162,3 +162,27 @@ def test_bench_surrogate_writes_table_json_and_offline_html(tmp_path):
     assert "Test accuracy against shots spent" in page and 'src="http' not in page and "Plotly.newPlot" in page
     bad = CliRunner().invoke(app, ["bench", "surrogate", "--gradient-option", "nonsense"])
     assert bad.exit_code == 2 and "key=value" in bad.output
+
+
+def test_the_train_tab_shows_the_shots_spent_against_parameter_shift():
+    """The live dashboard's surrogate line adds up exactly what the step events report."""
+    from workbench.gui.charts import LiveData
+    from workbench.gui.dashboard import LiveDashboard
+
+    data = load_dataset("circles", n_samples=48, noise=0.05, standardize=True)
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.05, shots=20, gradient="surrogate", val_fraction=0.0,
+                         boundary_every=0, gradient_options={"perturbations": 1, "refit_steps": 3})
+    result = Trainer(SMALL_CIRCLES_SPEC, data, config).run()
+    steps = [e["quantum"]["vqc"] for e in result.history if e["kind"] == "step"]
+    live = LiveData()
+    live.extend(result.history)
+    forward = sum(s["forward_shots"] for s in steps)
+    fitting = sum(s["surrogate_shots"] for s in steps)
+    shift = sum(s["parameter_shift_shots"] for s in steps) + forward
+    (line,) = live.surrogate_lines()
+    assert f"{forward + fitting:,} shots so far ({forward:,} forward + {fitting:,} fitting)" in line
+    assert f"parameter shift would have spent {shift:,}" in line and shift > 5 * (forward + fitting)
+    assert f"fit error {steps[-1]['fit_error']:.3f}" in line
+    dashboard = LiveDashboard(controls=False)
+    dashboard.data = live
+    assert "surrogate gradient" in dashboard._headline_html()

@@ -80,6 +80,9 @@ class LiveData:
         self.grad_norm: dict[str, list[float | None]] = {}
         self.variance: dict[str, list[float | None]] = {}
         self.methods: dict[str, str] = {}
+        # Surrogate blocks: running totals of the circuits/shots spent and what parameter shift would have
+        # spent, plus the last step's fit error and gradient cosine (seed 002's honest accounting).
+        self.surrogate: dict[str, dict[str, float]] = {}
         self.epochs: list[int] = []
         self.epoch_steps: list[int] = []
         self.epoch_loss: list[float | None] = []
@@ -132,6 +135,14 @@ class LiveData:
                 self.grad_norm.setdefault(name, [None] * n).append(_finite(norm))
             for name, info in quantum.items():
                 self.variance.setdefault(name, [None] * n).append(_finite(info.get("grad_variance")))
+                if "surrogate_circuits" in info:
+                    totals = self.surrogate.setdefault(name, {})
+                    for key in ("forward_circuits", "surrogate_circuits", "parameter_shift_circuits",
+                                "forward_shots", "surrogate_shots", "parameter_shift_shots"):
+                        totals[key] = totals.get(key, 0) + (info.get(key) or 0)
+                    for key in ("fit_error", "gradient_cosine"):
+                        if info.get(key) is not None:
+                            totals[key] = info[key]
                 self.methods[name] = info.get("gradient_method", self.methods.get(name, ""))
             for series in (self.grad_norm, self.variance):
                 for values in series.values():
@@ -181,6 +192,22 @@ class LiveData:
         if rate:
             parts.append(f"{sum(rate) / len(rate):.0f} samples/s")
         return " · ".join(parts)
+
+    def surrogate_lines(self) -> list[str]:
+        """Per surrogate block: what it spent so far against parameter shift, and how good its fit is."""
+        lines = []
+        for name, t in self.surrogate.items():
+            unit = "shots" if t.get("forward_shots") else "circuits"
+            spent = t[f"forward_{unit}"] + t[f"surrogate_{unit}"]
+            text = (f"{name} (surrogate gradient): {spent:,.0f} {unit} so far ({t[f'forward_{unit}']:,.0f} forward + "
+                    f"{t[f'surrogate_{unit}']:,.0f} fitting); parameter shift would have spent "
+                    f"{t[f'parameter_shift_{unit}'] + t[f'forward_{unit}']:,.0f}")
+            if "fit_error" in t:
+                text += f" · fit error {t['fit_error']:.3f}"
+            if "gradient_cosine" in t:
+                text += f" · cosine with the exact gradient {t['gradient_cosine']:.2f}"
+            lines.append(text)
+        return lines
 
     def plateau_hint(self) -> tuple[str, str]:
         """(level, plain-language hint) about vanishing quantum gradients: ok | weak | plateau | none."""

@@ -217,6 +217,8 @@ class LiveDashboard:
             methods = "; ".join(f"{html.escape(k)}: {html.escape(v.get('method', ''))}"
                                 for k, v in d.gradient_info.items())
             body += f'<div style="color:#64748b;font-size:12px;margin-top:2px">gradients: {methods}</div>'
+        for line in d.surrogate_lines():
+            body += f'<div class="wb-surrogate" style="color:#64748b;font-size:12px">{html.escape(line)}</div>'
         return body
 
     def _hint_html(self) -> str:

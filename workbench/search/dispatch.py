@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 
 from .evaluate import evaluate
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "process", "ray")  # process: worker processes even for one worker (a server)
 OnResult = Callable[[dict], None]
 
 
@@ -114,11 +114,14 @@ class RayPool(_Base):
 
 
 def make_dispatcher(workers: int = 1, backend: str = "local") -> Dispatcher:
-    """The executor for a search: in-process for one local worker, a process pool for more, or Ray."""
+    """The executor for a search: in-process for one local worker, a process pool for more (or always, with
+    backend 'process': the GUI server trains no candidate itself), or Ray."""
     if backend not in BACKENDS:
         raise DispatchError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if not isinstance(workers, int) or workers < 1:
         raise DispatchError(f"workers must be a positive integer, got {workers!r}")
     if backend == "ray":
         return RayPool(workers)
+    if backend == "process":
+        return LocalPool(workers)
     return InProcess() if workers == 1 else LocalPool(workers)

@@ -68,6 +68,8 @@ class LiveSearch(param.Parameterized):
 
     def _run(self, space: Any, dataset: str | None, options: dict) -> None:
         try:
+            # Candidates train in worker processes: the process serving the GUI runs no circuit itself.
+            options = {"backend": "process", **options}
             results = search(space, dataset, store=self.store, on_event=self._on_event, **options)
         except SearchStopped:
             self.status, self.message = "stopped", f"stopped; resume search {self.search_id} to continue"

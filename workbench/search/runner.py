@@ -143,7 +143,8 @@ def search(space: SearchSpace | dict | str | Path | None = None, dataset: str | 
         epochs, train: training settings of each candidate (TrainConfig fields; the space may choose some).
         halving: successive halving with factor `eta` (candidates of a batch train for epochs/eta^k first;
             the best 1/eta continue).
-        workers, backend: 'local' (1: this process; more: worker processes) or 'ray'.
+        workers, backend: 'local' (1: this process; more: worker processes), 'process' (worker processes
+            even for one) or 'ray'.
         store: a RunStore or its path (default: the default store); resume: a search id to continue.
         on_event: called with {'kind': 'candidate', ...} as each evaluation finishes, and 'start'/'end'.
     Returns:
