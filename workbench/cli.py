@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .bench.cli import bench_app
-from .cli_errors import GuardedGroup, one_line
+from .cli_errors import GuardedGroup, one_line, parse_key_values
 from .engine.gradients import method_names
 from .notebooks import notebooks_app
 from .rl.cli import rl_app
@@ -72,19 +72,6 @@ def _check_output(path: Optional[Path], option: str, *, creates_directories: boo
         _fail(f"{option} {path} is not writable: choose a path in a directory you can write to")
 
 
-def _parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            _fail(f"dataset option {pair!r} must look like key=value, e.g. noise=0.1")
-        key, value = pair.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def _target_options(pairs: list[str]) -> dict[str, str] | None:
     options = {}
     for pair in pairs:
@@ -137,7 +124,7 @@ def train(
     architecture = _load_spec(spec, template)
     _check_output(out, "--out")
     _check_output(save_model, "--save-model", creates_directories=True)  # model.save makes missing directories
-    options = _parse_options(option)
+    options = parse_key_values(option, "--option", "noise=0.1")
     if dataset is None:
         if template not in DEFAULT_DATASETS:
             _fail("--dataset is needed with --spec (e.g. --dataset circles)")
@@ -159,7 +146,7 @@ def train(
                              target=target, gradient=gradient, shots=shots, noise=noise_model, device=device,
                              early_stopping=early_stopping, emulate=emulate,
                              target_options=_target_options(target_option),
-                             gradient_options=_parse_options(gradient_option) or None)
+                             gradient_options=parse_key_values(gradient_option, "--gradient-option", "refit_steps=20") or None)
         cost = estimate(architecture, config, n_train=len(data.X_train), n_test=len(data.X_test))
         job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import traceback
@@ -17,7 +18,7 @@ import platformdirs
 import typer
 from typer.core import TyperGroup
 
-from .errors import user_errors
+from .errors import OptionError, user_errors
 
 USER_ERROR_EXIT = 2
 FAILURE_EXIT = 1
@@ -47,6 +48,21 @@ def write_traceback(error: BaseException) -> Path:
         except OSError:
             continue
     raise error
+
+
+def parse_key_values(pairs: list[str], option: str, example: str) -> dict:
+    """`key=value` command-line pairs as a dict; a value that reads as JSON (numbers, lists) is decoded.
+    OptionError (one line, exit 2) for a pair without '='."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise OptionError(f"{option} {pair!r} must look like key=value, e.g. {example}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 class GuardedGroup(TyperGroup):

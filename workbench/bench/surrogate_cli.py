@@ -30,17 +30,12 @@ def surrogate_command(
     """Parameter shift vs the surrogate gradient under the same shot budget and the same time budget."""
     from rich.console import Console
 
+    from ..cli_errors import parse_key_values
     from .report import print_result, write_json
     from .surrogate import run_surrogate, write_surrogate_html
 
     console = Console(stderr=True)
-    options = {}
-    for pair in gradient_option:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            console.print(f"[red]--gradient-option {pair!r}: write key=value, e.g. refit_steps=20[/red]")
-            raise typer.Exit(2)
-        options[key.strip()] = value.strip()  # SurrogateOptions converts and checks
+    options = parse_key_values(gradient_option, "--gradient-option", "refit_steps=20")  # checked by the method
     try:
         result = run_surrogate(template=template, spec=str(spec) if spec else None, dataset=dataset, target=target,
                                shots=shots, shot_budget=shot_budget, seconds=seconds, batch=batch, lr=lr, seed=seed,

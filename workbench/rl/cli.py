@@ -102,15 +102,11 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the final metrics and run ids as JSON."),
 ) -> None:
     """Train a TD3 agent with a live progress bar; the run is recorded in the run store (resumable)."""
+    from ..cli_errors import parse_key_values
     from .run import TD3Run
     from .td3 import RLError, TD3Config
 
-    options = {}
-    for pair in gradient_option:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            _fail(f"--gradient-option {pair!r} must look like key=value, e.g. refit_steps=20")
-        options[key.strip()] = value.strip()
+    options = parse_key_values(gradient_option, "--gradient-option", "refit_steps=20")
     store = _store(store_path)
     try:
         config = TD3Config(env=env, agent=agent, steps=steps, start_steps=min(start_steps, steps),

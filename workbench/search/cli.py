@@ -12,25 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..cli_errors import parse_key_values
+
 console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
-
-
-def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            _fail(f"dataset option {pair!r} must look like key=value, e.g. n_samples=200")
-        key, value = pair.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def _format(value) -> str:
@@ -107,7 +96,7 @@ def search_command(
     from .strategies import StrategyError
     from .templates import SPACE_DATASETS
 
-    options = _options(option)
+    options = parse_key_values(option, "dataset option", "n_samples=200")
     try:
         pair = tuple(check_measure(p.strip()) for p in pareto.split(",")) if pareto else None
     except ObjectiveError as err:
