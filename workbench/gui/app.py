@@ -7,12 +7,8 @@ this module only lays out widgets and binds them to that state.
 
 from __future__ import annotations
 
-import copy
 import html
-import io
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +22,12 @@ from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
 from .components import BuilderCanvas, LiveChart, UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
-from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
-                    shape_text, target_choices)
+from .state import INPUT, BuilderState, RunSetup, palette_payload, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
 from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 from .tabs.search import SearchTab
+from .tabs.setup import SetupTab
 
 TITLE = "Hybrid Quantum Workbench"
 TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Search", "Benchmark",
@@ -120,18 +116,6 @@ class WorkbenchApp(param.Parameterized):
     def state_token(self) -> str:
         return share.encode_state(session_payload(self.builder, self.setup))
 
-    def match_dataset(self) -> None:
-        """Set the network's input shape and task to the dataset's."""
-        try:
-            data = self.setup.load_dataset()
-        except Exception as err:  # DatasetError and friends: shown where the user pressed
-            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
-            return
-        spec = copy.deepcopy(self.builder.spec)
-        spec["input_shape"] = list(data.input_shape)
-        spec["task"] = data.task
-        self.builder.load(spec, action="match dataset")
-
     def train_blockers(self) -> list[str]:
         """Why Train is disabled (empty when it may start)."""
         reasons = []
@@ -199,7 +183,7 @@ class WorkbenchApp(param.Parameterized):
         self._build_sidebar()
         build = self._build_builder_tab()
         circuit = self._build_circuit_tab()
-        setup = self._build_setup_tab()
+        self.setup_tab = SetupTab(self.builder, self.setup)
         self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
         self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
@@ -207,7 +191,7 @@ class WorkbenchApp(param.Parameterized):
         self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, circuit, setup, train, self.state_view, compare, SearchTab(self), self.bench, self.export)
+        views = (build, circuit, self.setup_tab, train, self.state_view, compare, SearchTab(self), self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
@@ -369,7 +353,7 @@ class WorkbenchApp(param.Parameterized):
                 widgets.append(widget)
             match = pn.widgets.Button(label="Match the run setup's dataset", color="light",
                                       css_classes=["wb-match-dataset"], sizing_mode="stretch_width")
-            match.on_click(lambda _: self.match_dataset())
+            match.on_click(lambda _: self.setup_tab.match_dataset())
             self.form_body.objects = [*widgets, match]
             return
         index = self._form_key[1]
@@ -602,220 +586,6 @@ class WorkbenchApp(param.Parameterized):
         self.circuit_listing.object = (f"<details><summary class='wb-muted'>Gate list (text)</summary>"
                                        f"<pre class='wb-listing'>{html.escape(draw_text(circuit))}</pre></details>")
 
-    # ---------------------------------------------------------------------------------------- run setup
-    def _build_setup_tab(self):
-        from ..data import dataset_names
-
-        s = self.setup
-        self.dataset_select = pn.widgets.Select(label="Dataset", options=dataset_names(), value=s.dataset,
-                                                css_classes=["wb-dataset"], sizing_mode="stretch_width")
-        self.dataset_select.param.watch(lambda e: self._from_widget("dataset", e.new), "value")
-        self.dataset_options_box = pn.Column(sizing_mode="stretch_width", css_classes=["wb-dataset-options"])
-        self.dataset_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-dataset-info"])
-        self.setup_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                   css_classes=["wb-setup-message"])
-        self.match_button = pn.widgets.Button(label="Match network input to this dataset", color="primary",
-                                              css_classes=["wb-match"], visible=False)
-        self.match_button.on_click(lambda _: self.match_dataset())
-        self.preview = LiveChart(figure=charts.empty_figure("Preview", "loading…", 320), height=320,
-                                 sizing_mode="stretch_width", css_classes=["wb-preview"])
-        dataset_card = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Dataset</div>"), self.dataset_select,
-            self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
-            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        self.optimizer_w = pn.widgets.Select(label="Optimiser", options=list(s.param.optimizer.objects),
-                                             value=s.optimizer, css_classes=["wb-optimizer"], sizing_mode="stretch_width")
-        self.lr_w = pn.widgets.FloatInput(label="Learning rate", value=s.lr, start=1e-6, end=10.0, step=0.01,
-                                          css_classes=["wb-lr"], sizing_mode="stretch_width")
-        self.epochs_w = pn.widgets.IntInput(label="Epochs", value=s.epochs, start=1, end=100000,
-                                            css_classes=["wb-epochs"], sizing_mode="stretch_width")
-        self.batch_w = pn.widgets.IntInput(label="Batch size", value=s.batch_size, start=1, end=100000,
-                                           css_classes=["wb-batch"], sizing_mode="stretch_width")
-        self.seed_w = pn.widgets.IntInput(label="Seed", value=s.seed, start=0, css_classes=["wb-seed"],
-                                          sizing_mode="stretch_width")
-        for name, widget in (("optimizer", self.optimizer_w), ("lr", self.lr_w), ("epochs", self.epochs_w),
-                             ("batch_size", self.batch_w), ("seed", self.seed_w)):
-            widget.param.watch(lambda e, n=name: self._from_widget(n, e.new), "value")
-        optimiser_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Optimiser</div>"), self.optimizer_w,
-                                   self.lr_w, pn.Row(self.epochs_w, self.batch_w, self.seed_w,
-                                                     sizing_mode="stretch_width"),
-                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        choices = target_choices()
-        self.target_choices = choices
-        # Options are the labels themselves (value == label), so greyed-out options match in every Panel version.
-        self._target_label = {c["name"]: c["label"] for c in choices}
-        self._target_name = {c["label"]: c["name"] for c in choices}
-        self.target_w = pn.widgets.Select(label="Target", options=[c["label"] for c in choices],
-                                          value=self._target_label.get(s.target, choices[0]["label"]),
-                                          disabled_options=self._disabled_targets(),
-                                          css_classes=["wb-target"], sizing_mode="stretch_width")
-        self.target_w.param.watch(lambda e: self._from_widget("target", self._target_name.get(e.new, e.new)),
-                                  "value")
-        unavailable = [c for c in choices if c["reason"]]
-        reasons = "".join(f"<li><b>{html.escape(c['name'])}</b>: {html.escape(c['reason'])}</li>" for c in unavailable)
-        self.target_reasons = pn.pane.HTML(
-            (f"<details class='wb-target-reasons'><summary class='wb-muted'>{len(unavailable)} target(s) greyed out "
-             f"on this machine (why)</summary><ul style='font-size:12.5px;margin:4px 0'>{reasons}</ul></details>")
-            if unavailable else "<div class='wb-muted'>Every target can run here.</div>",
-            sizing_mode="stretch_width", css_classes=["wb-target-reasons-box"])
-        self.gradient_w = pn.widgets.Select(label="Gradient method", options=list(s.param.gradient.objects),
-                                            value=s.gradient, css_classes=["wb-gradient"], sizing_mode="stretch_width")
-        self.gradient_w.param.watch(lambda e: self._from_widget("gradient", e.new), "value")
-        self.gradient_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-gradient-explanation"])
-        self.shots_w = pn.widgets.IntInput(label="Shots (0 = exact)", value=s.shots, start=0, css_classes=["wb-shots"],
-                                           sizing_mode="stretch_width")
-        self.shots_w.param.watch(lambda e: self._from_widget("shots", e.new), "value")
-        self.precision_w = pn.widgets.Select(label="Precision", options=["single", "double"], value=s.precision,
-                                             css_classes=["wb-precision"], sizing_mode="stretch_width")
-        self.precision_w.param.watch(lambda e: self._from_widget("precision", e.new), "value")
-        execution_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Execution</div>"), self.target_w,
-                                   self.target_reasons, self.gradient_w, self.gradient_info,
-                                   pn.Row(self.shots_w, self.precision_w, sizing_mode="stretch_width"),
-                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        self.noise_w = {}
-        for channel in NOISE_CHANNELS:
-            widget = pn.widgets.FloatInput(label=channel.replace("_", " ").replace("depolarizing2",
-                                                                                  "depolarizing (2-qubit)"),
-                                           value=float(s.noise.get(channel, 0.0)), start=0.0,
-                                           end=NOISE_LIMITS.get(channel, 1.0), step=0.005, width=150,
-                                           css_classes=[f"wb-noise-{channel}"])
-            widget.param.watch(lambda e: self._noise_from_widgets(), "value")
-            self.noise_w[channel] = widget
-        self.noise_note = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-noise-note"])
-        noise_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Noise model</div><div class='wb-muted'>"
-                                            "Probabilities per gate (readout: per measured bit). 0 = off.</div>"),
-                               pn.GridBox(*self.noise_w.values(), ncols=3), self.noise_note,
-                               sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        return pn.Row(pn.Column(dataset_card, sizing_mode="stretch_width"),
-                      pn.Column(optimiser_card, execution_card, noise_card, sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
-
-    def _disabled_targets(self) -> list[str]:
-        """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""
-        return [c["label"] for c in self.target_choices
-                if c["reason"] or (c["kind"] == "hardware" and not self.setup.shots)]
-
-    def _from_widget(self, name: str, value: Any) -> None:
-        if self._syncing:
-            return
-        if name == "dataset":
-            # A new dataset starts from its own default options.
-            self.setup.param.update(dataset=value, dataset_options={})
-            return
-        try:
-            setattr(self.setup, name, value)
-        except ValueError as err:
-            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
-
-    def _noise_from_widgets(self) -> None:
-        if self._syncing:
-            return
-        self.setup.noise = {k: float(w.value) for k, w in self.noise_w.items() if w.value}
-
-    def _rebuild_dataset_options(self) -> None:
-        from ..data import dataset_options
-
-        try:
-            defaults = dataset_options(self.setup.dataset)
-        except Exception:
-            defaults = {}
-        widgets = []
-        current = self.setup.dataset_options
-        for key, default in defaults.items():
-            value = current.get(key, default)
-            kind = forms.dataset_option_kind(default)
-            common = {"label": key.replace("_", " "), "css_classes": [f"wb-opt-{key}"], "width": 150}
-            if kind == "bool":
-                widget = pn.widgets.Checkbox(value=bool(value), **common)
-            elif kind == "int" and not isinstance(value, (list, dict, str)):
-                widget = pn.widgets.IntInput(value=int(value) if value is not None else 0, **common)
-            elif kind == "float" and not isinstance(value, (list, dict, str)):
-                widget = pn.widgets.FloatInput(value=float(value) if value is not None else 0.0, step=0.01, **common)
-            else:
-                widget = pn.widgets.TextInput(value=forms.format_option(value), placeholder="default", **common)
-            widget.param.watch(lambda e, k=key, kind=kind: self._on_dataset_option(k, kind, e.new), "value")
-            widgets.append(widget)
-        self.dataset_options_box.objects = [pn.GridBox(*widgets, ncols=3)] if widgets else []
-
-    def _on_dataset_option(self, key: str, kind: str, raw: Any) -> None:
-        if self._syncing:
-            return
-        from ..data import dataset_options
-
-        value = forms.parse_option_text(raw) if kind == "text" else raw
-        options = dict(self.setup.dataset_options)
-        default = dataset_options(self.setup.dataset).get(key)
-        if value == default:
-            options.pop(key, None)
-        else:
-            options[key] = value
-        self.setup.dataset_options = options
-
-    def _render_dataset(self) -> None:
-        problem, data = self.setup.dataset_problem(self.builder.spec)
-        if data is None:
-            self.dataset_info.object = ""
-            self.preview.figure = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
-        else:
-            classes = f" · {data.n_classes} classes" if data.n_classes else ""
-            self.dataset_info.object = (f"<div class='wb-muted'>{data.task} · samples of shape "
-                                        f"{shape_text(data.input_shape)} · {len(data.X_train)} train / "
-                                        f"{len(data.X_test)} test{classes}</div>")
-            try:
-                self.preview.figure = charts.dataset_preview_figure(data)
-            except Exception as err:  # an unusual dataset layout: say so instead of failing the page
-                self.preview.figure = charts.empty_figure("Preview", f"no preview: {err}", 320)
-        self.setup_message.value = _html_note(html.escape(problem), "alert") if problem else ""
-        self.match_button.visible = bool(problem and data is not None)
-
-    def _render_gradient(self) -> None:
-        explanation = self.setup.gradient_explanation(self.builder.spec if self.builder.valid else
-                                                      self.builder.spec)
-        if not explanation["ok"]:
-            self.gradient_info.object = _html_note("✗ " + html.escape(explanation["error"]), "alert")
-        elif not explanation["lines"]:
-            self.gradient_info.object = _html_note(html.escape(explanation.get("note", "")))
-        else:
-            rows = "".join(f"<li><b>{html.escape(str(line['block']))}</b> → <b>{html.escape(line['method'])}</b>: "
-                           f"{html.escape(line['reason'])}</li>" for line in explanation["lines"])
-            prefix = "auto picks" if self.setup.gradient == "auto" else "using"
-            self.gradient_info.object = _html_note(f"<div class='wb-muted'>{prefix}:</div>"
-                                                   f"<ul style='margin:2px 0 0 -12px'>{rows}</ul>", "success")
-        if self.setup.noise:
-            if self.setup.target == "torch" and self.setup.noisy:
-                note = "With gate noise the torch engine simulates density matrices (torch-density)."
-            elif not self.setup.noisy:
-                note = "Readout error only: applied to the measured results."
-            else:
-                note = ""
-            self.noise_note.object = f"<div class='wb-muted'>{note}</div>" if note else ""
-        else:
-            self.noise_note.object = ""
-
-    def _sync_setup_widgets(self) -> None:
-        s = self.setup
-        self._syncing = True
-        try:
-            for widget, value in ((self.dataset_select, s.dataset), (self.optimizer_w, s.optimizer),
-                                  (self.lr_w, s.lr), (self.epochs_w, s.epochs), (self.batch_w, s.batch_size),
-                                  (self.seed_w, s.seed), (self.target_w, self._target_label.get(s.target, s.target)),
-                                  (self.gradient_w, s.gradient),
-                                  (self.shots_w, s.shots), (self.precision_w, s.precision)):
-                if widget.value != value:
-                    try:
-                        widget.value = value
-                    except ValueError:  # e.g. a GPU target from a shared link: the setup shows why it can't run
-                        pass
-            for channel, widget in self.noise_w.items():
-                value = float(s.noise.get(channel, 0.0))
-                if widget.value != value:
-                    widget.value = value
-        finally:
-            self._syncing = False
-
     # ---------------------------------------------------------------------------------------- compare
     def _build_compare_tab(self):
         self.run_select = pn.widgets.CheckBoxGroup(label="Runs", options={}, value=[], inline=False,
@@ -1028,15 +798,6 @@ class WorkbenchApp(param.Parameterized):
 
     def _on_setup(self, *events) -> None:
         names = {e.name for e in events}
-        self._sync_setup_widgets()
-        if "dataset" in names:
-            self._rebuild_dataset_options()
-        if names & {"dataset", "dataset_options"}:
-            self._render_dataset()
-        if names & {"target", "gradient", "shots", "noise"}:
-            self._render_gradient()
-        if "shots" in names:
-            self.target_w.disabled_options = self._disabled_targets()
         if names & {"noise", "precision", "batch_size"}:
             self._render_circuit()
         self._update_controls()
@@ -1095,13 +856,9 @@ class WorkbenchApp(param.Parameterized):
             self.network_status.value = _html_note("✗ " + where + html.escape(b.error["message"]), "alert")
         self._sync_form()
         self._sync_circuit_choice()
-        self._render_dataset()
-        self._render_gradient()
         self._update_controls()
 
     def _refresh_all(self) -> None:
-        self._sync_setup_widgets()
-        self._rebuild_dataset_options()
         self._refresh_builder_views()
         if self.restore_message:
             kind = "success" if self.restore_message.startswith("Restored") else "alert"
