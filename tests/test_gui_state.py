@@ -450,9 +450,9 @@ def test_sessions_train_independently_and_stop_on_close(store):
     # Session B sees neither A's run nor A's settings.
     b.poll()
     assert b.dashboard.data.points == 0 and b.session.status == "idle" and b.setup.epochs == 20
-    b.include_earlier.value = True
-    b._refresh_runs()
-    assert run_id not in b.run_select.options.values()
+    b.compare.include_earlier.value = True
+    b.compare.refresh_runs()
+    assert run_id not in b.compare.run_select.options.values()
     b.builder.clear()
     assert len(a.builder.blocks) == 3
     # Pause holds the steps; resume continues exactly where it stopped.
@@ -472,9 +472,9 @@ def test_sessions_train_independently_and_stop_on_close(store):
     b.shutdown()
     # After A closed, its run is history that a later session may include.
     c = WorkbenchApp(store=store)
-    c.include_earlier.value = True
-    c._refresh_runs()
-    assert run_id in c.run_select.options.values()
+    c.compare.include_earlier.value = True
+    c.compare.refresh_runs()
+    assert run_id in c.compare.run_select.options.values()
     c.shutdown()
 
 
@@ -487,20 +487,20 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     wait_until(lambda: (app.poll(), app.session.status == "completed")[1], timeout=120, message="completion")
     app.poll()
     run_id = app.session.last_run_id
-    assert list(app.run_select.options.values()) == [run_id] and app.run_select.value == [run_id]
-    assert app.compare_plot.figure["data"][0]["x"]
+    assert list(app.compare.run_select.options.values()) == [run_id] and app.compare.run_select.value == [run_id]
+    assert app.compare.compare_plot.figure["data"][0]["x"]
     assert not app.export.download_weights.disabled
     weights = app.export._weights_file().getvalue()
     assert len(weights) > 1000
     # The matched classical baseline trains with the same settings and joins the comparison.
-    assert app.start_baseline()
+    assert app.compare.start_baseline()
     app.tabs.active = TAB["Compare"]  # Compare: its charts draw while it is shown
     wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
                message="baseline")
     app.poll()
-    names = [t["name"] for t in app.baseline_plot.figure["data"]]
+    names = [t["name"] for t in app.compare.baseline_plot.figure["data"]]
     assert any(n.startswith("hybrid") for n in names) and any(n.startswith("classical") for n in names)
-    assert len(app.run_select.options) == 2
+    assert len(app.compare.run_select.options) == 2
     baseline = store.get_run(app.session.baseline.run_id)
     assert baseline.parent_id == run_id and baseline.spec["name"] == "vqc-circles-classical"
     app.shutdown()

@@ -19,11 +19,12 @@ from .. import templates
 from ..store import RunStore, StoreError
 from . import charts, forms, icons, share
 from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import BuilderCanvas, LiveChart, UrlState, control_button
+from .components import BuilderCanvas, UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
 from .state import INPUT, BuilderState, RunSetup, palette_payload, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
+from .tabs.compare import CompareTab
 from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 from .tabs.search import SearchTab
@@ -35,7 +36,6 @@ TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
-METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
 
 CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
 
@@ -81,9 +81,6 @@ class WorkbenchApp(param.Parameterized):
         self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
         self._url_enabled = False
         self.restore_message = ""
-        self.baseline_data = charts.LiveData()
-        self._baseline_cursor = 0
-        self._known_runs: tuple = ()
 
         restored = False
         if state:
@@ -149,11 +146,7 @@ class WorkbenchApp(param.Parameterized):
             return False
         self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset),
                               self._boundary_points(self.session.dataset, test=True))
-        if self.session.baseline_status != "running":  # a baseline belongs to the run it was trained against
-            self.session.baseline_stream = None
-            self.baseline_data.reset()
-            self._baseline_cursor = 0
-            self.baseline_status.value = ""
+        self.compare.forget_baseline()  # a finished baseline belongs to the run it was trained against
         self.train_message.value = ""
         self.tabs.active = TAB["Train"]
         self._update_controls()
@@ -187,11 +180,12 @@ class WorkbenchApp(param.Parameterized):
         self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
         self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
         train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
-        compare = self._build_compare_tab()
+        self.compare = CompareTab(self.store, self.builder, self.setup, self.session, self.dashboard,
+                                  is_visible=lambda: self.notebook or self.tabs.active == TAB["Compare"])
         self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, circuit, self.setup_tab, train, self.state_view, compare, SearchTab(self), self.bench, self.export)
+        views = (build, circuit, self.setup_tab, train, self.state_view, self.compare, SearchTab(self), self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
@@ -200,9 +194,6 @@ class WorkbenchApp(param.Parameterized):
         self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))  # needs to know which settings changed
         pn.bind(lambda *_: self._update_controls(), self.session.param.status, self.session.param.message,
                 watch=True)
-        pn.bind(lambda *_: self._on_baseline_status(), self.session.param.baseline_status,
-                self.session.param.baseline_message, watch=True)
-        pn.bind(lambda *_: self._refresh_runs(), self.session.param.run_ids, watch=True)
 
     # ---------------------------------------------------------------------------------------- sidebar
     def _build_sidebar(self) -> None:
@@ -586,204 +577,6 @@ class WorkbenchApp(param.Parameterized):
         self.circuit_listing.object = (f"<details><summary class='wb-muted'>Gate list (text)</summary>"
                                        f"<pre class='wb-listing'>{html.escape(draw_text(circuit))}</pre></details>")
 
-    # ---------------------------------------------------------------------------------------- compare
-    def _build_compare_tab(self):
-        self.run_select = pn.widgets.CheckBoxGroup(label="Runs", options={}, value=[], inline=False,
-                                                   css_classes=["wb-run-list"])
-        self.run_select.param.watch(lambda e: self._render_compare(), "value")
-        self.include_earlier = pn.widgets.Checkbox(label="Include runs from earlier sessions", value=False,
-                                                   css_classes=["wb-include-earlier"])
-        self.include_earlier.param.watch(lambda e: self._refresh_runs(), "value")
-        self.refresh_runs_button = pn.widgets.Button(label="Refresh", icon=icons.REFRESH, width=100, css_classes=["wb-refresh-runs"])
-        self.refresh_runs_button.on_click(lambda _: self._refresh_runs())
-        self.metric_select = pn.widgets.Select(label="Metric", options=list(METRICS), value="val_accuracy", width=180,
-                                               css_classes=["wb-compare-metric"])
-        self.metric_select.param.watch(lambda e: self._render_compare(), "value")
-        self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
-        self.run_edit = pn.widgets.Select(label="Ticked run", options={}, sizing_mode="stretch_width",
-                                          css_classes=["wb-run-edit"])
-        self.run_name = pn.widgets.TextInput(label="Run name (Enter to rename)", sizing_mode="stretch_width",
-                                             css_classes=["wb-run-name"])
-        self.run_delete = pn.widgets.Button(label="Delete run", icon=icons.TRASH, color="danger", width=130,
-                                            css_classes=["wb-run-delete"])
-        self.run_edit.param.watch(lambda e: self._show_run_name(), "value")
-        self.run_name.param.watch(lambda e: self.rename_run(self.run_edit.value, e.new), "value")
-        self.run_delete.on_click(lambda _: self.delete_run(self.run_edit.value))
-        self.run_edit_message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-run-edit-message"])
-        self.compare_plot = LiveChart(figure=charts.compare_figure({}, {}, "val_accuracy"), height=360,
-                                      sizing_mode="stretch_width", css_classes=["wb-compare-chart"])
-        self.compare_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-compare-table"])
-        self.compare_message = pn.pane.HTML("", sizing_mode="stretch_width")
-        history = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
-                         "(stored in the run store); tick runs to overlay their curves.</div>"),
-            pn.Row(self.include_earlier, self.refresh_runs_button),
-            self.runs_empty, self.run_select, self.run_edit, self.run_name, self.run_delete, self.run_edit_message,
-            width=430, css_classes=["wb-card"], margin=(4, 8))
-        curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
-                           sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
-                                                 css_classes=["wb-baseline"], width=280)
-        self.baseline_button.on_click(lambda _: self.start_baseline())
-        self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                     css_classes=["wb-baseline-status"])
-        self.baseline_plot = LiveChart(figure=charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
-                                       height=340, sizing_mode="stretch_width", css_classes=["wb-baseline-chart"])
-        baseline = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
-                         "The same network with every quantum block replaced by dense layers with at least as many "
-                         "trainable parameters, trained with the same settings.</div>"),
-            pn.Row(self.baseline_button, self.baseline_status), self.baseline_plot,
-            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        return pn.Column(pn.Row(history, curves, sizing_mode="stretch_width"), baseline, sizing_mode="stretch_width")
-
-    def start_baseline(self) -> bool:
-        if not self.builder.valid:
-            self.baseline_status.value = _html_note("Fix the network first.", "alert")
-            return False
-        try:
-            self.session.start_baseline(self.builder.spec, self.setup)
-        except StartError as err:
-            self.baseline_status.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.baseline_data.reset()
-        self._baseline_cursor = 0
-        self.baseline_status.value = "<span class='wb-muted'>training the classical baseline…</span>"
-        return True
-
-    def _on_baseline_status(self) -> None:
-        s = self.session
-        text = {"running": "training the classical baseline…", "completed": "classical baseline done",
-                "cancelled": "classical baseline stopped", "failed": f"baseline failed: {s.baseline_message}"}.get(
-            s.baseline_status, "")
-        final = self.baseline_data.final
-        if s.baseline_status == "completed" and final:
-            metric = self.baseline_data.metric_name or "accuracy"
-            value = final.get(f"test_{metric}")
-            if value is not None:
-                text += f" · test {metric} {value:.3g}"
-        self.baseline_status.value = f"<span class='wb-muted'>{html.escape(text)}</span>" if text else ""
-        self.baseline_button.disabled = s.baseline_status == "running"
-
-    def _refresh_runs(self) -> None:
-        try:
-            records = self.session.visible_runs(include_earlier=self.include_earlier.value)
-        except StoreError as err:
-            self.runs_empty.object = _html_note(html.escape(str(err)), "alert")
-            return
-        options = {}
-        for r in records:
-            final = r.final_metrics or {}
-            metric = next((f"{k.removeprefix('test_')} {v:.3g}" for k, v in final.items()
-                           if k in ("test_accuracy", "test_mae", "test_energy") and isinstance(v, (int, float))), "")
-            kind = " · baseline" if r.parent_id else ""
-            metric = metric.replace("accuracy", "acc")
-            label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
-            options[label] = r.id
-        self._run_names = {r.id: r.name for r in records}
-        key = tuple(options.items())
-        if key != self._known_runs:
-            seen = {run_id for _, run_id in self._known_runs}
-            self._known_runs = key
-            selected = [v for v in self.run_select.value if v in options.values()]
-            # Runs of this session that just appeared are ticked, so their curves show at once.
-            fresh = [v for v in options.values() if v not in seen and v in self.session.run_ids and v not in selected]
-            self.run_select.options = options
-            self.run_select.value = selected + fresh
-        self.runs_empty.object = "" if options else (
-            "<div class='wb-muted'>No runs yet in this session: train the network and it appears here.</div>")
-        self._render_compare()
-
-    def _sync_run_edit(self) -> None:
-        """The rename/delete picker lists the ticked runs."""
-        labels = {v: k for k, v in self.run_select.options.items()}
-        options = {labels[v]: v for v in self.run_select.value if v in labels}
-        self.run_edit.options = options
-        if self.run_edit.value not in options.values():
-            self.run_edit.value = next(iter(options.values()), None)
-        visible = bool(options)
-        for widget in (self.run_edit, self.run_name, self.run_delete):
-            widget.visible = visible
-        self._show_run_name()
-
-    def _show_run_name(self) -> None:
-        name = getattr(self, "_run_names", {}).get(self.run_edit.value, "")
-        if self.run_name.value != name:
-            self._syncing = True
-            try:
-                self.run_name.value = name
-            finally:
-                self._syncing = False
-
-    def rename_run(self, run_id: str | None, name: str) -> bool:
-        if self._syncing or not run_id or self.store is None:
-            return False
-        try:
-            self.store.rename_run(run_id, name)
-        except StoreError as err:
-            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.run_edit_message.object = ""
-        self._known_runs = ()
-        self._refresh_runs()
-        return True
-
-    def delete_run(self, run_id: str | None) -> bool:
-        """Delete a finished run of this session (or of a closed one) from the store."""
-        if not run_id or self.store is None:
-            return False
-        if run_id in (getattr(self.session.trainer, "run_id", None), getattr(self.session.baseline, "run_id", None)) \
-                and self.session.status in ("running", "paused"):
-            self.run_edit_message.object = _html_note("This run is still training: stop it first.", "alert")
-            return False
-        try:
-            self.store.delete_run(run_id)
-        except StoreError as err:
-            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.session.run_ids = [r for r in self.session.run_ids if r != run_id]
-        self.run_edit_message.object = ""
-        self._refresh_runs()
-        return True
-
-    def _render_compare(self) -> None:
-        self._sync_run_edit()
-        ids = list(self.run_select.value)
-        metric = self.metric_select.value
-        labels = {v: k.rsplit(" · ", 1)[0] for k, v in self.run_select.options.items()}
-        if self.store is None or not ids:
-            self.compare_plot.figure = charts.compare_figure({}, {}, metric)
-            self.compare_table.object = ""
-            self.compare_message.object = ""
-            return
-        try:
-            series = self.store.compare(ids, metric)
-            self.compare_message.object = ""
-        except StoreError as err:
-            series = {}
-            self.compare_message.object = _html_note(html.escape(str(err)), "alert")
-        self.compare_plot.figure = charts.compare_figure(series, labels, metric)
-        rows = []
-        for run_id in ids:
-            try:
-                record = self.store.get_run(run_id)
-            except StoreError:
-                continue
-            final = record.final_metrics or {}
-            cfg = record.config or {}
-            done = final.get("epochs_done")
-            epochs = f"{done if isinstance(done, int) else '–'} / {cfg.get('epochs', '–')}"
-            cells = [html.escape(record.name), html.escape(str((record.dataset or {}).get("name", "–"))),
-                     html.escape(str(cfg.get("target", "–"))), html.escape(str(cfg.get("gradient", "–"))),
-                     html.escape(epochs), html.escape(record.status),
-                     *(f"{final[k]:.4g}" if isinstance(final.get(k), (int, float)) else "–"
-                       for k in ("test_accuracy", "test_loss", "parameters"))]
-            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 5 else ''}>{c}</td>" for i, c in enumerate(cells))
-                        + "</tr>")
-        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>dataset</th><th>target</th>"
-                                     "<th>gradient</th><th>epochs</th><th>status</th><th>test acc.</th>"
-                                     "<th>test loss</th><th>params</th></tr>" + "".join(rows) + "</table>")
-
     # ---------------------------------------------------------------------------------------- export
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
         """Upload without a browser (tests, notebooks); returns the message shown."""
@@ -835,8 +628,7 @@ class WorkbenchApp(param.Parameterized):
         if event.new == TAB["Train"]:
             self.dashboard.render()
         if event.new == TAB["Compare"]:
-            self._refresh_runs()
-            self._render_baseline(force=True)
+            self.compare.shown()
 
     def _refresh_builder_views(self) -> None:
         b = self.builder
@@ -865,7 +657,7 @@ class WorkbenchApp(param.Parameterized):
             self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
             self.export.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
-            self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
+            self.compare.show_store_error(self._store_error)
         self._update_url()
 
     def _update_controls(self) -> None:
@@ -919,33 +711,9 @@ class WorkbenchApp(param.Parameterized):
         self.dashboard.poll()
         if self.tabs.active == TAB["Quantum state"]:
             self.state_view.refresh()
-        if self.session.baseline_stream is not None:
-            events, self._baseline_cursor = self.session.baseline_stream.since(self._baseline_cursor)
-            if events:
-                self.baseline_data.extend(events)
-                self._on_baseline_status()
-        self._render_baseline()
+        self.compare.poll()
         self.bench.poll()
         self._poll_descriptors()
-        ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
-        if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
-            self._ended_refreshed = self.session.last_run_id
-            self._refresh_runs()
-        if self.baseline_data.status in ("completed", "cancelled", "failed") and \
-                getattr(self, "_baseline_refreshed", None) != self.baseline_data.run_id:
-            self._baseline_refreshed = self.baseline_data.run_id
-            self._refresh_runs()
-
-    def _render_baseline(self, force: bool = False) -> None:
-        """Hybrid-vs-classical curves: redrawn when an epoch ends, and only while the Compare tab shows."""
-        key = (self.dashboard.data.run_id, len(self.dashboard.data.epochs), self.baseline_data.run_id,
-               len(self.baseline_data.epochs), self.baseline_data.status)
-        if key == getattr(self, "_baseline_key", None) and not force:
-            return
-        if not force and not (self.notebook or self.tabs.active == TAB["Compare"]):
-            return
-        self._baseline_key = key
-        self.baseline_plot.figure = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
 
     def start_polling(self, period_ms: int = POLL_MS):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)
