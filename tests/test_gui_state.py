@@ -553,3 +553,13 @@ def test_notebook_runs_headless(tmp_path, monkeypatch):
                                                                                          "execute_result")]
     scripts = re.findall(r'<script[^>]+src=\\"(https?://[^"\\]+)', "".join(bundles))
     assert scripts == [], scripts
+
+
+def test_opening_a_search_candidate_shows_the_build_tab(store):
+    from workbench.gui.app import TAB, WorkbenchApp
+
+    app = WorkbenchApp(store=store)
+    app.tabs.active = TAB["Search"]
+    app.search.param.trigger("opened")  # what SearchTab.open_in_builder does after loading the candidate
+    assert app.tabs.active == TAB["Build"]
+    app.shutdown()

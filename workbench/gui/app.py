@@ -178,10 +178,12 @@ class WorkbenchApp(param.Parameterized):
         self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, self.circuit, self.setup_tab, train, self.state_view, self.compare, SearchTab(self), self.bench, self.export)
+        self.search = SearchTab(self)
+        views = (build, self.circuit, self.setup_tab, train, self.state_view, self.compare, self.search, self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
+        self.search.param.watch(lambda _: setattr(self.tabs, "active", TAB["Build"]), "opened")
         # Views follow the state objects: the builder, the run setup and the training session.
         pn.bind(self._on_builder, self.builder.param.revision, self.builder.param.selected, watch=True)
         self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))  # needs to know which settings changed
