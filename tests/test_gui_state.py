@@ -194,7 +194,7 @@ def test_train_is_disabled_until_the_network_is_fixed(store):
     assert not app.start_training() and "needs 4 features" in app.train_message.value
     # Fix it in the settings form: amplitude encoding holds 2 features in 4 qubits.
     app.builder.select(0)
-    _, encoding = app._form_widgets["encoding"]
+    _, encoding = app.build._form_widgets["encoding"]
     encoding.value = "amplitude"
     assert app.builder.valid and app.builder.blocks[0]["encoding"] == "amplitude"
     # Valid as a network, but four ⟨Z⟩ scores cannot classify two classes: a 2-score head fixes it.

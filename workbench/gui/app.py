@@ -10,19 +10,19 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import Any
 
 import panel as pn
 import param
 
 from .. import templates
 from ..store import RunStore, StoreError
-from . import forms, icons, share
-from .components import BuilderCanvas, UrlState, control_button
+from . import icons, share
+from .components import UrlState, control_button
 from .dashboard import POLL_MS, LiveDashboard
 from .session import StartError, TrainingSession
-from .state import INPUT, BuilderState, RunSetup, palette_payload, session_payload, shape_text
+from .state import BuilderState, RunSetup, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
+from .tabs.build import BuildTab
 from .tabs.circuit import CircuitTab
 from .tabs.compare import CompareTab
 from .tabs.export import ExportTab
@@ -69,9 +69,6 @@ class WorkbenchApp(param.Parameterized):
         self.builder = BuilderState()
         self.setup = RunSetup()
         self.session = TrainingSession(store=self.store)
-        self._syncing = False
-        self._form_key: tuple | None = None
-        self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
         self._url_enabled = False
         self.restore_message = ""
 
@@ -167,7 +164,7 @@ class WorkbenchApp(param.Parameterized):
     def _build(self) -> None:
         pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
         self._build_sidebar()
-        build = self._build_builder_tab()
+        self.build = BuildTab(self.builder, lambda: self.setup_tab.match_dataset(), notebook=self.notebook)
         self.circuit = CircuitTab(self.builder, self.setup)
         self.setup_tab = SetupTab(self.builder, self.setup)
         self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
@@ -179,7 +176,7 @@ class WorkbenchApp(param.Parameterized):
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
         self.search = SearchTab(self)
-        views = (build, self.circuit, self.setup_tab, train, self.state_view, self.compare, self.search, self.bench, self.export)
+        views = (self.build, self.circuit, self.setup_tab, train, self.state_view, self.compare, self.search, self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
@@ -248,186 +245,9 @@ class WorkbenchApp(param.Parameterized):
             self.run_status, self.url_state,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
-    # ---------------------------------------------------------------------------------------- build
-    def _build_builder_tab(self):
-        self.canvas = BuilderCanvas(on_action=self._on_canvas_action, palette=palette_payload(),
-                                    view=self.builder.canvas_payload(), sizing_mode="stretch_width",
-                                    min_height=600, css_classes=["wb-canvas-component"])
-        self.undo_button = pn.widgets.Button(label="Undo", icon=icons.UNDO, color="default", css_classes=["wb-undo"], width=84)
-        self.redo_button = pn.widgets.Button(label="Redo", icon=icons.REDO, color="default", css_classes=["wb-redo"], width=84)
-        self.duplicate_button = pn.widgets.Button(label="Duplicate", icon=icons.COPY, css_classes=["wb-duplicate"], width=106)
-        self.delete_button = pn.widgets.Button(label="Delete", icon=icons.TRASH, css_classes=["wb-delete"], width=90)
-        self.clear_button = pn.widgets.Button(label="Clear canvas", icon=icons.CLEAR, color="light", css_classes=["wb-clear"],
-                                              width=110)
-        self.undo_button.on_click(lambda _: self.builder.undo())
-        self.redo_button.on_click(lambda _: self.builder.redo())
-        self.duplicate_button.on_click(lambda _: self._on_selected("duplicate"))
-        self.delete_button.on_click(lambda _: self._on_selected("delete"))
-        self.clear_button.on_click(lambda _: self.builder.clear())
-        self.last_action = pn.widgets.StaticText(value="", css_classes=["wb-last-action"], margin=(10, 8))
-        toolbar = pn.Row(self.undo_button, self.redo_button, self.duplicate_button, self.delete_button,
-                         self.clear_button, self.last_action, sizing_mode="stretch_width")
-        self.form_title = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 4))
-        self.form_error = pn.widgets.StaticText(value="", sizing_mode="stretch_width", css_classes=["wb-form-error"])
-        self.form_body = pn.Column(sizing_mode="stretch_width", css_classes=["wb-form"])
-        self.form_card = pn.Column(self.form_title, self.form_error, self.form_body, width=380,
-                                   css_classes=["wb-card", "wb-settings"], margin=(8, 4, 8, 8))
-        if self.notebook:  # a notebook cell is narrow: the settings go under the canvas, which keeps the width
-            self.form_card.width = None
-            self.form_card.sizing_mode = "stretch_width"
-            return pn.Column(toolbar, self.canvas, self.form_card, sizing_mode="stretch_width")
-        return pn.Column(toolbar, pn.Row(pn.Column(self.canvas, sizing_mode="stretch_width"), self.form_card,
-                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
-
-    def _on_canvas_action(self, message: dict) -> None:
-        self.builder.dispatch(message)
-
-    def _on_selected(self, what: str) -> None:
-        index = self.builder.selected
-        if index is None or index < 0:
-            return
-        getattr(self.builder, what)(index)
-
     def _on_template(self, name: str) -> None:
         self.open_template(name)
         self.tabs.active = TAB["Build"]
-
-    # -- settings form ---------------------------------------------------------------------------
-    def _sync_form(self) -> None:
-        b = self.builder
-        index = b.selected
-        if index is None:
-            key = ("none",)
-        elif index == INPUT:
-            key = ("input",)
-        else:
-            block = b.blocks[index] if index < len(b.blocks) else None
-            key = ("block", index, block.get("type") if block else None)
-        if key != self._form_key:
-            self._form_key = key
-            self._rebuild_form()
-        else:
-            self._update_form_values()
-        self._mark_form_error()
-
-    def _rebuild_form(self) -> None:
-        b = self.builder
-        self._form_widgets = {}
-        self.form_error.value = ""
-        kind = self._form_key[0]
-        if kind == "none":
-            self.form_title.object = ("<div class='wb-section-title'>Block settings</div><div class='wb-muted'>"
-                                      "Click a block on the canvas to edit its settings, or the input node to set "
-                                      "the input shape and task.</div>")
-            self.form_body.objects = []
-            return
-        if kind == "input":
-            self.form_title.object = ("<div class='wb-section-title'>Network input</div><div class='wb-muted'>Name, "
-                                      "task and the shape of one sample (without the batch).</div>")
-            fields = [
-                forms.FieldSpec("name", "Network name", "str", required=True),
-                forms.FieldSpec("task", "Task", "enum", options=["classification", "regression", "energy"]),
-                forms.FieldSpec("input_shape", "Input shape", "int_list", required=True,
-                                description="e.g. 2 for points in the plane, 1, 8, 8 for 8×8 images"),
-                forms.FieldSpec("description", "Description", "str"),
-            ]
-            widgets = []
-            for f in fields:
-                widget = forms.build_widget(f, b.spec.get(f.path))
-                widget.param.watch(lambda e, f=f: self._on_input_field(f, e.new), "value")
-                self._form_widgets[f.path] = (f, widget)
-                widgets.append(widget)
-            match = pn.widgets.Button(label="Match the run setup's dataset", color="light",
-                                      css_classes=["wb-match-dataset"], sizing_mode="stretch_width")
-            match.on_click(lambda _: self.setup_tab.match_dataset())
-            self.form_body.objects = [*widgets, match]
-            return
-        index = self._form_key[1]
-        block = b.blocks[index]
-        self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(block.get('id')))} "
-                                  f"<span class='wb-muted'>· {html.escape(block.get('type', ''))}</span></div>"
-                                  "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
-        shown = forms.with_defaults(block)
-        widgets = []
-        group = ""
-        for f in forms.schema_fields(block["type"]):
-            if f.group and f.group != group:
-                group = f.group
-                widgets.append(pn.pane.HTML(f"<div class='wb-section-title' style='font-size:13.5px;margin-top:6px'>"
-                                            f"{html.escape(group)}</div>", margin=(4, 10, 0, 10)))
-            widget = forms.build_widget(f, forms.get_value(shown, f.path))
-            widget.visible = forms.relevant(shown, f)
-            widget.param.watch(lambda e, f=f: self._on_block_field(f, e.new), "value")
-            self._form_widgets[f.path] = (f, widget)
-            widgets.append(widget)
-        self.form_body.objects = widgets
-
-    def _update_form_values(self) -> None:
-        b = self.builder
-        if self._form_key[0] == "input":
-            source = b.spec
-        elif self._form_key[0] == "block":
-            source = forms.with_defaults(b.blocks[self._form_key[1]])
-            self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(source.get('id')))} "
-                                      f"<span class='wb-muted'>· {html.escape(source.get('type', ''))}</span></div>"
-                                      "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
-        else:
-            return
-        self._syncing = True
-        try:
-            for path, (f, widget) in self._form_widgets.items():
-                value = forms.format_value(f, forms.get_value(source, path))
-                if f.kind in ("opt_int", "opt_float", "int_list", "str_list", "json") and value is None:
-                    value = ""
-                if self._form_key[0] == "block":
-                    widget.visible = forms.relevant(source, f)
-                try:
-                    current = forms.parse_text(f, widget.value) if f.kind not in ("enum", "int", "float", "bool",
-                                                                                  "enum_list") else widget.value
-                except ValueError:
-                    current = object()
-                stored = forms.get_value(source, path)
-                if current != stored and value is not None:
-                    widget.value = value
-        finally:
-            self._syncing = False
-
-    def _mark_form_error(self) -> None:
-        b = self.builder
-        error = b.error
-        message = ""
-        if error and self._form_key and self._form_key[0] == "block" and b.error_index == self._form_key[1]:
-            message = error["message"]
-        elif error and self._form_key and self._form_key[0] == "input" and error.get("block") is None:
-            message = error["message"]
-        field = (error or {}).get("field") or ""
-        for path, (_, widget) in self._form_widgets.items():
-            flagged = bool(message) and (field == path or field.startswith(path + "."))
-            classes = [c for c in widget.css_classes if c != "wb-field-invalid"] + (["wb-field-invalid"] if flagged
-                                                                                    else [])
-            if classes != widget.css_classes:
-                widget.css_classes = classes
-        self.form_error.value = _html_note("✗ " + html.escape(message), "alert") if message else ""
-
-    def _on_block_field(self, f: forms.FieldSpec, raw: Any) -> None:
-        if self._syncing or self._form_key is None or self._form_key[0] != "block":
-            return
-        try:
-            value = forms.parse_text(f, raw)
-        except ValueError as err:
-            self.form_error.value = _html_note(html.escape(str(err)), "alert")
-            return
-        self.builder.set_field(self._form_key[1], f.path, value)
-
-    def _on_input_field(self, f: forms.FieldSpec, raw: Any) -> None:
-        if self._syncing:
-            return
-        try:
-            value = forms.parse_text(f, raw)
-        except ValueError as err:
-            self.form_error.value = _html_note(html.escape(str(err)), "alert")
-            return
-        self.builder.set_spec_field(f.path, value if value is not None else "")
 
     # ---------------------------------------------------------------------------------------- export
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
@@ -481,28 +301,19 @@ class WorkbenchApp(param.Parameterized):
 
     def _refresh_builder_views(self) -> None:
         b = self.builder
-        self.canvas.view = b.canvas_payload()
-        self.undo_button.disabled = not b.can_undo
-        self.redo_button.disabled = not b.can_redo
-        has_selection = b.selected is not None and b.selected >= 0
-        self.duplicate_button.disabled = not has_selection
-        self.delete_button.disabled = not has_selection
-        self.last_action.value = f"<span class='wb-muted'>last: {html.escape(b.last_action)}</span>" \
-            if b.last_action else ""
         if b.valid:
             self.network_status.value = _html_note(f"✓ {len(b.blocks)} blocks · output "
                                                    f"{shape_text(b.shapes[-1][1])}", "success")
         else:
             where = f"<b>{html.escape(str(b.error['block']))}</b>: " if b.error.get("block") else ""
             self.network_status.value = _html_note("✗ " + where + html.escape(b.error["message"]), "alert")
-        self._sync_form()
         self._update_controls()
 
     def _refresh_all(self) -> None:
         self._refresh_builder_views()
         if self.restore_message:
             kind = "success" if self.restore_message.startswith("Restored") else "alert"
-            self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
+            self.build.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
             self.export.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
             self.compare.show_store_error(self._store_error)
