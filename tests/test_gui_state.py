@@ -191,7 +191,7 @@ def test_train_is_disabled_until_the_network_is_fixed(store):
     assert app.train_button.disabled
     assert "angle encoding needs 4 features but the input gives 2" in app.train_blockers()[0]
     assert "needs 4 features" in app.network_status.value
-    assert not app.start_training() and "needs 4 features" in app.train_message.value
+    assert not app.start_training() and "needs 4 features" in app.train.message.value
     # Fix it in the settings form: amplitude encoding holds 2 features in 4 qubits.
     app.builder.select(0)
     _, encoding = app.build._form_widgets["encoding"]

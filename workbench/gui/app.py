@@ -18,8 +18,8 @@ from .. import templates
 from ..store import RunStore, StoreError
 from . import icons, share
 from .components import UrlState, control_button
-from .dashboard import POLL_MS, LiveDashboard
-from .session import StartError, TrainingSession
+from .dashboard import POLL_MS
+from .session import TrainingSession
 from .state import BuilderState, RunSetup, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
 from .tabs.build import BuildTab
@@ -29,6 +29,7 @@ from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 from .tabs.search import SearchTab
 from .tabs.setup import SetupTab
+from .tabs.train import TrainTab
 
 TITLE = "Hybrid Quantum Workbench"
 TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Search", "Benchmark",
@@ -105,58 +106,22 @@ class WorkbenchApp(param.Parameterized):
 
     def train_blockers(self) -> list[str]:
         """Why Train is disabled (empty when it may start)."""
-        reasons = []
-        if not self.builder.valid:
-            reasons.append("Fix the network: " + self.builder.error["message"])
-            return reasons
-        problem, _ = self.setup.dataset_problem(self.builder.spec)
-        if problem:
-            reasons.append(problem)
-        explanation = self.setup.gradient_explanation(self.builder.spec)
-        if not explanation["ok"]:
-            reasons.append(explanation["error"])
-        if self.session.status in ("running", "paused"):
-            reasons.append("a run is in progress")
-        return reasons
+        return self.train.blockers()
 
     def start_training(self, step: bool = False) -> bool:
         """Press Train (or Step: one optimiser step, of the paused run or of a new one that then waits)."""
-        if step and self.session.status == "paused":
-            self.session.step(self.builder.spec, self.setup)
-            self._update_controls()
-            return True
-        blockers = [b for b in self.train_blockers() if b != "a run is in progress"]
-        if blockers:
-            self.train_message.value = _html_note(html.escape(blockers[0]), "alert")
-            return False
-        try:
-            trainer = (self.session.step if step else self.session.start)(self.builder.spec, self.setup)
-        except StartError as err:
-            self.train_message.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset),
-                              self._boundary_points(self.session.dataset, test=True))
-        self.compare.forget_baseline()  # a finished baseline belongs to the run it was trained against
-        self.train_message.value = ""
-        self.tabs.active = TAB["Train"]
+        stepping_paused = step and self.session.status == "paused"
+        started = self.train.start(step)
+        if started:
+            self.compare.forget_baseline()  # a finished baseline belongs to the run it was trained against
+            self.tabs.active = TAB["Train"]
         self._update_controls()
-        return True
+        return started or stepping_paused
 
     def reset_training(self) -> None:
         """Playground reset: stop and forget the run, clear the charts, and draw new initial weights (next seed)."""
-        self.session.reset()
-        self.dashboard.attach(None)
-        self.setup.seed = (self.setup.seed + 1) % (2**31 - 1)
-        self.train_message.value = ""
+        self.train.reset()
         self._update_controls()
-
-    def _boundary_points(self, dataset, test: bool = False) -> tuple[list, list, list] | None:
-        if dataset is None or tuple(dataset.input_shape) != (2,) or dataset.task != "classification":
-            return None
-        X, y = (dataset.X_test[:400], dataset.y_test[:400]) if test else (dataset.X_train[:400], dataset.y_train[:400])
-        names = dataset.class_names or []
-        labels = [names[int(c)] if int(c) < len(names) else str(int(c)) for c in y.tolist()]
-        return X[:, 0].tolist(), X[:, 1].tolist(), labels
 
     # ==============================================================================================
     # Layout
@@ -167,16 +132,16 @@ class WorkbenchApp(param.Parameterized):
         self.build = BuildTab(self.builder, lambda: self.setup_tab.match_dataset(), notebook=self.notebook)
         self.circuit = CircuitTab(self.builder, self.setup)
         self.setup_tab = SetupTab(self.builder, self.setup)
-        self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
-        self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
-        train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
+        self.train = TrainTab(self.builder, self.setup, self.session,
+                              is_visible=lambda: self.notebook or self.tabs.active == TAB["Train"])
+        self.dashboard = self.train.dashboard
         self.compare = CompareTab(self.store, self.builder, self.setup, self.session, self.dashboard,
                                   is_visible=lambda: self.notebook or self.tabs.active == TAB["Compare"])
         self.bench = BenchmarkTab(self.builder, self.setup)
         self.export = ExportTab(self.builder, self.setup, self.session)
         self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
         self.search = SearchTab(self)
-        views = (self.build, self.circuit, self.setup_tab, train, self.state_view, self.compare, self.search, self.bench, self.export)
+        views = (self.build, self.circuit, self.setup_tab, self.train, self.state_view, self.compare, self.search, self.bench, self.export)
         self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
                             sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
@@ -224,8 +189,6 @@ class WorkbenchApp(param.Parameterized):
                                                 margin=(4, 6))
         self.train_blocker = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-train-blocker"], margin=(4, 6))
-        self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                   css_classes=["wb-train-message"], margin=(4, 8))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
         self.url_state.param.watch(lambda _: self._update_url(), "page")
         self.sidebar = pn.Column(
