@@ -352,10 +352,10 @@ def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
             assert choices[gpu]["kind"] == "gpu" and "needs an NVIDIA GPU" in choices[gpu]["reason"]
         assert "emulated" in choices["ionq"]["label"]
         app = WorkbenchApp(store=store)
-        disabled = set(app.setup_tab.target_w.disabled_options)  # the target names (the select shows labels)
-        assert {"nvidia", "tensornet"} <= disabled
-        assert "qpp-cpu" not in disabled
-        app.setup_tab.target_w.value = "qpp-cpu"
+        disabled = set(app.setup_tab.target_w.disabled_options)
+        assert {choices["nvidia"]["label"], choices["tensornet"]["label"]} <= disabled
+        assert choices["qpp-cpu"]["label"] not in disabled
+        app.setup_tab.target_w.value = choices["qpp-cpu"]["label"]
         assert app.setup.target == "qpp-cpu"
         assert "needs an NVIDIA GPU" in app.setup_tab.target_reasons.object
         app.setup.target = "nvidia"  # e.g. from a link made on a GPU machine

@@ -2,9 +2,10 @@
 gradient method, and the noise model of the next run.
 
 A `pn.viewable.Viewer` over the shared RunSetup (and the BuilderState, whose network the dataset must feed).
-The setting widgets are made with `from_param`, so they and RunSetup stay in step both ways by themselves;
-the dataset select (a new dataset starts from its own default options), the per-dataset options and the
-noise channels write single entries of RunSetup's dicts, which is a no-op when nothing changed.
+The setting widgets are made with `from_param`, so they and RunSetup stay in step both ways by themselves.
+Four follow RunSetup with plain watchers in both directions, where an equal value is a no-op (so no guard
+is needed): the target select (it shows labels, see `_build`), the dataset select (a new dataset starts from
+its own default options), the per-dataset options and the noise channels (single entries of RunSetup's dicts).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class SetupTab(Viewer):
             self._render_dataset()
         if names & {"target", "gradient", "shots", "noise"}:
             self._render_gradient()
+        if "target" in names:
+            self.target_w.value = self._target_label.get(self.setup.target, self.setup.target)
         if "shots" in names:
             self.target_w.disabled_options = self._disabled_targets()
         if "noise" in names:
@@ -116,10 +119,15 @@ class SetupTab(Viewer):
 
         choices = target_choices()
         self.target_choices = choices
-        self.target_w = _TargetSelect.from_param(s.param.target, label="Target",
-                                                options={c["label"]: c["name"] for c in choices},
-                                                disabled_options=self._disabled_targets(),
-                                                css_classes=["wb-target"], **wide)
+        # The options are the labels themselves (value == label): Bokeh greys out disabled options by the value
+        # the page holds, so the select maps labels to RunSetup's target names both ways (equal values are no-ops).
+        self._target_label = {c["name"]: c["label"] for c in choices}
+        self._target_name = {c["label"]: c["name"] for c in choices}
+        self.target_w = _TargetSelect(label="Target", options=[c["label"] for c in choices],
+                                      value=self._target_label.get(s.target, s.target),
+                                      disabled_options=self._disabled_targets(), css_classes=["wb-target"], **wide)
+        self.target_w.param.watch(lambda e: setattr(self.setup, "target", self._target_name.get(e.new, e.new)),
+                                  "value")
         unavailable = [c for c in choices if c["reason"]]
         reasons = "".join(f"<li><b>{html.escape(c['name'])}</b>: {html.escape(c['reason'])}</li>" for c in unavailable)
         self.target_reasons = pn.pane.HTML(
@@ -158,7 +166,7 @@ class SetupTab(Viewer):
 
     def _disabled_targets(self) -> list[str]:
         """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""
-        return [c["name"] for c in self.target_choices
+        return [c["label"] for c in self.target_choices
                 if c["reason"] or (c["kind"] == "hardware" and not self.setup.shots)]
 
     def _on_dataset(self, name: str) -> None:
