@@ -32,8 +32,22 @@ from .tabs.setup import SetupTab
 from .tabs.train import TrainTab
 
 TITLE = "Hybrid Quantum Workbench"
-TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Search", "Benchmark",
-             "Export & share")
+# The tabs in order: (title, how a session's app makes the view over its state objects). Adding a panel is one
+# new file in gui/tabs/ and one line here; a view may use the views made before it (`app.views`).
+TABS = (
+    ("Build", lambda app: BuildTab(app.builder, lambda: app.views["Run setup"].match_dataset(),
+                                   notebook=app.notebook)),
+    ("Circuit", lambda app: CircuitTab(app.builder, app.setup)),
+    ("Run setup", lambda app: SetupTab(app.builder, app.setup)),
+    ("Train", lambda app: TrainTab(app.builder, app.setup, app.session, is_visible=lambda: app.shows("Train"))),
+    ("Quantum state", lambda app: QuantumStateView(app._inspected_model, app._inspected_dataset)),
+    ("Compare", lambda app: CompareTab(app.store, app.builder, app.setup, app.session, app.views["Train"].dashboard,
+                                       is_visible=lambda: app.shows("Compare"))),
+    ("Search", lambda app: SearchTab(app)),
+    ("Benchmark", lambda app: BenchmarkTab(app.builder, app.setup)),
+    ("Export & share", lambda app: ExportTab(app.builder, app.setup, app.session)),
+)
+TAB_NAMES = tuple(name for name, _ in TABS)
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
@@ -129,21 +143,14 @@ class WorkbenchApp(param.Parameterized):
     def _build(self) -> None:
         pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
         self._build_sidebar()
-        self.build = BuildTab(self.builder, lambda: self.setup_tab.match_dataset(), notebook=self.notebook)
-        self.circuit = CircuitTab(self.builder, self.setup)
-        self.setup_tab = SetupTab(self.builder, self.setup)
-        self.train = TrainTab(self.builder, self.setup, self.session,
-                              is_visible=lambda: self.notebook or self.tabs.active == TAB["Train"])
+        self.views: dict = {}
+        for name, make in TABS:
+            self.views[name] = make(self)
+        # The views the app itself reaches (polling, cross-tab reactions, tests and the notebook API).
+        (self.build, self.circuit, self.setup_tab, self.train, self.state_view, self.compare, self.search, self.bench,
+         self.export) = (self.views[name] for name in TAB_NAMES)
         self.dashboard = self.train.dashboard
-        self.compare = CompareTab(self.store, self.builder, self.setup, self.session, self.dashboard,
-                                  is_visible=lambda: self.notebook or self.tabs.active == TAB["Compare"])
-        self.bench = BenchmarkTab(self.builder, self.setup)
-        self.export = ExportTab(self.builder, self.setup, self.session)
-        self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        self.search = SearchTab(self)
-        views = (self.build, self.circuit, self.setup_tab, self.train, self.state_view, self.compare, self.search, self.bench, self.export)
-        self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
-                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+        self.tabs = pn.Tabs(*self.views.items(), sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
         self.search.param.watch(lambda _: setattr(self.tabs, "active", TAB["Build"]), "opened")
         # Views follow the state objects: the builder, the run setup and the training session.
@@ -252,6 +259,10 @@ class WorkbenchApp(param.Parameterized):
             return self.session.dataset
         problem, data = self.setup.dataset_problem(self.builder.spec)
         return None if problem else data
+
+    def shows(self, name: str) -> bool:
+        """Whether the tab `name` is on screen (in a notebook every tab's charts keep drawing)."""
+        return self.notebook or (hasattr(self, "tabs") and self.tabs.active == TAB[name])
 
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
