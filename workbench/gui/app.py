@@ -1,8 +1,10 @@
-"""The workbench GUI: builder, circuit view, run setup, live dashboard, compare, benchmark, export.
+"""The workbench GUI: composes the tabs of gui/tabs/ (one Viewer each) around one session's state objects.
 
 `WorkbenchApp` is built once per browser session (or notebook display), so every session has its
 own builder, settings, runs and charts. All state lives in the param classes of .state and .session;
-this module only lays out widgets and binds them to that state.
+each tab follows it by itself. This module holds the state objects, the tab table (`TABS`), the sidebar's
+training controls, the reactions between tabs, the share link in the address bar, and polling and the
+session's lifecycle.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ DEFAULT_TEMPLATE = "vqc-circles"
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
 
 CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
-
 
 
 def _html_note(text: str, kind: str = "note") -> str:
