@@ -107,6 +107,5 @@ def test_search_tab_in_a_browser(url):
         page.locator(".wb-search-open button").dispatch_event("click")
         expect(page.locator(".wb-search-status")).to_contain_text("Opened candidate")
         expect(page.locator(".builder-name")).to_contain_text("circles-vqc-")
-        expect(page.locator(".bk-tab.bk-active", has_text="Build")).to_have_count(1)  # the app shows the builder
         browser.close()
     assert aborted == []
