@@ -191,10 +191,10 @@ def test_train_is_disabled_until_the_network_is_fixed(store):
     assert app.train_button.disabled
     assert "angle encoding needs 4 features but the input gives 2" in app.train_blockers()[0]
     assert "needs 4 features" in app.network_status.value
-    assert not app.start_training() and "needs 4 features" in app.train_message.value
+    assert not app.start_training() and "needs 4 features" in app.train.message.value
     # Fix it in the settings form: amplitude encoding holds 2 features in 4 qubits.
     app.builder.select(0)
-    _, encoding = app._form_widgets["encoding"]
+    _, encoding = app.build._form_widgets["encoding"]
     encoding.value = "amplitude"
     assert app.builder.valid and app.builder.blocks[0]["encoding"] == "amplitude"
     # Valid as a network, but four ⟨Z⟩ scores cannot classify two classes: a 2-score head fixes it.
@@ -245,7 +245,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
     assert second.builder.spec == first.builder.spec
     assert second.setup.to_dict() == first.setup.to_dict()
     assert "Restored" in second.restore_message
-    assert second.epochs_w.value == 7 and second.optimizer_w.value == "sgd"
+    assert second.setup_tab.epochs_w.value == 7 and second.setup_tab.optimizer_w.value == "sgd"
     assert share.decode_state(token) == session_payload(first.builder, first.setup)
 
     # A hand-edited link: valid settings apply, bad ones are named and ignored.
@@ -352,12 +352,12 @@ def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
             assert choices[gpu]["kind"] == "gpu" and "needs an NVIDIA GPU" in choices[gpu]["reason"]
         assert "emulated" in choices["ionq"]["label"]
         app = WorkbenchApp(store=store)
-        disabled = set(app.target_w.disabled_options)
+        disabled = set(app.setup_tab.target_w.disabled_options)
         assert {choices["nvidia"]["label"], choices["tensornet"]["label"]} <= disabled
         assert choices["qpp-cpu"]["label"] not in disabled
-        app.target_w.value = choices["qpp-cpu"]["label"]
+        app.setup_tab.target_w.value = choices["qpp-cpu"]["label"]
         assert app.setup.target == "qpp-cpu"
-        assert "needs an NVIDIA GPU" in app.target_reasons.object
+        assert "needs an NVIDIA GPU" in app.setup_tab.target_reasons.object
         app.setup.target = "nvidia"  # e.g. from a link made on a GPU machine
         assert app.train_button.disabled and "needs an NVIDIA GPU" in app.train_blockers()[0]
         app.shutdown()
@@ -450,9 +450,9 @@ def test_sessions_train_independently_and_stop_on_close(store):
     # Session B sees neither A's run nor A's settings.
     b.poll()
     assert b.dashboard.data.points == 0 and b.session.status == "idle" and b.setup.epochs == 20
-    b.include_earlier.value = True
-    b._refresh_runs()
-    assert run_id not in b.run_select.options.values()
+    b.compare.include_earlier.value = True
+    b.compare.refresh_runs()
+    assert run_id not in b.compare.run_select.options.values()
     b.builder.clear()
     assert len(a.builder.blocks) == 3
     # Pause holds the steps; resume continues exactly where it stopped.
@@ -472,9 +472,9 @@ def test_sessions_train_independently_and_stop_on_close(store):
     b.shutdown()
     # After A closed, its run is history that a later session may include.
     c = WorkbenchApp(store=store)
-    c.include_earlier.value = True
-    c._refresh_runs()
-    assert run_id in c.run_select.options.values()
+    c.compare.include_earlier.value = True
+    c.compare.refresh_runs()
+    assert run_id in c.compare.run_select.options.values()
     c.shutdown()
 
 
@@ -487,20 +487,20 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     wait_until(lambda: (app.poll(), app.session.status == "completed")[1], timeout=120, message="completion")
     app.poll()
     run_id = app.session.last_run_id
-    assert list(app.run_select.options.values()) == [run_id] and app.run_select.value == [run_id]
-    assert app.compare_plot.figure["data"][0]["x"]
+    assert list(app.compare.run_select.options.values()) == [run_id] and app.compare.run_select.value == [run_id]
+    assert app.compare.compare_plot.figure["data"][0]["x"]
     assert not app.export.download_weights.disabled
     weights = app.export._weights_file().getvalue()
     assert len(weights) > 1000
     # The matched classical baseline trains with the same settings and joins the comparison.
-    assert app.start_baseline()
+    assert app.compare.start_baseline()
     app.tabs.active = TAB["Compare"]  # Compare: its charts draw while it is shown
     wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
                message="baseline")
     app.poll()
-    names = [t["name"] for t in app.baseline_plot.figure["data"]]
+    names = [t["name"] for t in app.compare.baseline_plot.figure["data"]]
     assert any(n.startswith("hybrid") for n in names) and any(n.startswith("classical") for n in names)
-    assert len(app.run_select.options) == 2
+    assert len(app.compare.run_select.options) == 2
     baseline = store.get_run(app.session.baseline.run_id)
     assert baseline.parent_id == run_id and baseline.spec["name"] == "vqc-circles-classical"
     app.shutdown()
@@ -553,3 +553,13 @@ def test_notebook_runs_headless(tmp_path, monkeypatch):
                                                                                          "execute_result")]
     scripts = re.findall(r'<script[^>]+src=\\"(https?://[^"\\]+)', "".join(bundles))
     assert scripts == [], scripts
+
+
+def test_opening_a_search_candidate_shows_the_build_tab(store):
+    from workbench.gui.app import TAB, WorkbenchApp
+
+    app = WorkbenchApp(store=store)
+    app.tabs.active = TAB["Search"]
+    app.search.param.trigger("opened")  # what SearchTab.open_in_builder does after loading the candidate
+    assert app.tabs.active == TAB["Build"]
+    app.shutdown()

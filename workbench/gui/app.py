@@ -1,59 +1,64 @@
-"""The workbench GUI: builder, circuit view, run setup, live dashboard, compare, benchmark, export.
+"""The workbench GUI: composes the tabs of gui/tabs/ (one Viewer each) around one session's state objects.
 
 `WorkbenchApp` is built once per browser session (or notebook display), so every session has its
 own builder, settings, runs and charts. All state lives in the param classes of .state and .session;
-this module only lays out widgets and binds them to that state.
+each tab follows it by itself. This module holds the state objects, the tab table (`TABS`), the sidebar's
+training controls, the reactions between tabs, the share link in the address bar, and polling and the
+session's lifecycle.
 """
 
 from __future__ import annotations
 
-import copy
 import html
-import io
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import panel as pn
 import param
 
 from .. import templates
 from ..store import RunStore, StoreError
-from . import charts, forms, icons, share
-from .circuit_svg import block_circuit, circuit_stats, circuit_svg, human_bytes
-from .components import BuilderCanvas, LiveChart, UrlState, control_button
-from .dashboard import POLL_MS, LiveDashboard
-from .session import StartError, TrainingSession
-from .state import (INPUT, NOISE_CHANNELS, NOISE_LIMITS, BuilderState, RunSetup, palette_payload, session_payload,
-                    shape_text, target_choices)
+from . import icons, share
+from .components import UrlState, control_button
+from .dashboard import POLL_MS
+from .session import TrainingSession
+from .state import BuilderState, RunSetup, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
+from .tabs.build import BuildTab
+from .tabs.circuit import CircuitTab
+from .tabs.compare import CompareTab
 from .tabs.export import ExportTab
 from .tabs.quantum_state import QuantumStateView
 from .tabs.search import SearchTab
+from .tabs.setup import SetupTab
+from .tabs.train import TrainTab
 
 TITLE = "Hybrid Quantum Workbench"
-TAB_NAMES = ("Build", "Circuit", "Run setup", "Train", "Quantum state", "Compare", "Search", "Benchmark",
-             "Export & share")
+# The tabs in order: (title, how a session's app makes the view over its state objects). Adding a panel is one
+# new file in gui/tabs/ and one line here; a view may use the views made before it (`app.views`).
+TABS = (
+    ("Build", lambda app: BuildTab(app.builder, lambda: app.views["Run setup"].match_dataset(),
+                                   notebook=app.notebook)),
+    ("Circuit", lambda app: CircuitTab(app.builder, app.setup)),
+    ("Run setup", lambda app: SetupTab(app.builder, app.setup)),
+    ("Train", lambda app: TrainTab(app.builder, app.setup, app.session, is_visible=lambda: app.shows("Train"))),
+    ("Quantum state", lambda app: QuantumStateView(app._inspected_model, app._inspected_dataset)),
+    ("Compare", lambda app: CompareTab(app.store, app.builder, app.setup, app.session, app.views["Train"].dashboard,
+                                       is_visible=lambda: app.shows("Compare"))),
+    ("Search", lambda app: SearchTab(app)),
+    ("Benchmark", lambda app: BenchmarkTab(app.builder, app.setup)),
+    ("Export & share", lambda app: ExportTab(app.builder, app.setup, app.session)),
+)
+TAB_NAMES = tuple(name for name, _ in TABS)
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
-METRICS = ("val_accuracy", "accuracy", "val_loss", "loss", "val_mae", "mae", "val_energy", "energy", "epoch_time")
 
 CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
 
 
-
 def _html_note(text: str, kind: str = "note") -> str:
     return f"<div class='wb-{kind}'>{text}</div>"
-
-
-def _stat(label: str, value: Any) -> str:
-    return (f"<div style='display:inline-block;min-width:118px;margin:0 10px 6px 0;padding:6px 10px;"
-            f"border:1px solid #e2e8f0;border-radius:8px;background:#fff'><div style='font-size:11px;color:#64748b;"
-            f"text-transform:uppercase;letter-spacing:.04em'>{html.escape(label)}</div><div style='font-size:17px;"
-            f"font-weight:700;color:#0f172a'>{html.escape(str(value))}</div></div>")
 
 
 def default_store() -> RunStore:
@@ -80,14 +85,8 @@ class WorkbenchApp(param.Parameterized):
         self.builder = BuilderState()
         self.setup = RunSetup()
         self.session = TrainingSession(store=self.store)
-        self._syncing = False
-        self._form_key: tuple | None = None
-        self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
         self._url_enabled = False
         self.restore_message = ""
-        self.baseline_data = charts.LiveData()
-        self._baseline_cursor = 0
-        self._known_runs: tuple = ()
 
         restored = False
         if state:
@@ -120,76 +119,24 @@ class WorkbenchApp(param.Parameterized):
     def state_token(self) -> str:
         return share.encode_state(session_payload(self.builder, self.setup))
 
-    def match_dataset(self) -> None:
-        """Set the network's input shape and task to the dataset's."""
-        try:
-            data = self.setup.load_dataset()
-        except Exception as err:  # DatasetError and friends: shown where the user pressed
-            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
-            return
-        spec = copy.deepcopy(self.builder.spec)
-        spec["input_shape"] = list(data.input_shape)
-        spec["task"] = data.task
-        self.builder.load(spec, action="match dataset")
-
     def train_blockers(self) -> list[str]:
         """Why Train is disabled (empty when it may start)."""
-        reasons = []
-        if not self.builder.valid:
-            reasons.append("Fix the network: " + self.builder.error["message"])
-            return reasons
-        problem, _ = self.setup.dataset_problem(self.builder.spec)
-        if problem:
-            reasons.append(problem)
-        explanation = self.setup.gradient_explanation(self.builder.spec)
-        if not explanation["ok"]:
-            reasons.append(explanation["error"])
-        if self.session.status in ("running", "paused"):
-            reasons.append("a run is in progress")
-        return reasons
+        return self.train.blockers()
 
     def start_training(self, step: bool = False) -> bool:
         """Press Train (or Step: one optimiser step, of the paused run or of a new one that then waits)."""
-        if step and self.session.status == "paused":
-            self.session.step(self.builder.spec, self.setup)
-            self._update_controls()
-            return True
-        blockers = [b for b in self.train_blockers() if b != "a run is in progress"]
-        if blockers:
-            self.train_message.value = _html_note(html.escape(blockers[0]), "alert")
-            return False
-        try:
-            trainer = (self.session.step if step else self.session.start)(self.builder.spec, self.setup)
-        except StartError as err:
-            self.train_message.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.dashboard.attach(self.session.stream, trainer, self._boundary_points(self.session.dataset),
-                              self._boundary_points(self.session.dataset, test=True))
-        if self.session.baseline_status != "running":  # a baseline belongs to the run it was trained against
-            self.session.baseline_stream = None
-            self.baseline_data.reset()
-            self._baseline_cursor = 0
-            self.baseline_status.value = ""
-        self.train_message.value = ""
-        self.tabs.active = TAB["Train"]
+        stepping_paused = step and self.session.status == "paused"
+        started = self.train.start(step)
+        if started:
+            self.compare.forget_baseline()  # a finished baseline belongs to the run it was trained against
+            self.tabs.active = TAB["Train"]
         self._update_controls()
-        return True
+        return started or stepping_paused
 
     def reset_training(self) -> None:
         """Playground reset: stop and forget the run, clear the charts, and draw new initial weights (next seed)."""
-        self.session.reset()
-        self.dashboard.attach(None)
-        self.setup.seed = (self.setup.seed + 1) % (2**31 - 1)
-        self.train_message.value = ""
+        self.train.reset()
         self._update_controls()
-
-    def _boundary_points(self, dataset, test: bool = False) -> tuple[list, list, list] | None:
-        if dataset is None or tuple(dataset.input_shape) != (2,) or dataset.task != "classification":
-            return None
-        X, y = (dataset.X_test[:400], dataset.y_test[:400]) if test else (dataset.X_train[:400], dataset.y_train[:400])
-        names = dataset.class_names or []
-        labels = [names[int(c)] if int(c) < len(names) else str(int(c)) for c in y.tolist()]
-        return X[:, 0].tolist(), X[:, 1].tolist(), labels
 
     # ==============================================================================================
     # Layout
@@ -197,28 +144,21 @@ class WorkbenchApp(param.Parameterized):
     def _build(self) -> None:
         pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
         self._build_sidebar()
-        build = self._build_builder_tab()
-        circuit = self._build_circuit_tab()
-        setup = self._build_setup_tab()
-        self.dashboard = LiveDashboard(controls=False, idle_text="No run yet: press Train.")
-        self.dashboard.is_visible = lambda: self.notebook or self.tabs.active == TAB["Train"]
-        train = pn.Column(self.train_message, self.dashboard.layout, sizing_mode="stretch_width")
-        compare = self._build_compare_tab()
-        self.bench = BenchmarkTab(self.builder, self.setup)
-        self.export = ExportTab(self.builder, self.setup, self.session)
-        self.state_view = QuantumStateView(self._inspected_model, self._inspected_dataset)
-        views = (build, circuit, setup, train, self.state_view, compare, SearchTab(self), self.bench, self.export)
-        self.tabs = pn.Tabs(*zip(TAB_NAMES, views),
-                            sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+        self.views: dict = {}
+        for name, make in TABS:
+            self.views[name] = make(self)
+        # The views the app itself reaches (polling, cross-tab reactions, tests and the notebook API).
+        (self.build, self.circuit, self.setup_tab, self.train, self.state_view, self.compare, self.search, self.bench,
+         self.export) = (self.views[name] for name in TAB_NAMES)
+        self.dashboard = self.train.dashboard
+        self.tabs = pn.Tabs(*self.views.items(), sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
         self.tabs.param.watch(self._on_tab, "active")
+        self.search.param.watch(lambda _: setattr(self.tabs, "active", TAB["Build"]), "opened")
         # Views follow the state objects: the builder, the run setup and the training session.
         pn.bind(self._on_builder, self.builder.param.revision, self.builder.param.selected, watch=True)
         self.setup.param.watch(self._on_setup, list(RunSetup.FIELDS))  # needs to know which settings changed
         pn.bind(lambda *_: self._update_controls(), self.session.param.status, self.session.param.message,
                 watch=True)
-        pn.bind(lambda *_: self._on_baseline_status(), self.session.param.baseline_status,
-                self.session.param.baseline_message, watch=True)
-        pn.bind(lambda *_: self._refresh_runs(), self.session.param.run_ids, watch=True)
 
     # ---------------------------------------------------------------------------------------- sidebar
     def _build_sidebar(self) -> None:
@@ -257,8 +197,6 @@ class WorkbenchApp(param.Parameterized):
                                                 margin=(4, 6))
         self.train_blocker = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                    css_classes=["wb-train-blocker"], margin=(4, 6))
-        self.train_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                   css_classes=["wb-train-message"], margin=(4, 8))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
         self.url_state.param.watch(lambda _: self._update_url(), "page")
         self.sidebar = pn.Column(
@@ -278,741 +216,9 @@ class WorkbenchApp(param.Parameterized):
             self.run_status, self.url_state,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
-    # ---------------------------------------------------------------------------------------- build
-    def _build_builder_tab(self):
-        self.canvas = BuilderCanvas(on_action=self._on_canvas_action, palette=palette_payload(),
-                                    view=self.builder.canvas_payload(), sizing_mode="stretch_width",
-                                    min_height=600, css_classes=["wb-canvas-component"])
-        self.undo_button = pn.widgets.Button(label="Undo", icon=icons.UNDO, color="default", css_classes=["wb-undo"], width=84)
-        self.redo_button = pn.widgets.Button(label="Redo", icon=icons.REDO, color="default", css_classes=["wb-redo"], width=84)
-        self.duplicate_button = pn.widgets.Button(label="Duplicate", icon=icons.COPY, css_classes=["wb-duplicate"], width=106)
-        self.delete_button = pn.widgets.Button(label="Delete", icon=icons.TRASH, css_classes=["wb-delete"], width=90)
-        self.clear_button = pn.widgets.Button(label="Clear canvas", icon=icons.CLEAR, color="light", css_classes=["wb-clear"],
-                                              width=110)
-        self.undo_button.on_click(lambda _: self.builder.undo())
-        self.redo_button.on_click(lambda _: self.builder.redo())
-        self.duplicate_button.on_click(lambda _: self._on_selected("duplicate"))
-        self.delete_button.on_click(lambda _: self._on_selected("delete"))
-        self.clear_button.on_click(lambda _: self.builder.clear())
-        self.last_action = pn.widgets.StaticText(value="", css_classes=["wb-last-action"], margin=(10, 8))
-        toolbar = pn.Row(self.undo_button, self.redo_button, self.duplicate_button, self.delete_button,
-                         self.clear_button, self.last_action, sizing_mode="stretch_width")
-        self.form_title = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 4))
-        self.form_error = pn.widgets.StaticText(value="", sizing_mode="stretch_width", css_classes=["wb-form-error"])
-        self.form_body = pn.Column(sizing_mode="stretch_width", css_classes=["wb-form"])
-        self.form_card = pn.Column(self.form_title, self.form_error, self.form_body, width=380,
-                                   css_classes=["wb-card", "wb-settings"], margin=(8, 4, 8, 8))
-        if self.notebook:  # a notebook cell is narrow: the settings go under the canvas, which keeps the width
-            self.form_card.width = None
-            self.form_card.sizing_mode = "stretch_width"
-            return pn.Column(toolbar, self.canvas, self.form_card, sizing_mode="stretch_width")
-        return pn.Column(toolbar, pn.Row(pn.Column(self.canvas, sizing_mode="stretch_width"), self.form_card,
-                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
-
-    def _on_canvas_action(self, message: dict) -> None:
-        self.builder.dispatch(message)
-
-    def _on_selected(self, what: str) -> None:
-        index = self.builder.selected
-        if index is None or index < 0:
-            return
-        getattr(self.builder, what)(index)
-
     def _on_template(self, name: str) -> None:
         self.open_template(name)
         self.tabs.active = TAB["Build"]
-
-    # -- settings form ---------------------------------------------------------------------------
-    def _sync_form(self) -> None:
-        b = self.builder
-        index = b.selected
-        if index is None:
-            key = ("none",)
-        elif index == INPUT:
-            key = ("input",)
-        else:
-            block = b.blocks[index] if index < len(b.blocks) else None
-            key = ("block", index, block.get("type") if block else None)
-        if key != self._form_key:
-            self._form_key = key
-            self._rebuild_form()
-        else:
-            self._update_form_values()
-        self._mark_form_error()
-
-    def _rebuild_form(self) -> None:
-        b = self.builder
-        self._form_widgets = {}
-        self.form_error.value = ""
-        kind = self._form_key[0]
-        if kind == "none":
-            self.form_title.object = ("<div class='wb-section-title'>Block settings</div><div class='wb-muted'>"
-                                      "Click a block on the canvas to edit its settings, or the input node to set "
-                                      "the input shape and task.</div>")
-            self.form_body.objects = []
-            return
-        if kind == "input":
-            self.form_title.object = ("<div class='wb-section-title'>Network input</div><div class='wb-muted'>Name, "
-                                      "task and the shape of one sample (without the batch).</div>")
-            fields = [
-                forms.FieldSpec("name", "Network name", "str", required=True),
-                forms.FieldSpec("task", "Task", "enum", options=["classification", "regression", "energy"]),
-                forms.FieldSpec("input_shape", "Input shape", "int_list", required=True,
-                                description="e.g. 2 for points in the plane, 1, 8, 8 for 8×8 images"),
-                forms.FieldSpec("description", "Description", "str"),
-            ]
-            widgets = []
-            for f in fields:
-                widget = forms.build_widget(f, b.spec.get(f.path))
-                widget.param.watch(lambda e, f=f: self._on_input_field(f, e.new), "value")
-                self._form_widgets[f.path] = (f, widget)
-                widgets.append(widget)
-            match = pn.widgets.Button(label="Match the run setup's dataset", color="light",
-                                      css_classes=["wb-match-dataset"], sizing_mode="stretch_width")
-            match.on_click(lambda _: self.match_dataset())
-            self.form_body.objects = [*widgets, match]
-            return
-        index = self._form_key[1]
-        block = b.blocks[index]
-        self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(block.get('id')))} "
-                                  f"<span class='wb-muted'>· {html.escape(block.get('type', ''))}</span></div>"
-                                  "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
-        shown = forms.with_defaults(block)
-        widgets = []
-        group = ""
-        for f in forms.schema_fields(block["type"]):
-            if f.group and f.group != group:
-                group = f.group
-                widgets.append(pn.pane.HTML(f"<div class='wb-section-title' style='font-size:13.5px;margin-top:6px'>"
-                                            f"{html.escape(group)}</div>", margin=(4, 10, 0, 10)))
-            widget = forms.build_widget(f, forms.get_value(shown, f.path))
-            widget.visible = forms.relevant(shown, f)
-            widget.param.watch(lambda e, f=f: self._on_block_field(f, e.new), "value")
-            self._form_widgets[f.path] = (f, widget)
-            widgets.append(widget)
-        self.form_body.objects = widgets
-
-    def _update_form_values(self) -> None:
-        b = self.builder
-        if self._form_key[0] == "input":
-            source = b.spec
-        elif self._form_key[0] == "block":
-            source = forms.with_defaults(b.blocks[self._form_key[1]])
-            self.form_title.object = (f"<div class='wb-section-title'>{html.escape(str(source.get('id')))} "
-                                      f"<span class='wb-muted'>· {html.escape(source.get('type', ''))}</span></div>"
-                                      "<div class='wb-muted'>Changes apply at once; Undo reverts them.</div>")
-        else:
-            return
-        self._syncing = True
-        try:
-            for path, (f, widget) in self._form_widgets.items():
-                value = forms.format_value(f, forms.get_value(source, path))
-                if f.kind in ("opt_int", "opt_float", "int_list", "str_list", "json") and value is None:
-                    value = ""
-                if self._form_key[0] == "block":
-                    widget.visible = forms.relevant(source, f)
-                try:
-                    current = forms.parse_text(f, widget.value) if f.kind not in ("enum", "int", "float", "bool",
-                                                                                  "enum_list") else widget.value
-                except ValueError:
-                    current = object()
-                stored = forms.get_value(source, path)
-                if current != stored and value is not None:
-                    widget.value = value
-        finally:
-            self._syncing = False
-
-    def _mark_form_error(self) -> None:
-        b = self.builder
-        error = b.error
-        message = ""
-        if error and self._form_key and self._form_key[0] == "block" and b.error_index == self._form_key[1]:
-            message = error["message"]
-        elif error and self._form_key and self._form_key[0] == "input" and error.get("block") is None:
-            message = error["message"]
-        field = (error or {}).get("field") or ""
-        for path, (_, widget) in self._form_widgets.items():
-            flagged = bool(message) and (field == path or field.startswith(path + "."))
-            classes = [c for c in widget.css_classes if c != "wb-field-invalid"] + (["wb-field-invalid"] if flagged
-                                                                                    else [])
-            if classes != widget.css_classes:
-                widget.css_classes = classes
-        self.form_error.value = _html_note("✗ " + html.escape(message), "alert") if message else ""
-
-    def _on_block_field(self, f: forms.FieldSpec, raw: Any) -> None:
-        if self._syncing or self._form_key is None or self._form_key[0] != "block":
-            return
-        try:
-            value = forms.parse_text(f, raw)
-        except ValueError as err:
-            self.form_error.value = _html_note(html.escape(str(err)), "alert")
-            return
-        self.builder.set_field(self._form_key[1], f.path, value)
-
-    def _on_input_field(self, f: forms.FieldSpec, raw: Any) -> None:
-        if self._syncing:
-            return
-        try:
-            value = forms.parse_text(f, raw)
-        except ValueError as err:
-            self.form_error.value = _html_note(html.escape(str(err)), "alert")
-            return
-        self.builder.set_spec_field(f.path, value if value is not None else "")
-
-    # ---------------------------------------------------------------------------------------- circuit
-    def _build_circuit_tab(self):
-        self.circuit_block = pn.widgets.Select(label="Quantum block", options=[], width=260,
-                                               css_classes=["wb-circuit-block"])
-        self.circuit_block.param.watch(self._on_circuit_block, "value")
-        self.circuit_stats = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-stats"])
-        self.circuit_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-view"],
-                                         min_height=200)
-        self.circuit_listing = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-circuit-listing"])
-        intro = pn.pane.HTML("<div class='wb-section-title'>Circuit of the selected quantum block</div>"
-                             "<div class='wb-muted'>Drawn from the same gate list the simulators run; it follows "
-                             "every change in the block's settings.</div>", sizing_mode="stretch_width")
-        self.descriptors_button = control_button(label="Compute descriptors", icon=icons.TIMER, color="primary",
-                                                 width=200, css_classes=["wb-descriptors-run"])
-        self.descriptors_button.on_click(lambda _: self.compute_descriptors())
-        self.descriptors = pn.pane.HTML("<div class='wb-muted'>Expressibility, entangling capability and the "
-                                        "gradient variance over random weights (barren-plateau check), estimated by "
-                                        "sampling 200 weight vectors.</div>", sizing_mode="stretch_width",
-                                        css_classes=["wb-descriptors"])
-        self._descriptor_job: dict | None = None
-        return pn.Column(intro, pn.Row(self.circuit_block, self.descriptors_button), self.circuit_stats,
-                         self.descriptors, self.circuit_view, self.circuit_listing, sizing_mode="stretch_width")
-
-    def compute_descriptors(self) -> None:
-        """Sample the selected block's descriptors in a background thread (the page stays responsive)."""
-        import threading
-
-        from ..inspect import circuit_descriptors
-
-        index = self._block_position(self.circuit_block.value) if self.circuit_block.value else None
-        if index is None or not self.builder.valid:
-            self.descriptors.object = _html_note("Pick a quantum block of a valid network first.", "alert")
-            return
-        block = self.builder.spec_object().blocks[index]
-        features = self.builder.shapes[index][0][0]
-        job: dict = {"block": block.id, "result": None, "error": None}
-        self._descriptor_job = job
-
-        def work():
-            try:
-                job["result"] = circuit_descriptors(block, features)
-            except Exception as err:  # shown in the tab; the page carries on
-                job["error"] = f"{err.__class__.__name__}: {err}"
-
-        self.descriptors_button.disabled = True
-        self.descriptors.object = "<div class='wb-muted'>Sampling 200 random weight vectors…</div>"
-        threading.Thread(target=work, name="workbench-descriptors", daemon=True).start()
-
-    def _poll_descriptors(self) -> None:
-        job = self._descriptor_job
-        if job is None or (job["result"] is None and job["error"] is None):
-            return
-        self._descriptor_job = None
-        self.descriptors_button.disabled = False
-        if job["error"]:
-            self.descriptors.object = _html_note(html.escape(job["error"]), "alert")
-            return
-        r = job["result"]
-
-        def fmt(value, spec=".3g"):
-            return "–" if value is None else format(value, spec)
-
-        variance = r["gradient_variance"]
-        verdict = "" if variance is None else (
-            " <span class='wb-pill wb-bad-pill'>barren plateau risk</span>" if variance < charts.PLATEAU else
-            " <span class='wb-pill wb-warn-pill'>small gradients</span>" if variance < charts.WEAK else
-            " <span class='wb-pill wb-ok-pill'>trainable</span>")
-        self.descriptors.object = (
-            f"<div class='wb-muted'>Block <b>{html.escape(job['block'])}</b> · {r['samples']} random weight vectors"
-            "</div>" + "".join([
-                _stat("depth", r["depth"]), _stat("two-qubit gates", r["two_qubit_gates"]),
-                _stat("parameters", r["parameters"]), _stat("expressibility (KL, lower = more)",
-                                                             fmt(r["expressibility"])),
-                _stat("entangling capability", fmt(r["entangling_capability"])),
-                _stat("gradient variance", fmt(r["gradient_variance"], ".2e"))]) + verdict)
-
-    def _on_circuit_block(self, event) -> None:
-        if self._syncing or event.new is None:
-            return
-        index = self._block_position(event.new)
-        if index is not None and index != self.builder.selected:
-            self.builder.select(index)
-        self._render_circuit()
-
-    def _block_position(self, block_id: str) -> int | None:
-        for i, block in enumerate(self.builder.blocks):
-            if block.get("id") == block_id and block.get("type") == "quantum":
-                return i
-        return None
-
-    def _sync_circuit_choice(self) -> None:
-        ids = [str(b.get("id")) for b in self.builder.blocks if b.get("type") == "quantum"]
-        selected = self.builder.selected_block
-        value = self.circuit_block.value
-        if selected is not None and selected.get("type") == "quantum":
-            value = str(selected.get("id"))
-        if value not in ids:
-            value = ids[0] if ids else None
-        self._syncing = True
-        try:
-            self.circuit_block.options = ids
-            self.circuit_block.value = value
-        finally:
-            self._syncing = False
-        self._render_circuit()
-
-    def _render_circuit(self) -> None:
-        block_id = self.circuit_block.value
-        index = self._block_position(block_id) if block_id else None
-        if index is None:
-            self.circuit_stats.object = ""
-            self.circuit_view.object = _html_note("The network has no quantum block yet: drag one from the palette's "
-                                                  "<b>Quantum layers</b> group.")
-            self.circuit_listing.object = ""
-            return
-        block = self.builder.blocks[index]
-        shapes = self.builder.shapes[index] if index < len(self.builder.shapes) else None
-        features = shapes[0][0] if shapes and shapes[0] and len(shapes[0]) == 1 else None
-        try:
-            circuit, plan, quantum = block_circuit(block, features)
-        except Exception as err:  # pydantic or IR errors of a half-edited block
-            self.circuit_stats.object = ""
-            self.circuit_view.object = _html_note(f"This block cannot be drawn yet: {html.escape(str(err))}", "alert")
-            self.circuit_listing.object = ""
-            return
-        stats = circuit_stats(circuit, quantum, batch=self.setup.batch_size, noisy=self.setup.noisy,
-                              precision=self.setup.precision)
-        self.circuit_stats.object = "".join([
-            _stat("qubits", stats["qubits"]),
-            _stat("trainable params", stats["trainable"]),
-            _stat("input angles", stats["input_angles"]),
-            _stat("gates", f"{stats['gates']} ({stats['two_qubit']} 2-q)"),
-            _stat("depth", stats["depth"]),
-            _stat(f"{stats['representation']}", human_bytes(stats["state_bytes"])),
-            _stat(f"memory · batch {stats['batch']}", human_bytes(stats["batch_bytes"])),
-        ])
-        svg = circuit_svg(circuit, plan, fit=True)
-        self.circuit_view.object = f"<div class='wb-circuit-scroll'>{svg}</div>"
-        from ..engine.circuits import draw_text
-
-        self.circuit_listing.object = (f"<details><summary class='wb-muted'>Gate list (text)</summary>"
-                                       f"<pre class='wb-listing'>{html.escape(draw_text(circuit))}</pre></details>")
-
-    # ---------------------------------------------------------------------------------------- run setup
-    def _build_setup_tab(self):
-        from ..data import dataset_names
-
-        s = self.setup
-        self.dataset_select = pn.widgets.Select(label="Dataset", options=dataset_names(), value=s.dataset,
-                                                css_classes=["wb-dataset"], sizing_mode="stretch_width")
-        self.dataset_select.param.watch(lambda e: self._from_widget("dataset", e.new), "value")
-        self.dataset_options_box = pn.Column(sizing_mode="stretch_width", css_classes=["wb-dataset-options"])
-        self.dataset_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-dataset-info"])
-        self.setup_message = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                   css_classes=["wb-setup-message"])
-        self.match_button = pn.widgets.Button(label="Match network input to this dataset", color="primary",
-                                              css_classes=["wb-match"], visible=False)
-        self.match_button.on_click(lambda _: self.match_dataset())
-        self.preview = LiveChart(figure=charts.empty_figure("Preview", "loading…", 320), height=320,
-                                 sizing_mode="stretch_width", css_classes=["wb-preview"])
-        dataset_card = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Dataset</div>"), self.dataset_select,
-            self.dataset_options_box, self.dataset_info, self.setup_message, self.match_button, self.preview,
-            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        self.optimizer_w = pn.widgets.Select(label="Optimiser", options=list(s.param.optimizer.objects),
-                                             value=s.optimizer, css_classes=["wb-optimizer"], sizing_mode="stretch_width")
-        self.lr_w = pn.widgets.FloatInput(label="Learning rate", value=s.lr, start=1e-6, end=10.0, step=0.01,
-                                          css_classes=["wb-lr"], sizing_mode="stretch_width")
-        self.epochs_w = pn.widgets.IntInput(label="Epochs", value=s.epochs, start=1, end=100000,
-                                            css_classes=["wb-epochs"], sizing_mode="stretch_width")
-        self.batch_w = pn.widgets.IntInput(label="Batch size", value=s.batch_size, start=1, end=100000,
-                                           css_classes=["wb-batch"], sizing_mode="stretch_width")
-        self.seed_w = pn.widgets.IntInput(label="Seed", value=s.seed, start=0, css_classes=["wb-seed"],
-                                          sizing_mode="stretch_width")
-        for name, widget in (("optimizer", self.optimizer_w), ("lr", self.lr_w), ("epochs", self.epochs_w),
-                             ("batch_size", self.batch_w), ("seed", self.seed_w)):
-            widget.param.watch(lambda e, n=name: self._from_widget(n, e.new), "value")
-        optimiser_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Optimiser</div>"), self.optimizer_w,
-                                   self.lr_w, pn.Row(self.epochs_w, self.batch_w, self.seed_w,
-                                                     sizing_mode="stretch_width"),
-                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        choices = target_choices()
-        self.target_choices = choices
-        # Options are the labels themselves (value == label), so greyed-out options match in every Panel version.
-        self._target_label = {c["name"]: c["label"] for c in choices}
-        self._target_name = {c["label"]: c["name"] for c in choices}
-        self.target_w = pn.widgets.Select(label="Target", options=[c["label"] for c in choices],
-                                          value=self._target_label.get(s.target, choices[0]["label"]),
-                                          disabled_options=self._disabled_targets(),
-                                          css_classes=["wb-target"], sizing_mode="stretch_width")
-        self.target_w.param.watch(lambda e: self._from_widget("target", self._target_name.get(e.new, e.new)),
-                                  "value")
-        unavailable = [c for c in choices if c["reason"]]
-        reasons = "".join(f"<li><b>{html.escape(c['name'])}</b>: {html.escape(c['reason'])}</li>" for c in unavailable)
-        self.target_reasons = pn.pane.HTML(
-            (f"<details class='wb-target-reasons'><summary class='wb-muted'>{len(unavailable)} target(s) greyed out "
-             f"on this machine (why)</summary><ul style='font-size:12.5px;margin:4px 0'>{reasons}</ul></details>")
-            if unavailable else "<div class='wb-muted'>Every target can run here.</div>",
-            sizing_mode="stretch_width", css_classes=["wb-target-reasons-box"])
-        self.gradient_w = pn.widgets.Select(label="Gradient method", options=list(s.param.gradient.objects),
-                                            value=s.gradient, css_classes=["wb-gradient"], sizing_mode="stretch_width")
-        self.gradient_w.param.watch(lambda e: self._from_widget("gradient", e.new), "value")
-        self.gradient_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-gradient-explanation"])
-        self.shots_w = pn.widgets.IntInput(label="Shots (0 = exact)", value=s.shots, start=0, css_classes=["wb-shots"],
-                                           sizing_mode="stretch_width")
-        self.shots_w.param.watch(lambda e: self._from_widget("shots", e.new), "value")
-        self.precision_w = pn.widgets.Select(label="Precision", options=["single", "double"], value=s.precision,
-                                             css_classes=["wb-precision"], sizing_mode="stretch_width")
-        self.precision_w.param.watch(lambda e: self._from_widget("precision", e.new), "value")
-        execution_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Execution</div>"), self.target_w,
-                                   self.target_reasons, self.gradient_w, self.gradient_info,
-                                   pn.Row(self.shots_w, self.precision_w, sizing_mode="stretch_width"),
-                                   sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-
-        self.noise_w = {}
-        for channel in NOISE_CHANNELS:
-            widget = pn.widgets.FloatInput(label=channel.replace("_", " ").replace("depolarizing2",
-                                                                                  "depolarizing (2-qubit)"),
-                                           value=float(s.noise.get(channel, 0.0)), start=0.0,
-                                           end=NOISE_LIMITS.get(channel, 1.0), step=0.005, width=150,
-                                           css_classes=[f"wb-noise-{channel}"])
-            widget.param.watch(lambda e: self._noise_from_widgets(), "value")
-            self.noise_w[channel] = widget
-        self.noise_note = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-noise-note"])
-        noise_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Noise model</div><div class='wb-muted'>"
-                                            "Probabilities per gate (readout: per measured bit). 0 = off.</div>"),
-                               pn.GridBox(*self.noise_w.values(), ncols=3), self.noise_note,
-                               sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        return pn.Row(pn.Column(dataset_card, sizing_mode="stretch_width"),
-                      pn.Column(optimiser_card, execution_card, noise_card, sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
-
-    def _disabled_targets(self) -> list[str]:
-        """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""
-        return [c["label"] for c in self.target_choices
-                if c["reason"] or (c["kind"] == "hardware" and not self.setup.shots)]
-
-    def _from_widget(self, name: str, value: Any) -> None:
-        if self._syncing:
-            return
-        if name == "dataset":
-            # A new dataset starts from its own default options.
-            self.setup.param.update(dataset=value, dataset_options={})
-            return
-        try:
-            setattr(self.setup, name, value)
-        except ValueError as err:
-            self.setup_message.value = _html_note(html.escape(str(err)), "alert")
-
-    def _noise_from_widgets(self) -> None:
-        if self._syncing:
-            return
-        self.setup.noise = {k: float(w.value) for k, w in self.noise_w.items() if w.value}
-
-    def _rebuild_dataset_options(self) -> None:
-        from ..data import dataset_options
-
-        try:
-            defaults = dataset_options(self.setup.dataset)
-        except Exception:
-            defaults = {}
-        widgets = []
-        current = self.setup.dataset_options
-        for key, default in defaults.items():
-            value = current.get(key, default)
-            kind = forms.dataset_option_kind(default)
-            common = {"label": key.replace("_", " "), "css_classes": [f"wb-opt-{key}"], "width": 150}
-            if kind == "bool":
-                widget = pn.widgets.Checkbox(value=bool(value), **common)
-            elif kind == "int" and not isinstance(value, (list, dict, str)):
-                widget = pn.widgets.IntInput(value=int(value) if value is not None else 0, **common)
-            elif kind == "float" and not isinstance(value, (list, dict, str)):
-                widget = pn.widgets.FloatInput(value=float(value) if value is not None else 0.0, step=0.01, **common)
-            else:
-                widget = pn.widgets.TextInput(value=forms.format_option(value), placeholder="default", **common)
-            widget.param.watch(lambda e, k=key, kind=kind: self._on_dataset_option(k, kind, e.new), "value")
-            widgets.append(widget)
-        self.dataset_options_box.objects = [pn.GridBox(*widgets, ncols=3)] if widgets else []
-
-    def _on_dataset_option(self, key: str, kind: str, raw: Any) -> None:
-        if self._syncing:
-            return
-        from ..data import dataset_options
-
-        value = forms.parse_option_text(raw) if kind == "text" else raw
-        options = dict(self.setup.dataset_options)
-        default = dataset_options(self.setup.dataset).get(key)
-        if value == default:
-            options.pop(key, None)
-        else:
-            options[key] = value
-        self.setup.dataset_options = options
-
-    def _render_dataset(self) -> None:
-        problem, data = self.setup.dataset_problem(self.builder.spec)
-        if data is None:
-            self.dataset_info.object = ""
-            self.preview.figure = charts.empty_figure("Preview", "the dataset could not be loaded", 320)
-        else:
-            classes = f" · {data.n_classes} classes" if data.n_classes else ""
-            self.dataset_info.object = (f"<div class='wb-muted'>{data.task} · samples of shape "
-                                        f"{shape_text(data.input_shape)} · {len(data.X_train)} train / "
-                                        f"{len(data.X_test)} test{classes}</div>")
-            try:
-                self.preview.figure = charts.dataset_preview_figure(data)
-            except Exception as err:  # an unusual dataset layout: say so instead of failing the page
-                self.preview.figure = charts.empty_figure("Preview", f"no preview: {err}", 320)
-        self.setup_message.value = _html_note(html.escape(problem), "alert") if problem else ""
-        self.match_button.visible = bool(problem and data is not None)
-
-    def _render_gradient(self) -> None:
-        explanation = self.setup.gradient_explanation(self.builder.spec if self.builder.valid else
-                                                      self.builder.spec)
-        if not explanation["ok"]:
-            self.gradient_info.object = _html_note("✗ " + html.escape(explanation["error"]), "alert")
-        elif not explanation["lines"]:
-            self.gradient_info.object = _html_note(html.escape(explanation.get("note", "")))
-        else:
-            rows = "".join(f"<li><b>{html.escape(str(line['block']))}</b> → <b>{html.escape(line['method'])}</b>: "
-                           f"{html.escape(line['reason'])}</li>" for line in explanation["lines"])
-            prefix = "auto picks" if self.setup.gradient == "auto" else "using"
-            self.gradient_info.object = _html_note(f"<div class='wb-muted'>{prefix}:</div>"
-                                                   f"<ul style='margin:2px 0 0 -12px'>{rows}</ul>", "success")
-        if self.setup.noise:
-            if self.setup.target == "torch" and self.setup.noisy:
-                note = "With gate noise the torch engine simulates density matrices (torch-density)."
-            elif not self.setup.noisy:
-                note = "Readout error only: applied to the measured results."
-            else:
-                note = ""
-            self.noise_note.object = f"<div class='wb-muted'>{note}</div>" if note else ""
-        else:
-            self.noise_note.object = ""
-
-    def _sync_setup_widgets(self) -> None:
-        s = self.setup
-        self._syncing = True
-        try:
-            for widget, value in ((self.dataset_select, s.dataset), (self.optimizer_w, s.optimizer),
-                                  (self.lr_w, s.lr), (self.epochs_w, s.epochs), (self.batch_w, s.batch_size),
-                                  (self.seed_w, s.seed), (self.target_w, self._target_label.get(s.target, s.target)),
-                                  (self.gradient_w, s.gradient),
-                                  (self.shots_w, s.shots), (self.precision_w, s.precision)):
-                if widget.value != value:
-                    try:
-                        widget.value = value
-                    except ValueError:  # e.g. a GPU target from a shared link: the setup shows why it can't run
-                        pass
-            for channel, widget in self.noise_w.items():
-                value = float(s.noise.get(channel, 0.0))
-                if widget.value != value:
-                    widget.value = value
-        finally:
-            self._syncing = False
-
-    # ---------------------------------------------------------------------------------------- compare
-    def _build_compare_tab(self):
-        self.run_select = pn.widgets.CheckBoxGroup(label="Runs", options={}, value=[], inline=False,
-                                                   css_classes=["wb-run-list"])
-        self.run_select.param.watch(lambda e: self._render_compare(), "value")
-        self.include_earlier = pn.widgets.Checkbox(label="Include runs from earlier sessions", value=False,
-                                                   css_classes=["wb-include-earlier"])
-        self.include_earlier.param.watch(lambda e: self._refresh_runs(), "value")
-        self.refresh_runs_button = pn.widgets.Button(label="Refresh", icon=icons.REFRESH, width=100, css_classes=["wb-refresh-runs"])
-        self.refresh_runs_button.on_click(lambda _: self._refresh_runs())
-        self.metric_select = pn.widgets.Select(label="Metric", options=list(METRICS), value="val_accuracy", width=180,
-                                               css_classes=["wb-compare-metric"])
-        self.metric_select.param.watch(lambda e: self._render_compare(), "value")
-        self.runs_empty = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-runs-empty"])
-        self.run_edit = pn.widgets.Select(label="Ticked run", options={}, sizing_mode="stretch_width",
-                                          css_classes=["wb-run-edit"])
-        self.run_name = pn.widgets.TextInput(label="Run name (Enter to rename)", sizing_mode="stretch_width",
-                                             css_classes=["wb-run-name"])
-        self.run_delete = pn.widgets.Button(label="Delete run", icon=icons.TRASH, color="danger", width=130,
-                                            css_classes=["wb-run-delete"])
-        self.run_edit.param.watch(lambda e: self._show_run_name(), "value")
-        self.run_name.param.watch(lambda e: self.rename_run(self.run_edit.value, e.new), "value")
-        self.run_delete.on_click(lambda _: self.delete_run(self.run_edit.value))
-        self.run_edit_message = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-run-edit-message"])
-        self.compare_plot = LiveChart(figure=charts.compare_figure({}, {}, "val_accuracy"), height=360,
-                                      sizing_mode="stretch_width", css_classes=["wb-compare-chart"])
-        self.compare_table = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-compare-table"])
-        self.compare_message = pn.pane.HTML("", sizing_mode="stretch_width")
-        history = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Run history</div><div class='wb-muted'>Runs of this session "
-                         "(stored in the run store); tick runs to overlay their curves.</div>"),
-            pn.Row(self.include_earlier, self.refresh_runs_button),
-            self.runs_empty, self.run_select, self.run_edit, self.run_name, self.run_delete, self.run_edit_message,
-            width=430, css_classes=["wb-card"], margin=(4, 8))
-        curves = pn.Column(pn.Row(self.metric_select), self.compare_message, self.compare_plot, self.compare_table,
-                           sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
-                                                 css_classes=["wb-baseline"], width=280)
-        self.baseline_button.on_click(lambda _: self.start_baseline())
-        self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
-                                                     css_classes=["wb-baseline-status"])
-        self.baseline_plot = LiveChart(figure=charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
-                                       height=340, sizing_mode="stretch_width", css_classes=["wb-baseline-chart"])
-        baseline = pn.Column(
-            pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
-                         "The same network with every quantum block replaced by dense layers with at least as many "
-                         "trainable parameters, trained with the same settings.</div>"),
-            pn.Row(self.baseline_button, self.baseline_status), self.baseline_plot,
-            sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
-        return pn.Column(pn.Row(history, curves, sizing_mode="stretch_width"), baseline, sizing_mode="stretch_width")
-
-    def start_baseline(self) -> bool:
-        if not self.builder.valid:
-            self.baseline_status.value = _html_note("Fix the network first.", "alert")
-            return False
-        try:
-            self.session.start_baseline(self.builder.spec, self.setup)
-        except StartError as err:
-            self.baseline_status.value = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.baseline_data.reset()
-        self._baseline_cursor = 0
-        self.baseline_status.value = "<span class='wb-muted'>training the classical baseline…</span>"
-        return True
-
-    def _on_baseline_status(self) -> None:
-        s = self.session
-        text = {"running": "training the classical baseline…", "completed": "classical baseline done",
-                "cancelled": "classical baseline stopped", "failed": f"baseline failed: {s.baseline_message}"}.get(
-            s.baseline_status, "")
-        final = self.baseline_data.final
-        if s.baseline_status == "completed" and final:
-            metric = self.baseline_data.metric_name or "accuracy"
-            value = final.get(f"test_{metric}")
-            if value is not None:
-                text += f" · test {metric} {value:.3g}"
-        self.baseline_status.value = f"<span class='wb-muted'>{html.escape(text)}</span>" if text else ""
-        self.baseline_button.disabled = s.baseline_status == "running"
-
-    def _refresh_runs(self) -> None:
-        try:
-            records = self.session.visible_runs(include_earlier=self.include_earlier.value)
-        except StoreError as err:
-            self.runs_empty.object = _html_note(html.escape(str(err)), "alert")
-            return
-        options = {}
-        for r in records:
-            final = r.final_metrics or {}
-            metric = next((f"{k.removeprefix('test_')} {v:.3g}" for k, v in final.items()
-                           if k in ("test_accuracy", "test_mae", "test_energy") and isinstance(v, (int, float))), "")
-            kind = " · baseline" if r.parent_id else ""
-            metric = metric.replace("accuracy", "acc")
-            label = f"{r.name}{kind} · {r.status}" + (f" · {metric}" if metric else "") + f" · {r.id[:6]}"
-            options[label] = r.id
-        self._run_names = {r.id: r.name for r in records}
-        key = tuple(options.items())
-        if key != self._known_runs:
-            seen = {run_id for _, run_id in self._known_runs}
-            self._known_runs = key
-            selected = [v for v in self.run_select.value if v in options.values()]
-            # Runs of this session that just appeared are ticked, so their curves show at once.
-            fresh = [v for v in options.values() if v not in seen and v in self.session.run_ids and v not in selected]
-            self.run_select.options = options
-            self.run_select.value = selected + fresh
-        self.runs_empty.object = "" if options else (
-            "<div class='wb-muted'>No runs yet in this session: train the network and it appears here.</div>")
-        self._render_compare()
-
-    def _sync_run_edit(self) -> None:
-        """The rename/delete picker lists the ticked runs."""
-        labels = {v: k for k, v in self.run_select.options.items()}
-        options = {labels[v]: v for v in self.run_select.value if v in labels}
-        self.run_edit.options = options
-        if self.run_edit.value not in options.values():
-            self.run_edit.value = next(iter(options.values()), None)
-        visible = bool(options)
-        for widget in (self.run_edit, self.run_name, self.run_delete):
-            widget.visible = visible
-        self._show_run_name()
-
-    def _show_run_name(self) -> None:
-        name = getattr(self, "_run_names", {}).get(self.run_edit.value, "")
-        if self.run_name.value != name:
-            self._syncing = True
-            try:
-                self.run_name.value = name
-            finally:
-                self._syncing = False
-
-    def rename_run(self, run_id: str | None, name: str) -> bool:
-        if self._syncing or not run_id or self.store is None:
-            return False
-        try:
-            self.store.rename_run(run_id, name)
-        except StoreError as err:
-            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.run_edit_message.object = ""
-        self._known_runs = ()
-        self._refresh_runs()
-        return True
-
-    def delete_run(self, run_id: str | None) -> bool:
-        """Delete a finished run of this session (or of a closed one) from the store."""
-        if not run_id or self.store is None:
-            return False
-        if run_id in (getattr(self.session.trainer, "run_id", None), getattr(self.session.baseline, "run_id", None)) \
-                and self.session.status in ("running", "paused"):
-            self.run_edit_message.object = _html_note("This run is still training: stop it first.", "alert")
-            return False
-        try:
-            self.store.delete_run(run_id)
-        except StoreError as err:
-            self.run_edit_message.object = _html_note(html.escape(str(err)), "alert")
-            return False
-        self.session.run_ids = [r for r in self.session.run_ids if r != run_id]
-        self.run_edit_message.object = ""
-        self._refresh_runs()
-        return True
-
-    def _render_compare(self) -> None:
-        self._sync_run_edit()
-        ids = list(self.run_select.value)
-        metric = self.metric_select.value
-        labels = {v: k.rsplit(" · ", 1)[0] for k, v in self.run_select.options.items()}
-        if self.store is None or not ids:
-            self.compare_plot.figure = charts.compare_figure({}, {}, metric)
-            self.compare_table.object = ""
-            self.compare_message.object = ""
-            return
-        try:
-            series = self.store.compare(ids, metric)
-            self.compare_message.object = ""
-        except StoreError as err:
-            series = {}
-            self.compare_message.object = _html_note(html.escape(str(err)), "alert")
-        self.compare_plot.figure = charts.compare_figure(series, labels, metric)
-        rows = []
-        for run_id in ids:
-            try:
-                record = self.store.get_run(run_id)
-            except StoreError:
-                continue
-            final = record.final_metrics or {}
-            cfg = record.config or {}
-            done = final.get("epochs_done")
-            epochs = f"{done if isinstance(done, int) else '–'} / {cfg.get('epochs', '–')}"
-            cells = [html.escape(record.name), html.escape(str((record.dataset or {}).get("name", "–"))),
-                     html.escape(str(cfg.get("target", "–"))), html.escape(str(cfg.get("gradient", "–"))),
-                     html.escape(epochs), html.escape(record.status),
-                     *(f"{final[k]:.4g}" if isinstance(final.get(k), (int, float)) else "–"
-                       for k in ("test_accuracy", "test_loss", "parameters"))]
-            rows.append("<tr>" + "".join(f"<td{' class=num' if i > 5 else ''}>{c}</td>" for i, c in enumerate(cells))
-                        + "</tr>")
-        self.compare_table.object = ("<table class='wb-table'><tr><th>run</th><th>dataset</th><th>target</th>"
-                                     "<th>gradient</th><th>epochs</th><th>status</th><th>test acc.</th>"
-                                     "<th>test loss</th><th>params</th></tr>" + "".join(rows) + "</table>")
 
     # ---------------------------------------------------------------------------------------- export
     def apply_upload(self, data: bytes, filename: str = "upload.json") -> str:
@@ -1027,18 +233,6 @@ class WorkbenchApp(param.Parameterized):
         self._update_url()
 
     def _on_setup(self, *events) -> None:
-        names = {e.name for e in events}
-        self._sync_setup_widgets()
-        if "dataset" in names:
-            self._rebuild_dataset_options()
-        if names & {"dataset", "dataset_options"}:
-            self._render_dataset()
-        if names & {"target", "gradient", "shots", "noise"}:
-            self._render_gradient()
-        if "shots" in names:
-            self.target_w.disabled_options = self._disabled_targets()
-        if names & {"noise", "precision", "batch_size"}:
-            self._render_circuit()
         self._update_controls()
         self._update_url()
 
@@ -1047,9 +241,9 @@ class WorkbenchApp(param.Parameterized):
         compiled with fresh weights (key: what its weights depend on)."""
         trainer = self.session.trainer
         if trainer is not None:
-            model = self._run_model(trainer)
+            model, key = self.session.run_model()
             if model is not None:
-                return model, (id(trainer), self._run_model_key)
+                return model, (id(trainer), key)
         if not self.builder.valid:
             return None, None
         key = ("canvas", self.builder.revision)
@@ -1063,40 +257,15 @@ class WorkbenchApp(param.Parameterized):
             self._canvas_model_key = key
         return self._canvas_model, key
 
-    def _run_model(self, trainer):
-        """The run's network with its newest weights. The run trains in a worker process, so the weights come
-        from its newest checkpoint in the store (one per epoch) and, once it has ended, its final model."""
-        import io
-
-        import torch
-
-        from .. import compile as wb_compile
-
-        if getattr(self, "_run_model_owner", None) is not trainer:
-            self._run_model_owner, self._run_model_key, self._run_model_cache = trainer, None, None
-        final = trainer.model if trainer.finished else None
-        checkpoint = None
-        if final is None and self.store is not None and trainer.run_id:
-            checkpoint = self.store.latest_checkpoint(trainer.run_id)
-        key = "final" if final is not None else (checkpoint[0] if checkpoint else None)
-        if key is None or key == self._run_model_key:
-            return self._run_model_cache
-        try:
-            if final is not None:
-                model = final.load()
-            else:
-                model = wb_compile(trainer.spec.spec)  # the torch engine: the view reads its exact states
-                model.load_state_dict(torch.load(io.BytesIO(checkpoint[2]), weights_only=True)["model"])
-        except Exception:  # a damaged checkpoint or a network this process cannot build: keep the last view
-            return self._run_model_cache
-        self._run_model_key, self._run_model_cache = key, model
-        return model
-
     def _inspected_dataset(self):
         if self.session.trainer is not None and self.session.dataset is not None:
             return self.session.dataset
         problem, data = self.setup.dataset_problem(self.builder.spec)
         return None if problem else data
+
+    def shows(self, name: str) -> bool:
+        """Whether the tab `name` is on screen (in a notebook every tab's charts keep drawing)."""
+        return self.notebook or (hasattr(self, "tabs") and self.tabs.active == TAB[name])
 
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
@@ -1105,41 +274,26 @@ class WorkbenchApp(param.Parameterized):
         if event.new == TAB["Train"]:
             self.dashboard.render()
         if event.new == TAB["Compare"]:
-            self._refresh_runs()
-            self._render_baseline(force=True)
+            self.compare.shown()
 
     def _refresh_builder_views(self) -> None:
         b = self.builder
-        self.canvas.view = b.canvas_payload()
-        self.undo_button.disabled = not b.can_undo
-        self.redo_button.disabled = not b.can_redo
-        has_selection = b.selected is not None and b.selected >= 0
-        self.duplicate_button.disabled = not has_selection
-        self.delete_button.disabled = not has_selection
-        self.last_action.value = f"<span class='wb-muted'>last: {html.escape(b.last_action)}</span>" \
-            if b.last_action else ""
         if b.valid:
             self.network_status.value = _html_note(f"✓ {len(b.blocks)} blocks · output "
                                                    f"{shape_text(b.shapes[-1][1])}", "success")
         else:
             where = f"<b>{html.escape(str(b.error['block']))}</b>: " if b.error.get("block") else ""
             self.network_status.value = _html_note("✗ " + where + html.escape(b.error["message"]), "alert")
-        self._sync_form()
-        self._sync_circuit_choice()
-        self._render_dataset()
-        self._render_gradient()
         self._update_controls()
 
     def _refresh_all(self) -> None:
-        self._sync_setup_widgets()
-        self._rebuild_dataset_options()
         self._refresh_builder_views()
         if self.restore_message:
             kind = "success" if self.restore_message.startswith("Restored") else "alert"
-            self.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
+            self.build.last_action.value = f"<span class='wb-muted'>{html.escape(self.restore_message)}</span>"
             self.export.upload_message.value = _html_note(html.escape(self.restore_message), kind)
         if self._store_error:
-            self.runs_empty.object = _html_note(html.escape(self._store_error), "alert")
+            self.compare.show_store_error(self._store_error)
         self._update_url()
 
     def _update_controls(self) -> None:
@@ -1154,8 +308,9 @@ class WorkbenchApp(param.Parameterized):
         self.pause_button.disabled = s.status != "running"
         self.resume_button.disabled = s.status != "paused"
         self.stop_button.disabled = not running
-        status = {"idle": "No run yet.", "running": "Training… " + s.message, "queued": "Queued: " + s.message, "paused": "Paused.", "completed": "Completed.",
-                  "cancelled": "Stopped.", "failed": "Failed: " + s.message}.get(s.status, s.status)
+        status = {"idle": "No run yet.", "running": "Training… " + s.message, "queued": "Queued: " + s.message,
+                  "paused": "Paused.", "completed": "Completed.", "cancelled": "Stopped.",
+                  "failed": "Failed: " + s.message}.get(s.status, s.status)
         self.run_status.value = f"<span class='wb-muted'>{html.escape(status)}</span>"
 
     def _update_url(self) -> None:
@@ -1193,33 +348,9 @@ class WorkbenchApp(param.Parameterized):
         self.dashboard.poll()
         if self.tabs.active == TAB["Quantum state"]:
             self.state_view.refresh()
-        if self.session.baseline_stream is not None:
-            events, self._baseline_cursor = self.session.baseline_stream.since(self._baseline_cursor)
-            if events:
-                self.baseline_data.extend(events)
-                self._on_baseline_status()
-        self._render_baseline()
+        self.compare.poll()
         self.bench.poll()
-        self._poll_descriptors()
-        ended = self.dashboard.data.status in ("completed", "cancelled", "failed")
-        if ended and getattr(self, "_ended_refreshed", None) != self.session.last_run_id:
-            self._ended_refreshed = self.session.last_run_id
-            self._refresh_runs()
-        if self.baseline_data.status in ("completed", "cancelled", "failed") and \
-                getattr(self, "_baseline_refreshed", None) != self.baseline_data.run_id:
-            self._baseline_refreshed = self.baseline_data.run_id
-            self._refresh_runs()
-
-    def _render_baseline(self, force: bool = False) -> None:
-        """Hybrid-vs-classical curves: redrawn when an epoch ends, and only while the Compare tab shows."""
-        key = (self.dashboard.data.run_id, len(self.dashboard.data.epochs), self.baseline_data.run_id,
-               len(self.baseline_data.epochs), self.baseline_data.status)
-        if key == getattr(self, "_baseline_key", None) and not force:
-            return
-        if not force and not (self.notebook or self.tabs.active == TAB["Compare"]):
-            return
-        self._baseline_key = key
-        self.baseline_plot.figure = charts.hybrid_vs_classical_figure(self.dashboard.data, self.baseline_data)
+        self.circuit.poll()
 
     def start_polling(self, period_ms: int = POLL_MS):
         self._poller = pn.state.add_periodic_callback(self.poll, period=period_ms)

@@ -155,6 +155,39 @@ class TrainingSession(param.Parameterized):
         if self.trainer is not None:
             self.trainer.step_delay = self.step_delay
 
+    def run_model(self) -> tuple[object | None, object]:
+        """(the current run's network with its newest weights, a key that changes with them). The run trains in
+        a worker process, so the weights come from its newest checkpoint in the store (one per epoch) and, once
+        it has ended, from its final model; (None, None) before the first checkpoint."""
+        import io
+
+        import torch
+
+        from .. import compile as wb_compile
+
+        trainer = self.trainer
+        if getattr(self, "_model_owner", None) is not trainer:
+            self._model_owner, self._model_key, self._model = trainer, None, None
+        if trainer is None:
+            return None, None
+        final = trainer.model if trainer.finished else None
+        checkpoint = None
+        if final is None and self.store is not None and trainer.run_id:
+            checkpoint = self.store.latest_checkpoint(trainer.run_id)
+        key = "final" if final is not None else (checkpoint[0] if checkpoint else None)
+        if key is None or key == self._model_key:
+            return self._model, self._model_key
+        try:
+            if final is not None:
+                model = final.load()
+            else:
+                model = wb_compile(trainer.spec.spec)  # the torch engine: the views read its exact states
+                model.load_state_dict(torch.load(io.BytesIO(checkpoint[2]), weights_only=True)["model"])
+        except Exception:  # a damaged checkpoint or a network this process cannot build: keep the last one
+            return self._model, self._model_key
+        self._model_key, self._model = key, model
+        return model, key
+
     def start_baseline(self, spec: dict, setup) -> object:
         """Train the matched classical network with the same settings (parent: this session's last run)."""
         if self.closed:

@@ -30,6 +30,7 @@ class SearchTab(pn.viewable.Viewer):
     """A Viewer over the shared app state (see the module doc)."""
 
     refresh_ms = param.Integer(default=700, doc="How often the served tab redraws while a search runs.")
+    opened = param.Event(doc="Triggered when a candidate was opened in the builder (the app then shows Build).")
 
     def __init__(self, state: Any, **params):
         super().__init__(**params)
@@ -135,3 +136,4 @@ class SearchTab(pn.viewable.Viewer):
         spec = self.live.spec_of()
         self.state.builder.load(spec, action=f"open search candidate {self.live.selected}")
         self.status.object = f"Opened candidate {self.live.selected} in the builder."
+        self.param.trigger("opened")
