@@ -390,7 +390,7 @@ def test_iqm_with_a_mapping_file_trains_from_the_cli(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "train", "--spec", str(spec), "--dataset",
                            "circles", "--option", "n_samples=12", "--epochs", "1", "--batch-size", "8",
                            "--target", "iqm", "--target-option", f"mapping_file={mapping}", "--shots", "200",
-                           "--store", str(db), "--out", str(out)], capture_output=True, text=True, env=env,
+                           "--store", str(db), "--out", str(out), "--yes"], capture_output=True, text=True, env=env,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads(out.read_text())

@@ -395,13 +395,13 @@ def test_train_circles_live_then_stop_compare_and_benchmark(pages, server):
     page.locator(".wb-bench-run button").click()
     expect(page.locator(".wb-bench-status")).to_contain_text("Done", timeout=120_000)
     bars = page.locator(".wb-bench-chart .js-plotly-plot")
-    wait_until(lambda: bars.evaluate("el => el.data[0].type === 'bar' && el.data[0].x.length") == 4,
-               message="four benchmark bars")
+    wait_until(lambda: bars.evaluate("el => el.data[0].type === 'bar' && el.data[0].x.length") == 5,
+               message="five benchmark bars")
     labels = bars.evaluate("el => el.data[0].y")
     assert sorted(labels) == sorted(f"torch · {m}" for m in ("adjoint", "parameter_shift", "finite_diff",
-                                                               "backprop"))
+                                                               "backprop", "surrogate"))
     expect(page.locator(".wb-bench-table")).to_contain_text("ms / step")
-    assert page.locator(".wb-bench-table .wb-ok-pill").count() == 4
+    assert page.locator(".wb-bench-table .wb-ok-pill").count() == 5
     # The tab ends with the benchmark suite's verdict (workbench.bench.recommend).
     expect(page.locator(".wb-bench-recommendation")).to_contain_text("Recommendation:", timeout=180_000)
     expect(page.locator(".wb-bench-recommendation")).to_contain_text("use target 'torch'")
@@ -651,8 +651,7 @@ def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server
     before = {r.id for r in store.list_runs()}
     a = pages.open()
     b = pages.open()  # its own browser context: another user
-    tab(a, "Run setup")
-    set_number(a, ".wb-epochs", 300)
+    a.locator(".wb-until-paused input").check()  # A trains until its tab closes (a 20-epoch run ends in seconds)
     a.locator(".wb-train button").click()
     wait_until(lambda: trace_points(a, ".wb-chart-loss") > 3, message="session A training")
     new = wait_until(lambda: [r for r in store.list_runs() if r.id not in before and r.status == "running"],

@@ -182,12 +182,12 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
 
     spec = wb.templates.get("vqc-circles")
     run = BenchmarkJob(spec, targets=[c for c in target_choices() if c["name"] == "torch"], batch=4, repeats=1)
-    assert run.total == 4 and not run.finished
+    assert run.total == 5 and not run.finished  # adjoint, backprop, parameter shift, finite diff, surrogate
     run.start()
     assert run.join(300) and run.status == "completed", run.error
     assert run.worker["pid"] != os.getpid()  # timed in a worker process, not here
     rows = {r["gradient"]: r for r in run.snapshot() if not r["skip"]}
-    assert {r["status"] for r in rows.values()} == {"done"} and run.done == 4
+    assert {r["status"] for r in rows.values()} == {"done"} and run.done == 5
     for method, row in rows.items():
         per_sample, _, _ = circuits_per_sample(spec, {"target": "torch", "gradient": method})
         assert row["executions"] == 4 * per_sample, method

@@ -16,7 +16,7 @@ from torch import nn
 from . import spec as S
 from .engine.layer import QuantumLayer
 from .engine.noise import NoiseModel
-from .engine.plan import ExecutionConfig, human_bytes, with_noise_engine
+from .engine.plan import ExecutionConfig, human_bytes, resolve, with_noise_engine
 from .limits import check_shots, check_torch_compile_work
 from .model_file import check_overrides, load_weights, read_model_file
 
@@ -192,6 +192,8 @@ def compile(spec: S.ArchitectureSpec | dict | str | Path, target: str = "torch",
                                     target_options=target_options or {}, gradient_options=gradient_options or {})
     execution = with_noise_engine(ExecutionConfig.from_any(execution))
     check_shots(execution.shots)
+    for block in spec.quantum_blocks():  # a state that cannot fit is the first thing to say (with its GiB)
+        resolve(execution, block).check_memory(batch=1)
     check_torch_compile_work(spec, execution.target, torch.device(execution.device))
     if seed is None:
         return HybridModel(spec, execution, initial_weights)

@@ -1,6 +1,6 @@
 """The GUI's benchmark (time one training step per target and gradient method) as a job: the timing runs in
 a worker process, the rows stream back. `BenchmarkJob` has BenchmarkRun's interface (rows, snapshot(),
-version, done, total, batch, finished, start(), cancel(), join()), so the GUI swaps one class for the other.
+version, done, total, batch, recommendation, finished, start(), cancel(), join()), so the GUI swaps one class for the other.
 
 Example:
     run = BenchmarkJob(spec, targets=target_choices(), dataset=data, batch=8).start()
@@ -33,7 +33,7 @@ def execute_benchmark(job: JobSpec, send, stop_requested: threading.Event | None
         while not finished.wait(REPORT_EVERY_S):
             if run.version != seen:
                 seen = run.version
-                send(("event", {"kind": "bench", "rows": run.snapshot(), "done": run.done, "step": 0, "epoch": 0}))
+                send(("event", _bench_event(run)))
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
@@ -42,11 +42,17 @@ def execute_benchmark(job: JobSpec, send, stop_requested: threading.Event | None
     finally:
         finished.set()
         reporter.join()
-    send(("event", {"kind": "bench", "rows": run.snapshot(), "done": run.done, "step": 0, "epoch": 0}))
+    send(("event", _bench_event(run)))
     payload = {"status": "cancelled" if stop_requested is not None and stop_requested.is_set() else "completed",
                "final": {"done": run.done}, "error": None, "model": None}
     send(("done", payload))
     return payload
+
+
+def _bench_event(run) -> dict[str, Any]:
+    """The rows, the count done and the recommendation (once it has run), as one stream event."""
+    return {"kind": "bench", "rows": run.snapshot(), "done": run.done, "recommendation": run.recommendation,
+            "step": 0, "epoch": 0}
 
 
 class BenchmarkJob(LocalJob):
@@ -67,6 +73,7 @@ class BenchmarkJob(LocalJob):
         self.rows = plan(checked, targets=targets, noise=noise, shots=shots, include_hardware=include_hardware)
         self.batch = len(_batch(checked, dataset, batch)[0])
         self.done = 0
+        self.recommendation: dict | None = None  # workbench.bench.recommend's answer, as the worker sent it
         self.version = 0
         self._lock = threading.Lock()
 
@@ -78,6 +85,7 @@ class BenchmarkJob(LocalJob):
         if message[0] == "event" and message[1].get("kind") == "bench":
             with self._lock:
                 self.rows, self.done = message[1]["rows"], message[1]["done"]
+                self.recommendation = message[1].get("recommendation")
                 self.version += 1
         super().handle(message)
 

@@ -82,8 +82,9 @@ def estimate(spec: S.ArchitectureSpec | dict, config, *, n_train: int, n_test: i
     two_d = tuple(spec.input_shape) == (2,) and spec.task == "classification"
     boundaries = 0
     if two_d and config.boundary_every:
-        boundaries = sum(1 for e in range(config.epochs)
-                         if (e + 1) % config.boundary_every == 0 or e + 1 == config.epochs)
+        # Every boundary_every-th epoch and the last one (counted, not enumerated: a playground run's epoch
+        # count is "until paused", a huge number).
+        boundaries = config.epochs // config.boundary_every + (config.epochs % config.boundary_every != 0)
     total = per_epoch * config.epochs + boundaries * config.boundary_resolution ** 2 * evaluate \
         + (n_test + fit) * evaluate
     return CostEstimate(circuits_per_step=min(fit, config.batch_size) * train, circuits_per_epoch=per_epoch,
