@@ -134,6 +134,7 @@ def train(
         noise_model = json.loads(noise) if noise else None
     except json.JSONDecodeError as err:
         _fail(f"--noise must be JSON like '{{\"depolarizing\": 0.01}}': {err}")
+    from .engine.plan import resolve
     from .jobs.api import make_job
     from .jobs.cost import estimate, needs_preview
     from .jobs.spec import JobSpec
@@ -147,6 +148,8 @@ def train(
                              early_stopping=early_stopping, emulate=emulate,
                              target_options=_target_options(target_option),
                              gradient_options=parse_key_values(gradient_option, "--gradient-option", "refit_steps=20") or None)
+        for block in architecture.quantum_blocks():  # a target that cannot run says so before any preview
+            resolve(config.execution, block).check()
         cost = estimate(architecture, config, n_train=len(data.X_train), n_test=len(data.X_test))
         job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:

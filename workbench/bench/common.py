@@ -19,8 +19,6 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ..engine.plan import human_bytes  # noqa: F401  (one formatter for the whole project; report.py reads it here)
-
 RESULT_VERSION = 1
 DEFAULT_QUBITS = (4, 8, 12, 16)
 DEFAULT_BATCH = 32

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..engine.plan import human_bytes
 from . import common as C
 
 
@@ -165,7 +166,7 @@ def run(out: Path, *, device: str, engine_qubits, scaling_max: int, large_qubits
         state = large_batch * (2**n) * 8
         free = torch.cuda.mem_get_info()[0] if device == "cuda" else C.machine_info()["memory_available_bytes"]
         if state * 8 > free or deadline.left() < 30:
-            why = (f"needs about {C.human_bytes(state * 8)}, {C.human_bytes(free)} free" if state * 8 > free
+            why = (f"needs about {human_bytes(state * 8)}, {human_bytes(free)} free" if state * 8 > free
                    else "time budget spent")
             rows.append({"n": n, "batch": large_batch, "status": "skipped", "reason": why})
             continue

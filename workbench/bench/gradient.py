@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from ..engine.plan import human_bytes
 from . import common as C
 from .engine import build, estimate_step_seconds, n_angles
 
@@ -118,7 +119,7 @@ def choose(rows: list[dict], tolerance: float = TOLERANCE) -> dict | None:
     if best.get("grad_error_rel") is not None:
         because.append(f"gradient error {best['grad_error_rel']:.1e} relative to the exact gradient")
     if best.get("peak_bytes") is not None:
-        because.append(f"peak memory {C.human_bytes(best['peak_bytes'])} per step")
+        because.append(f"peak memory {human_bytes(best['peak_bytes'])} per step")
     if not good:
         because.append(f"no method reached the {tolerance:g} error tolerance")
     sentence = f"for this network on this machine use {what} because " + ", ".join(because) + "."

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .common import human_bytes
+from ..engine.plan import human_bytes
 
 
 def _ms(value: float | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..engine.plan import human_bytes
 from . import common as C
 from .engine import build, estimate_step_seconds
 
@@ -28,7 +29,7 @@ def _fits(spec, target: str, gradient: str, batch: int, device: str) -> str:
     need = plan.memory_estimate(batch)
     have = available_memory(torch.device(device))
     if need > 0.5 * have:
-        return f"needs about {C.human_bytes(need)}, {C.human_bytes(have)} free"
+        return f"needs about {human_bytes(need)}, {human_bytes(have)} free"
     return ""
 
 
