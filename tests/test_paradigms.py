@@ -226,7 +226,7 @@ def test_fixed_input_inference_matches_the_compiled_model(target):
     weights = model.blocks["qout"].weight.detach().numpy()
     x = torch.rand(3, 4, dtype=torch.float64) * 2 - 1
     with torch.no_grad():
-        # precision="double" makes the classical layers float64 too (issue 9): they take x as it is.
+        # precision="double" makes the classical layers float64 too: they take x as it is.
         angles = model.blocks["to_angles"](model.blocks["fc_in"](x))
         want = model.blocks["qout"](angles).numpy()
     np.testing.assert_allclose(f(weights, angles.numpy()), want, atol=1e-12)

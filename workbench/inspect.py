@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-# Engine entry points in one place (issue 9 moves the engine into workbench.engine).
+# The engine entry points this module uses, in one place.
 from .engine.circuits import Circuit, build_circuit, readout_plan
 from .engine.executors.statevector import StatevectorProgram
 

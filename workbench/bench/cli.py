@@ -207,7 +207,7 @@ def baseline(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
     _finish(result, "baseline", out, html)
 
 
-bench_app.command("surrogate")(surrogate_command)  # issue 14: workbench/bench/surrogate_cli.py
+bench_app.command("surrogate")(surrogate_command)
 
 
 @bench_app.command()

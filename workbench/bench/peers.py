@@ -35,7 +35,7 @@ from . import peer_env
 from .peer_models import FRAMEWORK_OF, OURS, VARIANTS
 from .peer_worker import MARKER
 
-# Targets of issue 13: our fastest exact path vs the fastest peer, CPU time per training step.
+# Speed-up targets: our fastest exact path vs the fastest peer, CPU time per training step.
 SPEEDUP_TARGETS = {4: 3.0, 8: 3.0, 12: 10.0, 16: 10.0}
 TOLERANCE = {"float64": 1e-12, "float32": 1e-6}
 MIN_ROUND_S = 0.3
