@@ -242,7 +242,7 @@ def test_cli_errors_are_actionable(tmp_path):
 def test_killed_cli_run_resumes_without_losing_history(tmp_path):
     db = tmp_path / "runs.sqlite3"
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "train", "--template", "vqc-circles",
-                                "--epochs", "6", "--batch-size", "8", "--option", "n_samples=160",
+                                "--epochs", "60", "--batch-size", "8", "--option", "n_samples=160",
                                 "--store", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = RunStore(db)
     deadline = time.monotonic() + 240
@@ -251,7 +251,7 @@ def test_killed_cli_run_resumes_without_losing_history(tmp_path):
         runs = store.list_runs()
         if runs and (checkpoint := store.latest_checkpoint(runs[0].id)) and checkpoint[1] >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.02)  # an epoch takes well under a second: kill it while it still has most of its run ahead
     process.send_signal(signal.SIGKILL)
     process.wait(30)
     assert checkpoint is not None, "the run never reached a checkpoint"
@@ -262,5 +262,5 @@ def test_killed_cli_run_resumes_without_losing_history(tmp_path):
     record = store.get_run(run_id)
     assert record.status == "completed"
     steps = _steps(store.events(run_id))
-    assert steps == list(range(len(steps))) and len(steps) % 6 == 0
-    assert [e["epoch"] for e in store.events(run_id, kind="epoch")] == list(range(6))
+    assert steps == list(range(len(steps))) and len(steps) % 60 == 0
+    assert [e["epoch"] for e in store.events(run_id, kind="epoch")] == list(range(60))
