@@ -15,8 +15,10 @@ Interface (a gradient method is the pair forward values + VJP, with its accounti
 
     surrogate = SurrogateGradient(evaluate, plan, n_angles=G, init_features=F, options={...},
                                   reference=exact_vjp(program, plan))
-    values = surrogate(angles, init)       # (batch, width), differentiable through the surrogate
-    report = surrogate.report()            # accounting since the last report (then reset)
+    values = surrogate.measure_and_fit(angles, init)   # (batch, width): measure, buffer, refit
+    grads = surrogate.vjp(angles, init, grad_out)        # (grad angles, grad init) through the fitted MLP
+    values = surrogate.infer(angles, init)               # inference: the real circuit only
+    report = surrogate.report()                          # accounting since the last report (then reset)
 
 Options (`ExecutionConfig.gradient_options`: `compile(gradient_options=...)`, `QuantumLayer`, `TrainConfig`,
 CLI `--gradient-option k=v`): buffer_size, refit_steps, perturbations, perturbation_scale, hidden, lr,
@@ -131,23 +133,6 @@ class _Mlp(nn.Module):
         return self.net(torch.cat([torch.sin(angles), torch.cos(angles), rest], dim=1))
 
 
-class _SurrogateFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, surrogate: "SurrogateGradient", angles: torch.Tensor, init: torch.Tensor | None):
-        values = surrogate.measure_and_fit(angles.detach(), None if init is None else init.detach())
-        ctx.surrogate, ctx.has_init = surrogate, init is not None
-        ctx.save_for_backward(angles, init if init is not None else angles.new_zeros(0))
-        return values
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        angles, init = ctx.saved_tensors
-        init = init if ctx.has_init else None
-        grad_angles, grad_init = ctx.surrogate.vjp(angles, init, grad_out)
-        return (None, grad_angles.to(angles.dtype),
-                None if grad_init is None else grad_init.to(init.dtype))
-
-
 class SurrogateGradient:
     """Real-circuit forward values with the VJP of a locally fitted MLP, and honest accounting.
 
@@ -200,12 +185,10 @@ class SurrogateGradient:
         self._report[f"{prefix}_shots"] += circuits * (self.plan.shots or 0)
 
     # -- forward ------------------------------------------------------------------------------
-    def __call__(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        wants_grad = torch.is_grad_enabled() and (angles.requires_grad or (init is not None and init.requires_grad))
-        if not wants_grad:
-            self._count("forward", angles.shape[0])
-            return self.evaluate(angles, init)
-        return _SurrogateFunction.apply(self, angles, init)
+    def infer(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """The real circuit's values when no gradient is wanted: nothing is measured for the fit."""
+        self._count("forward", angles.shape[0])
+        return self.evaluate(angles, init)
 
     def _rows(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         parts = [angles.detach().cpu().to(torch.float64)]
@@ -324,10 +307,12 @@ class Surrogate(GradientMethod):
             reference=exact_vjp(executor.sweep_program(), executor.readout_plan) if affordable else None)
 
     def __call__(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        return self.surrogate(angles, init)  # it owns its autograd function
+        wants_grad = torch.is_grad_enabled() and (angles.requires_grad or (init is not None and init.requires_grad))
+        # Inference must not spend circuits on perturbed copies nor refit the surrogate.
+        return super().__call__(angles, init) if wants_grad else self.surrogate.infer(angles, init)
 
     def forward(self, angles: torch.Tensor, init: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
-        return self.executor.readout(angles, init), None
+        return self.surrogate.measure_and_fit(angles, init), None
 
     def vjp(self, angles, init, saved, grad_out, need_init):
         return self.surrogate.vjp(angles, init, grad_out)
