@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,14 +18,10 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from browser_support import ARGS, CHROMIUM, LOCAL, ROOT, SHOTS, free_port, served, wait_until  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
-LOCAL = ("http://localhost", "ws://localhost", "http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 ABORTED: list[str] = []
 TIMEOUT_MS = 60_000
 
@@ -36,28 +29,6 @@ expect.set_options(timeout=TIMEOUT_MS)  # a loaded 2-core machine: generous, sti
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
-
-
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
-    """Poll `predicate` until it is truthy; fail with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception as err:  # an element that is re-rendering: try again
-            last_error, value = err, None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}" +
-                         (f" (last error: {last_error})" if last_error else ""))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,24 +41,9 @@ def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(store), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     env.pop("BOKEH_RESOURCES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
-    reader.start()
     url = f"http://localhost:{port}/"
-    try:
-        wait_until(lambda: any(url in line for line in lines) or proc.poll() is not None, timeout=180,
-                   message="`workbench serve` to print its address")
-        assert proc.poll() is None, "server exited:\n" + "".join(lines)
+    with served([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port)], env, ready=url) as lines:
         yield SimpleNamespace(url=url, store=store, log=lines, port=port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture(scope="module")

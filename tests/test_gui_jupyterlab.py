@@ -11,11 +11,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,34 +20,14 @@ pytest.importorskip("jupyterlab")
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from browser_support import ARGS, CHROMIUM, LOCAL, ROOT, SHOTS, free_port, served, wait_until  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-LOCAL = ("http://localhost", "ws://localhost", "http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # the page is re-rendering
-            value = None
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +39,11 @@ def lab(tmp_path_factory):
            "JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(root / ".lab-workspaces")}
     env.pop("BOKEH_RESOURCES", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--allow-root"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
-    try:
-        wait_until(lambda: any(f":{port}/" in line for line in lines) or proc.poll() is not None, 180,
-                   "JupyterLab to start")
-        assert proc.poll() is None, "".join(lines)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--allow-root"]
+    with served(command, env, ready=f":{port}/", cwd=root):
         yield f"http://127.0.0.1:{port}/lab/tree/00_jupyter_workbench.ipynb?token={token}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_notebook_00_in_jupyterlab(lab):
@@ -94,8 +57,7 @@ def test_notebook_00_in_jupyterlab(lab):
             r.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                                     "--disable-background-networking"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         context.route("**/*", route)
         page = context.new_page()

@@ -4,9 +4,7 @@ or read-only store is never used silently. One test per defect found by the host
 from __future__ import annotations
 
 import base64
-import io
 import json
-import math
 import os
 import pickle
 import sqlite3
@@ -33,8 +31,9 @@ from workbench.spec import SpecError, load_spec
 from workbench.store import RunStore, StoreError
 from workbench.training import TrainConfig, Trainer, TrainingError, train
 
+from browser_support import ARGS, CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 runner = CliRunner()
 DEEP = "[" * 100_000 + "]" * 100_000
 HUGE_NUMBER = '{"input_shape": [2], "blocks": [{"id": "a", "type": "linear", "out_features": ' + "9" * 5000 + "}]}"
@@ -393,8 +392,7 @@ def test_the_server_answers_an_over_long_link(tmp_path):
         from playwright.sync_api import expect, sync_playwright
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                                        "--disable-background-networking"])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
                 page = browser.new_page()
                 page.goto(url, timeout=120_000)

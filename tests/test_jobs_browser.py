@@ -5,10 +5,7 @@ server process itself runs no training, and closing the hardware session's tab e
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,49 +15,25 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from browser_support import ARGS, CHROMIUM, ROOT, free_port, served, wait_until  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 90_000
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 
 
-def wait_until(predicate, timeout: float = 90.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
-
-
 @pytest.fixture()
 def server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(tmp_path / "runs.sqlite3"), "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), "--max-jobs", "5"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
-    url = f"http://localhost:{port}/"
-    try:
-        wait_until(lambda: any(url in line for line in lines) or proc.poll() is not None, 180, "the server")
-        assert proc.poll() is None, "".join(lines)
-        yield proc, url, tmp_path / "runs.sqlite3", lines
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    url, process = f"http://localhost:{port}/", []
+    with served([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), "--max-jobs", "5"], env,
+                ready=url, process=process) as lines:
+        yield process[0], url, tmp_path / "runs.sqlite3", lines
 
 
 def _workers(server_pid: int) -> list[psutil.Process]:

@@ -5,11 +5,7 @@ Every request that leaves localhost is aborted and must not happen."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,12 +13,10 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from browser_support import ARGS, CHROMIUM, LOCAL, ROOT, free_port, served  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-LOCAL = ("http://localhost", "ws://localhost", "http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 SERVE = """
 import sys, panel as pn
 from types import SimpleNamespace
@@ -43,37 +37,22 @@ def page():
     return pn.Column(tab, tab.builder_name)
 
 port = int(sys.argv[2])
-print(f"serving http://localhost:{port}/", flush=True)
-pn.serve({"/": page}, port=port, address="localhost", show=False)
+server = pn.serve({"/": page}, port=port, address="localhost", show=False, start=False)
+print(f"serving http://localhost:{port}/", flush=True)  # only now does the port answer
+server.io_loop.start()
 """
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(tmp_path_factory.mktemp("s") / "runs.sqlite3"),
-                             str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not any("serving" in line for line in lines) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)
-    try:
+    with served([sys.executable, "-c", SERVE, str(tmp_path_factory.mktemp("s") / "runs.sqlite3"), str(port)], env,
+                ready="serving", timeout=120):
         yield f"http://localhost:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_search_tab_in_a_browser(url):
