@@ -207,7 +207,10 @@ def _select(config: TargetConfig) -> None:
     try:
         cudaq.set_target(base, **kwargs)
     except Exception as err:
-        raise TargetError(f"CUDA-Q could not select target {config.name!r}: {err}") from err
+        # Real QPUs authenticate at selection (an API key, a project): CUDA-Q names what is missing.
+        fix = (": set the provider's credentials on the machine that runs the job, or use emulate=True to emulate "
+               "it locally" if config.is_hardware and not config.emulate else "")
+        raise TargetError(f"CUDA-Q could not select target {config.name!r}: {err}{fix}") from err
     _current = config
 
 

@@ -1,0 +1,67 @@
+"""Files one session uploads for its own runs (today: the qubit mapping of the `iqm` target).
+
+A run takes the mapping as a path (`target_options={'mapping_file': PATH}`), so the upload must live on disk.
+It is checked first (size, text, CUDA-Q's format), then written under a directory that `tempfile.mkdtemp`
+creates readable by this server's user only, under a name the upload does not choose, and deleted when the
+session ends (or, for a notebook or test, when the session's settings are garbage collected).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+
+from ..engine.mapping import parse_mapping
+from ..engine.targets import TargetError
+from .share import ShareError
+
+MAX_MAPPING_BYTES = 64 * 1024  # a 4096-qubit device description is far smaller
+
+
+class SessionFiles:
+    """A session's private upload directory, made on first use and removed by `close()`."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._count = 0
+        self._finalizer: weakref.finalize | None = None
+
+    def store_mapping(self, data: bytes | str, filename: str = "the mapping file") -> tuple[str, int]:
+        """(path of the stored copy, qubits it describes) for an uploaded iqm mapping file; ShareError if unfit.
+
+        Example:
+            >>> files = SessionFiles()
+            >>> path, qubits = files.store_mapping(b"Number of nodes: 2\\n0 --> {1}\\n1 --> {0}\\n", "line.txt")
+            >>> qubits
+            2
+            >>> files.close()
+        """
+        if len(data) > MAX_MAPPING_BYTES:
+            raise ShareError(f"{filename} is {len(data):,} bytes; a qubit mapping file is at most "
+                             f"{MAX_MAPPING_BYTES:,}: upload the device's mapping text file")
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ShareError(f"{filename} is not a text file: upload the device's qubit mapping text file") \
+                    from None
+        try:
+            qubits = parse_mapping(data, filename)
+        except TargetError as err:
+            raise ShareError(str(err)) from None
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="workbench-session-")  # mode 0700
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._count += 1
+        path = os.path.join(self._dir, f"mapping-{self._count}.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        return path, qubits
+
+    def close(self) -> None:
+        """Delete every file of this session."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._dir, self._finalizer = None, None
