@@ -11,7 +11,8 @@ import html
 import math
 
 from ..engine.circuits import Circuit, Gate, ReadoutPlan, build_circuit, readout_plan
-from ..engine.plan import ExecutionConfig, human_bytes, resolve, with_noise_engine  # noqa: F401  (app.py reads human_bytes here)
+from ..engine.plan import human_bytes  # noqa: F401  (app.py reads human_bytes here)
+from ..engine.plan import ExecutionConfig, resolve, with_noise_engine
 from ..spec import Quantum, ansatz_weight_count, encoding_features
 
 COL_W = 54
