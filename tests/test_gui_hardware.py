@@ -91,7 +91,9 @@ def test_a_link_cannot_set_target_options_or_turn_emulation_off(tmp_path):
     app = WorkbenchApp(store=RunStore(tmp_path / "runs.sqlite3"))
     try:
         app.setup.param.update(target="iqm", shots=100)
+        assert any("needs a qubit mapping" in blocker for blocker in app.train_blockers())
         app.setup.upload_mapping_file(LINE3, "line.txt")
+        assert app.train_blockers() == []  # the upload alone enables Train
         payload = share.decode_state(app.state_token())
         assert not {"emulate", "target_options"} & set(payload["setup"])  # a link carries no path
         hostile = {"v": 1, "spec": TINY, "setup": {"target": "ionq", "shots": 50, "emulate": False,

@@ -623,11 +623,11 @@ class RunSetup(param.Parameterized):
     emulate = param.Boolean(default=True, doc="Hardware targets run in CUDA-Q's local emulation (no QPU, no cost).")
     target_options = param.Dict(default={}, doc="Options of the hardware target, e.g. the iqm mapping_file path.")
 
-    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
-              "gradient", "shots", "noise", "precision")
     # Settings a shared link never carries nor sets: a file or link is data, it never selects hardware,
     # credentials or paths. They are made here, in this session (an upload, the Emulate switch).
     LOCAL_FIELDS = ("emulate", "target_options")
+    FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
+              "gradient", "shots", "noise", "precision", *LOCAL_FIELDS)
     LINK_REFUSALS = {
         "emulate": "setting emulate=False ignored: a link cannot send runs to real hardware; switch Emulate off "
                    "in Run setup yourself",
@@ -641,7 +641,8 @@ class RunSetup(param.Parameterized):
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self.FIELDS}
+        """The settings a shared link carries (not the local ones)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.FIELDS if name not in self.LOCAL_FIELDS}
 
     def update_from(self, data: dict) -> list[str]:
         """Apply known settings from `data`; returns messages for values that were ignored."""

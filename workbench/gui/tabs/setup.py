@@ -43,7 +43,7 @@ class SetupTab(Viewer):
         super().__init__(**params)
         self.builder, self.setup = builder, setup
         self._layout = self._build()
-        self.setup.param.watch(self._on_setup, [*setup.FIELDS, *setup.LOCAL_FIELDS])
+        self.setup.param.watch(self._on_setup, list(setup.FIELDS))
         self.builder.param.watch(lambda *_: self.render(), "revision")
         if pn.state.curdoc is not None:  # a served page: its uploaded files go when the page's session ends
             pn.state.curdoc.on_session_destroyed(lambda context: self.setup.release_files())
@@ -183,8 +183,8 @@ class SetupTab(Viewer):
         self.hardware_note = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-hardware-note"])
         self.cost_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-cost-preview"])
         self.hardware_box = pn.Column(
-            pn.Row(self.emulate_w, pn.pane.HTML("<b>Emulate</b> <span class='wb-muted'>(CUDA-Q simulates the QPU "
-                                                "here: no account, no cost)</span>"), align="center"),
+            pn.Row(self.emulate_w, pn.pane.HTML("<span class='wb-muted'>CUDA-Q simulates the QPU here: no account, "
+                                                "no cost</span>"), align="center"),
             self.mapping_box, self.hardware_note, sizing_mode="stretch_width", css_classes=["wb-hardware"])
         return self.hardware_box
 
