@@ -213,3 +213,23 @@ def test_real_hardware_without_credentials_fails_with_one_message(tmp_path, monk
         assert "Traceback" not in session.message
     finally:
         session.shutdown(wait=30)
+
+
+def test_uploads_of_a_killed_server_go_when_the_next_one_stores_a_file():
+    import subprocess
+    import sys
+    import tempfile
+
+    from workbench.gui.session_files import PREFIX, SessionFiles
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tempfile.mkdtemp(prefix=f"{PREFIX}{int(dead.stdout)}-")  # a server that ended without cleaning up
+    open(os.path.join(orphan, "mapping-1.txt"), "w").close()
+    live = SessionFiles()
+    kept, _ = live.store_mapping(LINE3, "a.txt")  # another session of this (running) server
+    files = SessionFiles()
+    files.store_mapping(LINE3, "b.txt")
+    assert not os.path.exists(orphan) and os.path.exists(kept)
+    files.close()
+    live.close()
+    assert not os.path.exists(kept)

@@ -3,11 +3,13 @@
 A run takes the mapping as a path (`target_options={'mapping_file': PATH}`), so the upload must live on disk.
 It is checked first (size, text, CUDA-Q's format), then written under a directory that `tempfile.mkdtemp`
 creates readable by this server's user only, under a name the upload does not choose, and deleted when the
-session ends (or, for a notebook or test, when the session's settings are garbage collected).
+session ends (or, for a notebook or test, when the session's settings are garbage collected or the process
+exits); directories left by a server that was killed go when the next server stores an upload.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -18,6 +20,22 @@ from ..engine.targets import TargetError
 from .share import ShareError
 
 MAX_MAPPING_BYTES = 64 * 1024  # a 4096-qubit device description is far smaller
+PREFIX = "workbench-session-"  # then the server's pid: a killed server's files are found by the next one
+
+
+def _remove_orphans() -> None:
+    """Delete the upload directories of server processes that no longer run: a server stopped by a signal
+    never calls its sessions' end callbacks."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-*")):
+        pid = os.path.basename(path)[len(PREFIX):].split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # a live process of another user
+            continue
 
 
 class SessionFiles:
@@ -52,7 +70,8 @@ class SessionFiles:
         except TargetError as err:
             raise ShareError(str(err)) from None
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="workbench-session-")  # mode 0700
+            _remove_orphans()
+            self._dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")  # mode 0700
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._count += 1
         path = os.path.join(self._dir, f"mapping-{self._count}.txt")
