@@ -7,12 +7,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-import time
 
 import pytest
 
-import workbench as wb
-from workbench.engine.block import quantum_block
 from workbench.engine.plan import ExecutionConfig, resolve
 from workbench.gui import share
 from workbench.gui.circuit_svg import block_circuit
@@ -24,19 +21,11 @@ from workbench.jobs.cost import estimate
 from workbench.store import RunStore
 from workbench.training import TrainConfig
 
+from test_gui_state import wait_until
+
 LINE3 = b"Number of nodes: 3\nNumber of edges: ?\n0 --> {1}\n1 --> {0, 2}\n2 --> {1}\n"
 TINY = {"name": "iqm-tiny", "task": "classification", "input_shape": [2], "blocks": [
     {"type": "quantum", "id": "q", "qubits": 2, "depth": 1, "role": "output", "readout": {"observables": ["ZI"]}}]}
-
-
-def wait_until(predicate, timeout: float = 300.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
 
 
 def template_tab(name: str = "vqc-circles") -> tuple[BuilderState, RunSetup, SetupTab]:
@@ -188,7 +177,7 @@ def test_an_emulated_iqm_run_starts_from_the_gui_with_the_uploaded_mapping(tmp_p
         session.start(TINY, setup)
         # Circuits measured on iqm show the mapping was accepted (a whole run would take minutes: stop there).
         wait_until(lambda: (session.refresh(), session.status == "failed" or "shots" in session.message)[1], 300,
-                   "the first circuits on iqm")
+                   message="the first circuits on iqm")
         assert session.status == "running" and re.search(r"circuits \d+/\d+ in step 1", session.message), \
             session.message
         record = store.get_run(session.last_run_id)
@@ -207,7 +196,8 @@ def test_real_hardware_without_credentials_fails_with_one_message(tmp_path, monk
     session = TrainingSession(store=RunStore(tmp_path / "runs.sqlite3"))
     try:
         session.start(TINY, setup)
-        wait_until(lambda: (session.refresh(), session.status in ("completed", "failed"))[1], 300, "the run to end")
+        wait_until(lambda: (session.refresh(), session.status in ("completed", "failed"))[1], 300,
+                   message="the run to end")
         assert session.status == "failed"
         assert "IONQ_API_KEY" in session.message and "emulate=True" in session.message
         assert "Traceback" not in session.message

@@ -17,7 +17,7 @@ import weakref
 
 from ..engine.mapping import parse_mapping
 from ..engine.targets import TargetError
-from .share import ShareError
+from .share import ShareError, upload_text
 
 MAX_MAPPING_BYTES = 64 * 1024  # a 4096-qubit device description is far smaller
 PREFIX = "workbench-session-"  # then the server's pid: a killed server's files are found by the next one
@@ -56,15 +56,8 @@ class SessionFiles:
             2
             >>> files.close()
         """
-        if len(data) > MAX_MAPPING_BYTES:
-            raise ShareError(f"{filename} is {len(data):,} bytes; a qubit mapping file is at most "
-                             f"{MAX_MAPPING_BYTES:,}: upload the device's mapping text file")
-        if isinstance(data, bytes):
-            try:
-                data = data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ShareError(f"{filename} is not a text file: upload the device's qubit mapping text file") \
-                    from None
+        data = upload_text(data, filename, limit=MAX_MAPPING_BYTES, what="a qubit mapping file",
+                           fix="upload the device's qubit mapping text file")
         try:
             qubits = parse_mapping(data, filename)
         except TargetError as err:
