@@ -24,6 +24,7 @@ import re
 from .targets import TargetError
 
 MAX_NODES = 4096  # far above any QPU's qubit count: a larger header is not a device description
+MAX_MAPPING_CHARS = 64 * 1024  # a MAX_NODES device with a few couplers per qubit fits well within this
 _HEADER = re.compile(r"Number of nodes:\s*(\d+)$")
 _EDGES = re.compile(r"Number of edges:\s*(\d+|\?)$")
 _NODE = re.compile(r"(\d+)\s*-->\s*\{\s*((?:\d+\s*(?:,\s*\d+\s*)*)?)\}$")
@@ -37,6 +38,8 @@ def parse_mapping(text: str, name: str = "the mapping file") -> int:
         text: the file's content.
         name: how messages refer to the file.
     """
+    if len(text) > MAX_MAPPING_CHARS:
+        raise TargetError(f"{name} is longer than a device description ({MAX_MAPPING_CHARS:,} characters at most)")
     lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines or not (header := _HEADER.match(lines[0][1])):
         raise TargetError(f"{name} does not start with 'Number of nodes: N': CUDA-Q's iqm mapping file is {FORMAT}")

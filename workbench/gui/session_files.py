@@ -15,11 +15,11 @@ import shutil
 import tempfile
 import weakref
 
-from ..engine.mapping import parse_mapping
+from ..engine.mapping import MAX_MAPPING_CHARS, parse_mapping
 from ..engine.targets import TargetError
 from .share import ShareError, upload_text
 
-MAX_MAPPING_BYTES = 64 * 1024  # a 4096-qubit device description is far smaller
+MAX_MAPPING_BYTES = MAX_MAPPING_CHARS  # checked on the bytes before decoding them
 PREFIX = "workbench-session-"  # then the server's pid: a killed server's files are found by the next one
 
 
