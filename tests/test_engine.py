@@ -162,6 +162,26 @@ def test_resolve_collects_problems_with_their_error_types():
         ExecutionConfig(shots=0)
 
 
+def test_a_mapping_file_that_cudaq_could_not_read_is_refused_before_the_target_is_selected(tmp_path):
+    from workbench.engine.executors.cudaq_runtime import TargetConfig, check_target
+
+    def check(path):
+        check_target(TargetConfig("iqm", options=(("mapping_file", str(path)),)))
+
+    with pytest.raises(wb.engine.TargetError, match="cannot be read"):
+        check(tmp_path / "missing.txt")
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("qubits: 0-1, 1-2\n")
+    with pytest.raises(wb.engine.TargetError, match="does not start with 'Number of nodes: N'"):
+        check(wrong)
+    wrong.write_text("Number of nodes: 2\n0 --> {1}\n1 --> {2}\n")
+    with pytest.raises(wb.engine.TargetError, match="line 3: qubit 2 is outside the 2 declared nodes"):
+        check(wrong)
+    line = tmp_path / "line.txt"
+    line.write_text("Number of nodes: 3\nNumber of edges: ?\n0 --> {1}\n1 --> {0, 2}\n2 --> {1}\n")
+    check(line)
+
+
 def test_train_config_carries_every_execution_option():
     from workbench.training import TrainConfig, TrainingError
 

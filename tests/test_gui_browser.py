@@ -245,7 +245,7 @@ def test_circuit_view_follows_the_block_settings(pages):
     expect(svg.locator("[data-gate=cx-target]")).to_have_count(8)
 
 
-def test_run_setup_shows_targets_and_gradient_choice(pages):
+def test_run_setup_shows_targets_and_gradient_choice(pages, tmp_path):
     from workbench.engine.executors.cudaq_runtime import gpu_count
 
     page = pages.open()
@@ -262,6 +262,23 @@ def test_run_setup_shows_targets_and_gradient_choice(pages):
     set_number(page, ".wb-shots", 200)
     expect(page.locator(".wb-gradient-explanation")).to_contain_text("parameter_shift")
     expect(page.locator(".wb-gradient-explanation")).to_contain_text("200 shots")
+    # Hardware settings (Emulate, the iqm mapping upload) and the cost preview appear for hardware targets only.
+    expect(page.locator(".wb-hardware")).to_be_hidden()
+    page.locator(".wb-target select").select_option("CUDA-Q · iqm (emulated, shots)")
+    expect(page.locator(".wb-mapping-file")).to_be_visible()
+    expect(page.locator(".wb-gradient-explanation")).to_contain_text("upload the qubit mapping file")
+    expect(page.locator(".wb-train button")).to_be_disabled()
+    expect(page.locator(".wb-cost-preview")).to_contain_text("circuits per epoch")
+    mapping = tmp_path / "line.txt"
+    mapping.write_text("Number of nodes: 4\nNumber of edges: ?\n0 --> {1}\n1 --> {0, 2}\n2 --> {1, 3}\n3 --> {2}\n")
+    page.locator(".wb-mapping-file input[type=file]").set_input_files(str(mapping))
+    expect(page.locator(".wb-hardware-note")).to_contain_text("line.txt: 4 qubits")
+    expect(page.locator(".wb-gradient-explanation")).to_contain_text("parameter_shift")
+    expect(page.locator(".wb-train button")).to_be_enabled()  # the upload alone lifts the blocker
+    shot(page, "04b_run_setup_iqm.png")
+    page.locator(".wb-target select").select_option("Torch engine · statevector")
+    expect(page.locator(".wb-hardware")).to_be_hidden()
+    expect(page.locator(".wb-cost-preview")).to_be_hidden()
     set_number(page, ".wb-shots", 0)
     expect(page.locator(".wb-gradient-explanation")).to_contain_text("vqc → adjoint")
     expect(page.locator(".wb-gradient-explanation")).not_to_contain_text("shots")

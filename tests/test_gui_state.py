@@ -381,11 +381,11 @@ def test_circuit_svg_draws_the_gate_list():
     assert "θ₂₃" in svg and "x₃" in svg and "⟨ZIII⟩" in svg
     columns, depth = layout(circuit)
     assert len(columns) == len(circuit.gates) and depth == 21
-    stats = circuit_stats(circuit, quantum, batch=32, noisy=False, precision="single")
+    stats = circuit_stats(circuit, quantum, batch=32)
     assert (stats["qubits"], stats["trainable"], stats["gates"]) == (4, 24, 48)
     assert stats["state_bytes"] == 16 * 8 and stats["batch_bytes"] == 16 * 8 * 32 * 4
-    noisy = circuit_stats(circuit, quantum, batch=1, noisy=True, precision="double")
-    assert noisy["state_bytes"] == 256 * 16
+    noisy = circuit_stats(circuit, quantum, batch=1, execution={"noise": {"depolarizing": 0.01}, "precision": "double"})
+    assert noisy["state_bytes"] == 256 * 16 and noisy["representation"] == "density matrix"
     # Settings change the drawing: one layer less removes its rotations.
     shallower = dict(spec["blocks"][2], depth=2)
     assert circuit_svg(*block_circuit(shallower, 4)[:2]).count('data-gate="ry"') == counts["ry"] - 8

@@ -2,12 +2,13 @@
 
 On a machine with CUDA, within --budget seconds (default 420: it ends inside 8 minutes) and writing
 DIR/gpu_check.json after every phase, it measures the GPU's copy bandwidth and, for n >= 22 qubits, the fraction
-of it the statevector sweep reaches (the forward pass and one dense-block pass); then the engine suite with
-device='cuda' for the torch engine and CUDA-Q's 'nvidia' and 'nvidia-fp64' targets (when cudaq imports and sees
-the GPU); then the GPU-capable peers installed in this interpreter (PennyLane default.qubit, TorchQuantum,
-pyqtorch, TyxonQ, tensorcircuit-ng) on the same workload; then, if time is left, the scaling suite. Without a
-GPU it says "no GPU", writes that to DIR/gpu_check.json and exits 0. `--dry-run-cpu` runs the same flow on the
-CPU at small sizes, to check the script itself.
+of it the statevector sweep reaches (the forward pass and one dense-block pass); then whether CUDA-Q's states
+reach torch without a host copy (`state_handoff`: nvidia-fp64, values against the torch engine); then the engine
+suite with device='cuda' for the torch engine and CUDA-Q's 'nvidia' and 'nvidia-fp64' targets (when cudaq
+imports and sees the GPU); then the GPU-capable peers installed in this interpreter (PennyLane
+default.qubit, TorchQuantum, pyqtorch, TyxonQ, tensorcircuit-ng) on the same workload; then, if time is left,
+the scaling suite. Without a GPU it says "no GPU", writes that to DIR/gpu_check.json and exits 0.
+`--dry-run-cpu` runs the same flow on the CPU at small sizes, to check the script itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..engine.plan import human_bytes
@@ -77,6 +79,66 @@ def sweep_fraction(n: int, batch: int, device: str, bandwidth: float, repeats: i
         "state_copy_bandwidth_fraction": sweep / copy_time / bandwidth,
         "adjoint_backward_over_forward": backward / forward,
     })
+    return row
+
+
+def _dtoh_copies(fn) -> int:
+    """Device-to-host copies CUPTI sees while fn() runs (any library's in this process, CUDA-Q's included)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if "dtoh" in e.name.lower().replace(" ", "").replace("_", ""))
+
+
+def state_handoff(target: str, device: str, n: int = 10, batch: int = 4) -> dict:
+    """CUDA-Q's final states handed to torch (the adjoint method's input): which path they take, whether the
+    device path copies through the host, and their values against the torch engine's to 1e-12.
+
+    On a GPU target with device='cuda' the path must be 'device': a view's data pointer is the cudaq.State's own
+    device pointer (zero copy), and states() makes no device-to-host copy while the host path, profiled the same
+    way as a control, does. On the CPU (the dry run) the same code takes the host path.
+    """
+    from ..engine.circuits import build_circuit, readout_plan
+    from ..engine.executors.cudaq import CudaqExecutor
+    from ..engine.executors.cudaq_device import device_view
+    from ..engine.executors.cudaq_runtime import call
+    from ..engine.executors.statevector import StatevectorProgram
+    from ..engine.plan import ExecutionConfig, resolve
+
+    block = C.standard_spec(n).quantum_blocks()[0]
+    circuit = build_circuit(block, n)
+    executor = CudaqExecutor(circuit, readout_plan(block),
+                             resolve(ExecutionConfig(target=target, device=device), block, circuit))
+    generator = torch.Generator().manual_seed(n)
+    angles = torch.rand(batch, len(circuit.rotation_gates), generator=generator, dtype=torch.float64) * 3
+    row = {"target": target, "device": device, "n": n, "batch": batch,
+           "path": "device" if executor.states_on_device else "host"}
+    states = executor.states(angles, None)
+    oracle = StatevectorProgram(circuit, torch.complex128, device).run(angles.to(device))
+    row.update(states_device=str(states.device), states_dtype=str(states.dtype),
+               max_abs_diff_vs_torch_engine=float((states - oracle).abs().max()))
+    values_ok = row["max_abs_diff_vs_torch_engine"] <= 1e-12 and states.dtype == torch.complex128
+    if row["path"] == "device":
+        args = executor._args(angles[:1], None)[0]
+
+        def pointers(cudaq):  # only numbers leave the CUDA-Q thread: the state and its view end there
+            state = cudaq.get_state(executor.kernel, *args)
+            view = device_view(state, n)
+            return {"state_on_gpu": bool(state.is_on_gpu()), "state_pointer": int(state.getTensor().data()),
+                    "view_pointer": int(view.data_ptr()), "view_device": str(view.device)}
+
+        row.update(call(executor.target, pointers))
+        row["device_path_dtoh_copies"] = _dtoh_copies(lambda: executor.states(angles, None))
+        # The control: the host copy the CPU path makes (np.array of a state) must show up in the same profiler.
+        host_copy = lambda cudaq: np.array(cudaq.get_state(executor.kernel, *args), dtype=np.complex128)  # noqa: E731
+        row["host_path_dtoh_copies"] = _dtoh_copies(lambda: call(executor.target, host_copy))
+        row["no_host_copy"] = (row["state_pointer"] == row["view_pointer"] and row["device_path_dtoh_copies"] == 0
+                               and row["host_path_dtoh_copies"] > 0 and states.device.type == "cuda")
+        row["verified"] = row["no_host_copy"] and values_ok
+    else:
+        row["verified"] = values_ok and row["path"] == ("device" if device == "cuda" else "host")
     return row
 
 
@@ -185,6 +247,19 @@ def run(out: Path, *, device: str, engine_qubits, scaling_max: int, large_qubits
     save("bandwidth", t0)
 
     t0 = time.perf_counter()
+    handoff_target = gpu_targets[-1] if gpu_targets else ("qpp-cpu" if device == "cpu" else "")
+    if handoff_target:  # nvidia-fp64 on a GPU: complex128 states, so the values compare to 1e-12
+        progress(f"CUDA-Q state hand-off on {handoff_target}")
+        try:
+            summary["cudaq_state_handoff"] = state_handoff(handoff_target, device)
+        except Exception as err:  # recorded, not fatal: the other phases still measure
+            summary["cudaq_state_handoff"] = {"target": handoff_target, "verified": False,
+                                              "error": f"{type(err).__name__}: {err}"[:500]}
+    else:
+        summary["cudaq_state_handoff"] = {"verified": False, "skipped": reason}
+    save("state_handoff", t0)
+
+    t0 = time.perf_counter()
     configs = [("torch", "backprop"), ("torch", "adjoint")]
     configs += [(target, "adjoint") for target in gpu_targets]
     if device == "cpu":
@@ -238,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(args.out, device="cpu", engine_qubits=[4], scaling_max=6, large_qubits=[10], batch=4,
                       large_batch=2, repeats=1, max_seconds=min(args.max_seconds, 10.0), progress=progress,
                       budget_s=args.budget)
-        print(json.dumps({k: summary[k] for k in ("device", "bandwidth", "sweep")}, indent=1, default=str))
+        print(json.dumps({k: summary[k] for k in ("device", "bandwidth", "sweep", "cudaq_state_handoff")}, indent=1,
+                         default=str))
         return 0
     if not torch.cuda.is_available():
         message = "no GPU: torch sees no CUDA device, so there is nothing to measure here (run this on a GPU machine)"
@@ -263,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"n={row['n']}: skipped ({row['reason']})")
     print(f"CUDA-Q GPU targets: {', '.join(summary['cudaq_targets']) or 'none (' + summary['cudaq_reason'] + ')'}")
+    handoff = summary.get("cudaq_state_handoff", {})
+    print(f"CUDA-Q state hand-off: {'verified' if handoff.get('verified') else 'NOT verified'} "
+          f"({json.dumps({k: v for k, v in handoff.items() if k != 'verified'}, default=str)})")
     for row in summary.get("peers", []):
         print(f"peer {row['variant']} n={row.get('n', '-')}: {row['status']} "
               + (f"{row['step_ms']:.1f} ms/step" if row["status"] == "ok" else row.get("reason", "")))

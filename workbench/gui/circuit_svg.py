@@ -11,7 +11,8 @@ import html
 import math
 
 from ..engine.circuits import Circuit, Gate, ReadoutPlan, build_circuit, readout_plan
-from ..engine.plan import human_bytes, state_bytes  # noqa: F401  (app.py reads human_bytes here)
+from ..engine.plan import human_bytes  # noqa: F401  (app.py reads human_bytes here)
+from ..engine.plan import ExecutionConfig, resolve, with_noise_engine
 from ..spec import Quantum, ansatz_weight_count, encoding_features
 
 COL_W = 54
@@ -176,10 +177,15 @@ def block_circuit(block: dict, n_features: int | None = None) -> tuple[Circuit, 
     return build_circuit(quantum, n_features), readout_plan(quantum), quantum
 
 
-def circuit_stats(circuit: Circuit, quantum: Quantum, *, batch: int, noisy: bool, precision: str) -> dict:
-    """Qubits, parameters, gate counts and the simulation memory estimate shown next to the drawing."""
+def circuit_stats(circuit: Circuit, quantum: Quantum, *, batch: int,
+                  execution: ExecutionConfig | dict | None = None) -> dict:
+    """Qubits, parameters, gate counts and the simulation memory estimate shown next to the drawing.
+
+    The state size and the memory of a training batch are the execution plan's (`resolve(...)`), for the
+    run setup's target, gradient, noise and precision (`execution`; the torch engine's defaults when None).
+    """
     columns, depth = layout(circuit)
-    per_state = state_bytes(circuit.n_qubits, density=noisy, precision=precision)
+    plan = resolve(with_noise_engine(ExecutionConfig.from_any(execution)), quantum, circuit)
     weights = ansatz_weight_count(quantum)
     return {
         "qubits": circuit.n_qubits,
@@ -190,9 +196,8 @@ def circuit_stats(circuit: Circuit, quantum: Quantum, *, batch: int, noisy: bool
         "gates": len(circuit.gates),
         "two_qubit": sum(1 for g in circuit.gates if len(g.wires) == 2),
         "depth": depth,
-        "state_bytes": per_state,
+        "state_bytes": plan.state_bytes,
         "batch": batch,
-        # The engine keeps about four states per sample while training (forward, adjoint sweep, temporaries).
-        "batch_bytes": per_state * batch * 4,
-        "representation": "density matrix" if noisy else "statevector",
+        "batch_bytes": plan.memory_estimate(batch),
+        "representation": "density matrix" if plan.density else "statevector",
     }

@@ -36,6 +36,25 @@ def owner_of(run_id: str) -> str | None:
         return _OWNERS.get(run_id)
 
 
+def cost_preview(spec: dict, setup) -> str:
+    """Circuits and shots of the run `setup` (a RunSetup) would start on `spec`, for emulated/real hardware
+    targets: `workbench.jobs.cost.estimate(...).summary()`; '' for simulators and unfinished settings."""
+    from ..jobs.cost import estimate, needs_preview
+    from ..training import TrainConfig
+
+    try:
+        config = TrainConfig(**setup.train_config())
+        if not needs_preview(config):
+            return ""
+        problem, dataset = setup.dataset_problem(spec)
+        if problem:
+            return ""
+        return estimate(load_spec(copy.deepcopy(spec)), config, n_train=len(dataset.X_train),
+                        n_test=len(dataset.X_test)).summary()
+    except Exception:  # an unfinished network or setting: the Train button explains it
+        return ""
+
+
 class StartError(RuntimeError):
     """Training could not start; the message says why and what to change."""
 
@@ -100,20 +119,7 @@ class TrainingSession(param.Parameterized):
 
     def cost_preview(self, spec: dict, setup) -> str:
         """Circuits and shots of the run `setup` would start, for emulated/real hardware targets ('' otherwise)."""
-        from ..jobs.cost import estimate, needs_preview
-        from ..training import TrainConfig
-
-        try:
-            config = TrainConfig(**setup.train_config())
-            if not needs_preview(config):
-                return ""
-            problem, dataset = setup.dataset_problem(spec)
-            if problem:
-                return ""
-            return estimate(load_spec(copy.deepcopy(spec)), config, n_train=len(dataset.X_train),
-                            n_test=len(dataset.X_test)).summary()
-        except Exception:  # an unfinished network or setting: the Train button explains it
-            return ""
+        return cost_preview(spec, setup)
 
     def start(self, spec: dict, setup) -> object:
         """Compile the network and start training as a job in a worker process; raises StartError."""

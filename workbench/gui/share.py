@@ -93,17 +93,23 @@ def _check_setup(setup: object) -> None:
         raise ShareError(f"the link's dataset settings are not valid: {err}") from None
 
 
-def parse_upload(data: bytes | str, filename: str = "upload") -> dict:
-    """A spec dict from an uploaded JSON file, fully validated; ShareError says what is wrong."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ShareError(f"{filename} is {len(data):,} bytes; a spec JSON is at most {MAX_UPLOAD_BYTES:,}: "
-                         "upload a spec exported with “Download spec”")
+def upload_text(data: bytes | str, filename: str, *, limit: int, what: str, fix: str) -> str:
+    """The UTF-8 text of an uploaded file of at most `limit` bytes; ShareError naming `what` it should be and
+    the `fix` otherwise."""
+    if len(data) > limit:
+        raise ShareError(f"{filename} is {len(data):,} bytes; {what} is at most {limit:,}: {fix}")
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise ShareError(f"{filename} is not a text file: upload a spec JSON exported with “Download spec”") \
-                from None
+            raise ShareError(f"{filename} is not a text file: {fix}") from None
+    return data
+
+
+def parse_upload(data: bytes | str, filename: str = "upload") -> dict:
+    """A spec dict from an uploaded JSON file, fully validated; ShareError says what is wrong."""
+    data = upload_text(data, filename, limit=MAX_UPLOAD_BYTES, what="a spec JSON",
+                       fix="upload a spec JSON exported with “Download spec”")
     value = parse_json(data, filename, ShareError, lambda err: (
         f"{filename} is not valid JSON ({err.msg}, line {err.lineno}): upload a spec JSON exported with "
         "“Download spec”"))

@@ -22,8 +22,9 @@ from .. import templates
 from ..engine.block import quantum_block
 from ..engine.gradients import GradientError, method_names
 from ..engine.plan import ExecutionConfig, resolve, with_noise_engine
-from ..engine.targets import TARGETS
+from ..engine.targets import TARGETS, TargetError
 from ..spec import BLOCK_TYPES, ArchitectureSpec, SpecError, infer_shapes, load_spec
+from .session_files import SessionFiles
 
 HISTORY_LIMIT = 200
 INPUT = -1  # selection index of the input node
@@ -619,19 +620,40 @@ class RunSetup(param.Parameterized):
     shots = param.Integer(default=0, bounds=(0, 10**7), doc="0 means exact expectations.")
     noise = param.Dict(default={}, doc="Noise channel -> probability (only non-zero ones).")
     precision = param.Selector(default="single", objects=["single", "double"])
+    emulate = param.Boolean(default=True, doc="Hardware targets run in CUDA-Q's local emulation (no QPU, no cost).")
+    target_options = param.Dict(default={}, doc="Options of the hardware target, e.g. the iqm mapping_file path.")
 
+    # Settings a shared link never carries nor sets: a file or link is data, it never selects hardware,
+    # credentials or paths. They are made here, in this session (an upload, the Emulate switch).
+    LOCAL_FIELDS = ("emulate", "target_options")
     FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
-              "gradient", "shots", "noise", "precision")
+              "gradient", "shots", "noise", "precision", *LOCAL_FIELDS)
+    LINK_REFUSALS = {
+        "emulate": "setting emulate=False ignored: a link cannot send runs to real hardware; switch Emulate off "
+                   "in Run setup yourself",
+        "target_options": "setting target_options ignored: a link cannot name files on this machine; upload the "
+                          "qubit mapping file in Run setup",
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.files = SessionFiles()
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self.FIELDS}
+        """The settings a shared link carries (not the local ones)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.FIELDS if name not in self.LOCAL_FIELDS}
 
     def update_from(self, data: dict) -> list[str]:
         """Apply known settings from `data`; returns messages for values that were ignored."""
         problems = []
         values = {}
         for name, value in (data or {}).items():
+            if name == "emulate" and value is True:
+                continue  # emulation is the default and always safe
+            if name in self.LOCAL_FIELDS:
+                problems.append(self.LINK_REFUSALS[name])
+                continue
             if name not in self.FIELDS:
                 problems.append(f"unknown setting {name!r} ignored")
                 continue
@@ -671,6 +693,29 @@ class RunSetup(param.Parameterized):
     def hardware(self) -> bool:
         return _is_hardware(self.target)
 
+    @property
+    def target_needs(self) -> tuple[str, ...]:
+        """Options the chosen target cannot run without (the target table's `needs`, e.g. mapping_file)."""
+        return TARGETS[self.target].needs if self.target in TARGETS else ()
+
+    def upload_mapping_file(self, data: bytes | str, filename: str = "the mapping file") -> str:
+        """Check an uploaded qubit mapping (target iqm), keep it in this session's private directory and use it.
+
+        Returns the line the run setup shows; raises ShareError (what is wrong with the file) and changes nothing.
+        """
+        path, qubits = self.files.store_mapping(data, filename)
+        self.target_options = {**self.target_options, "mapping_file": path}
+        return f"qubit mapping {filename}: {qubits} qubits"
+
+    def release_files(self) -> None:
+        """Delete this session's uploaded files (the session has ended) and forget the options naming them."""
+        self.files.close()
+        self.target_options = {}
+
+    def _target_options(self) -> dict:
+        """The target options the chosen target takes (an iqm mapping stays set while another target is tried)."""
+        return {k: v for k, v in self.target_options.items() if k in self.target_needs}
+
     def load_dataset(self):
         """The dataset with its options (cached per session-independent key); raises DatasetError."""
         return _load_dataset_cached(self.dataset, json.dumps(self.dataset_options, sort_keys=True))
@@ -679,7 +724,8 @@ class RunSetup(param.Parameterized):
         """Keyword arguments for TrainConfig."""
         return {"epochs": UNTIL_PAUSED if self.until_paused else self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
                 "seed": self.seed, "target": self.target, "gradient": self.gradient,
-                "shots": self.shots or None, "noise": dict(self.noise) or None, "precision": self.precision}
+                "shots": self.shots or None, "noise": dict(self.noise) or None, "precision": self.precision,
+                "emulate": self.emulate, "target_options": self._target_options()}
 
     def target_problem(self) -> str:
         """Why the chosen target cannot run this setup here ('' when it can)."""
@@ -693,6 +739,9 @@ class RunSetup(param.Parameterized):
         if self.hardware and not self.shots:
             return (f"target {self.target} emulates hardware, which only measures: set Shots above 0 "
                     "(e.g. 1000), or pick a simulator for exact expectations")
+        for problem in resolve(self.execution_config(), quantum_block(qubits=1)).problems:
+            if issubclass(problem.error, TargetError):  # e.g. iqm without its mapping file
+                return f"{problem.message}; here: upload the qubit mapping file below the target"
         engine = with_noise_engine(self.execution_config()).target
         if self.noisy and engine in TARGETS and not TARGETS[engine].density_matrix:
             return (f"gate noise needs a density-matrix simulator, but {self.target} simulates pure states: choose "
@@ -702,7 +751,8 @@ class RunSetup(param.Parameterized):
     def execution_config(self) -> ExecutionConfig:
         """The execution settings of this setup, as compile and training take them."""
         return ExecutionConfig(target=self.target, gradient=self.gradient, shots=self.shots or None,
-                               noise=dict(self.noise) or None, precision=self.precision)
+                               noise=dict(self.noise) or None, precision=self.precision, emulate=self.emulate,
+                               target_options=self._target_options())
 
     def gradient_explanation(self, spec: dict) -> dict:
         """What gradient each quantum block will use and why ({ok, lines: [{block, method, reason}], error})."""

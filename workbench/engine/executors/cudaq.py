@@ -22,6 +22,7 @@ from ..noise import NoiseModel, sample_shots
 from ..pauli import density_expectation, marginal_index
 from ..plan import ExecutionPlan
 from .base import Executor
+from .cudaq_device import hands_off_on_device, stack_states
 from .cudaq_runtime import TargetConfig, call, check_target, dispose
 
 MQPU_TARGETS = ("nvidia-mqpu", "nvidia-mqpu-fp64")  # one simulated QPU per GPU: batches spread over them
@@ -382,7 +383,7 @@ class CudaqExecutor(Executor):
         states = self._final_states(angles, init)
         if states.dim() == 2:
             if self.fused:  # the u3 gates left out each group's phase: put the circuit's global phase back
-                states = states * torch.exp(1j * self._u3_theta(angles)[1]).unsqueeze(1)
+                states = states * torch.exp(1j * self._u3_theta(angles)[1]).unsqueeze(1).to(states.device)
             return states
         if self._cudaq_noise is not None:
             raise ValueError("a noisy density matrix has no state vector: use the density_matrix gradient")
@@ -395,23 +396,33 @@ class CudaqExecutor(Executor):
     def _final_states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets.
 
-        Every sample's state is requested with get_state_async before the first is read, so the simulator
-        works through the batch while this thread converts the states already done.
+        On a GPU target with the layer on a GPU the states stay in GPU memory (`cudaq_device`); elsewhere they
+        are copied to host memory. Every sample's state is requested with get_state_async before the first is
+        read, so the simulator works through the batch while this thread converts the states already done.
         """
+        on_device = self.states_on_device
+
         def run(cudaq):
             if self._cudaq_noise is not None:
                 _noise(cudaq, self._cudaq_noise)
             try:
                 futures = [cudaq.get_state_async(self.kernel, *args) for args in self._args(angles, init)]
-                return [np.array(future.get(), dtype=np.complex128) for future in futures]
+                if on_device:  # GPU memory to the layer's device; the states are released here, on this thread
+                    return stack_states([future.get() for future in futures], self.n, self.device)
+                return torch.from_numpy(np.stack([np.array(future.get(), dtype=np.complex128) for future in futures]))
             finally:
                 if self._cudaq_noise is not None:
                     _noise(cudaq, None)
 
-        rows = call(self.target, run)
-        self.executions += len(rows)
-        progress.report(len(rows), None)
-        return torch.from_numpy(np.stack(rows))
+        states = call(self.target, run)
+        self.executions += len(states)
+        progress.report(len(states), None)
+        return states
+
+    @property
+    def states_on_device(self) -> bool:
+        """Final states reach torch in GPU memory (a GPU target and a layer on a GPU), else through host memory."""
+        return hands_off_on_device(self.plan.target.needs_gpu, self.device)
 
     def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:
         args = self._args(angles[:1], init[:1] if init is not None else None)[0]

@@ -42,6 +42,7 @@ with warnings.catch_warnings():
 with contextlib.suppress(RuntimeError):
     multiprocessing.set_start_method(_start_method, force=True)
 
+from ..mapping import MAX_MAPPING_CHARS, parse_mapping  # noqa: E402
 from ..targets import TARGETS, TargetError, names  # noqa: E402
 
 GPU_TARGETS = names("gpu")
@@ -191,6 +192,15 @@ def check_target(config: TargetConfig) -> None:
         if not dict(config.options).get(option):
             raise TargetError(f"target {config.name!r} needs a qubit mapping: pass target_options={{'{option}': PATH}} "
                               "(and a machine name)")
+    mapping = dict(config.options).get("mapping_file")
+    if mapping:  # checked here, so a wrong file is one message instead of a failure deep in CUDA-Q's compiler
+        try:
+            with open(mapping, encoding="utf-8") as handle:
+                text = handle.read(MAX_MAPPING_CHARS + 1)
+        except (OSError, UnicodeDecodeError) as err:
+            raise TargetError(f"target {config.name!r}: mapping_file {mapping!r} cannot be read ({err}): pass the "
+                              "path of the device's qubit mapping text file") from None
+        parse_mapping(text, f"mapping_file {mapping!r}")
 
 
 def _select(config: TargetConfig) -> None:
@@ -207,7 +217,10 @@ def _select(config: TargetConfig) -> None:
     try:
         cudaq.set_target(base, **kwargs)
     except Exception as err:
-        raise TargetError(f"CUDA-Q could not select target {config.name!r}: {err}") from err
+        # Real QPUs authenticate at selection (an API key, a project): CUDA-Q names what is missing.
+        fix = (": set the provider's credentials on the machine that runs the job, or use emulate=True to emulate "
+               "it locally" if config.is_hardware and not config.emulate else "")
+        raise TargetError(f"CUDA-Q could not select target {config.name!r}: {err}{fix}") from err
     _current = config
 
 

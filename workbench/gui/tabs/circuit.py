@@ -168,8 +168,11 @@ class CircuitTab(Viewer):
             self.circuit_view.object = _html_note(f"This block cannot be drawn yet: {html.escape(str(err))}", "alert")
             self.circuit_listing.object = ""
             return
-        stats = circuit_stats(circuit, quantum, batch=self.setup.batch_size, noisy=self.setup.noisy,
-                              precision=self.setup.precision)
+        try:
+            execution = self.setup.execution_config()
+        except ValueError:  # a setting the run setup tab is already explaining: size it for the defaults
+            execution = None
+        stats = circuit_stats(circuit, quantum, batch=self.setup.batch_size, execution=execution)
         self.circuit_stats.object = "".join([
             _stat("qubits", stats["qubits"]),
             _stat("trainable params", stats["trainable"]),

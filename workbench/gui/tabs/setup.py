@@ -19,6 +19,8 @@ from panel.viewable import Viewer
 
 from .. import charts, forms
 from ..components import LiveChart
+from ..session import cost_preview
+from ..share import ShareError
 from ..state import NOISE_CHANNELS, NOISE_LIMITS, shape_text, target_choices
 
 
@@ -43,6 +45,8 @@ class SetupTab(Viewer):
         self._layout = self._build()
         self.setup.param.watch(self._on_setup, list(setup.FIELDS))
         self.builder.param.watch(lambda *_: self.render(), "revision")
+        if pn.state.curdoc is not None:  # a served page: its uploaded files go when the page's session ends
+            pn.state.curdoc.on_session_destroyed(lambda context: self.setup.release_files())
         self._rebuild_dataset_options()
         self.render()
 
@@ -53,6 +57,7 @@ class SetupTab(Viewer):
         """Redraw what depends on the network as well as the settings."""
         self._render_dataset()
         self._render_gradient()
+        self._render_hardware()
 
     def match_dataset(self) -> None:
         """Set the network's input shape and task to the dataset's."""
@@ -73,8 +78,9 @@ class SetupTab(Viewer):
             self._rebuild_dataset_options()
         if names & {"dataset", "dataset_options"}:
             self._render_dataset()
-        if names & {"target", "gradient", "shots", "noise"}:
+        if names & {"target", "gradient", "shots", "noise", "emulate", "target_options"}:
             self._render_gradient()
+        self._render_hardware()  # the cost preview follows every setting
         if "target" in names:
             self.target_w.value = self._target_label.get(self.setup.target, self.setup.target)
         if "shots" in names:
@@ -143,8 +149,8 @@ class SetupTab(Viewer):
         self.precision_w = pn.widgets.Select.from_param(s.param.precision, label="Precision",
                                                         css_classes=["wb-precision"], **wide)
         execution_card = pn.Column(pn.pane.HTML("<div class='wb-section-title'>Execution</div>"), self.target_w,
-                                   self.target_reasons, self.gradient_w, self.gradient_info,
-                                   pn.Row(self.shots_w, self.precision_w, **wide),
+                                   self.target_reasons, self._build_hardware(), self.gradient_w, self.gradient_info,
+                                   pn.Row(self.shots_w, self.precision_w, **wide), self.cost_info,
                                    css_classes=["wb-card"], margin=(4, 8), **wide)
 
         self.noise_w = {}
@@ -163,6 +169,49 @@ class SetupTab(Viewer):
                                css_classes=["wb-card"], margin=(4, 8), **wide)
         return pn.Row(pn.Column(dataset_card, **wide), pn.Column(optimiser_card, execution_card, noise_card, **wide),
                       **wide)
+
+    def _build_hardware(self):
+        """The hardware target's own settings: Emulate, and the qubit mapping file where the target needs one."""
+        self.emulate_w = pn.widgets.Switch.from_param(self.setup.param.emulate, css_classes=["wb-emulate"])
+        self.mapping_w = pn.widgets.FileInput(accept=".txt,text/plain", multiple=False, css_classes=["wb-mapping-file"],
+                                              width=320)
+        self.mapping_w.param.watch(self._on_mapping, "value")
+        self.mapping_box = pn.Column(pn.pane.HTML("<div class='wb-muted'>Qubit mapping file of the device (CUDA-Q's "
+                                                  "format: <code>Number of nodes: N</code>, then one "
+                                                  "<code>i --&gt; {j, k}</code> line per qubit)</div>"),
+                                     self.mapping_w, sizing_mode="stretch_width", css_classes=["wb-mapping"])
+        self.hardware_note = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-hardware-note"])
+        self.cost_info = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-cost-preview"])
+        self.hardware_box = pn.Column(
+            pn.Row(self.emulate_w, pn.pane.HTML("<span class='wb-muted'>CUDA-Q simulates the QPU here: no account, "
+                                                "no cost</span>"), align="center"),
+            self.mapping_box, self.hardware_note, sizing_mode="stretch_width", css_classes=["wb-hardware"])
+        return self.hardware_box
+
+    def _on_mapping(self, event) -> None:
+        if event.new is None:
+            return
+        try:
+            self._mapping_message = _html_note(html.escape(self.setup.upload_mapping_file(
+                event.new, self.mapping_w.filename or "the mapping file")), "success")
+        except ShareError as err:
+            self._mapping_message = _html_note("✗ " + html.escape(str(err)), "alert")
+        self._render_hardware()
+
+    def _render_hardware(self) -> None:
+        """Show the hardware settings for hardware targets only, and the run's cost before it starts."""
+        s = self.setup
+        self.hardware_box.visible = s.hardware
+        self.mapping_box.visible = "mapping_file" in s.target_needs
+        notes = [getattr(self, "_mapping_message", "")] if self.mapping_box.visible else []
+        if s.hardware and not s.emulate:
+            notes.append(_html_note("Runs go to the real QPU: they need the provider's credentials on this server "
+                                    "and may cost money.", "alert"))
+        self.hardware_note.object = "".join(notes)
+        preview = cost_preview(self.builder.spec, s) if s.hardware else ""
+        self.cost_info.object = (f"<div class='wb-muted'><b>Cost of this run</b>: <span class='wb-cost-text'>"
+                                 f"{html.escape(preview)}</span></div>") if preview else ""
+        self.cost_text = preview
 
     def _disabled_targets(self) -> list[str]:
         """Targets that cannot run here, and emulated hardware while Shots is 0 (hardware only measures)."""

@@ -1,0 +1,79 @@
+"""Files one session uploads for its own runs (today: the qubit mapping of the `iqm` target).
+
+A run takes the mapping as a path (`target_options={'mapping_file': PATH}`), so the upload must live on disk.
+It is checked first (size, text, CUDA-Q's format), then written under a directory that `tempfile.mkdtemp`
+creates readable by this server's user only, under a name the upload does not choose, and deleted when the
+session ends (or, for a notebook or test, when the session's settings are garbage collected or the process
+exits); directories left by a server that was killed go when the next server stores an upload.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+import weakref
+
+from ..engine.mapping import MAX_MAPPING_CHARS, parse_mapping
+from ..engine.targets import TargetError
+from .share import ShareError, upload_text
+
+MAX_MAPPING_BYTES = MAX_MAPPING_CHARS  # checked on the bytes before decoding them
+PREFIX = "workbench-session-"  # then the server's pid: a killed server's files are found by the next one
+
+
+def _remove_orphans() -> None:
+    """Delete the upload directories of server processes that no longer run: a server stopped by a signal
+    never calls its sessions' end callbacks."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-*")):
+        pid = os.path.basename(path)[len(PREFIX):].split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # a live process of another user
+            continue
+
+
+class SessionFiles:
+    """A session's private upload directory, made on first use and removed by `close()`."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._count = 0
+        self._finalizer: weakref.finalize | None = None
+
+    def store_mapping(self, data: bytes | str, filename: str = "the mapping file") -> tuple[str, int]:
+        """(path of the stored copy, qubits it describes) for an uploaded iqm mapping file; ShareError if unfit.
+
+        Example:
+            >>> files = SessionFiles()
+            >>> path, qubits = files.store_mapping(b"Number of nodes: 2\\n0 --> {1}\\n1 --> {0}\\n", "line.txt")
+            >>> qubits
+            2
+            >>> files.close()
+        """
+        data = upload_text(data, filename, limit=MAX_MAPPING_BYTES, what="a qubit mapping file",
+                           fix="upload the device's qubit mapping text file")
+        try:
+            qubits = parse_mapping(data, filename)
+        except TargetError as err:
+            raise ShareError(str(err)) from None
+        if self._dir is None:
+            _remove_orphans()
+            self._dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")  # mode 0700
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._count += 1
+        path = os.path.join(self._dir, f"mapping-{self._count}.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        return path, qubits
+
+    def close(self) -> None:
+        """Delete every file of this session."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._dir, self._finalizer = None, None
