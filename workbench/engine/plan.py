@@ -204,14 +204,6 @@ def with_noise_engine(config: ExecutionConfig) -> ExecutionConfig:
     return config
 
 
-def with_noise_engine(config: ExecutionConfig) -> ExecutionConfig:
-    """The torch statevector engine cannot apply gate noise; its density-matrix twin can (compile and
-    CircuitFunction switch to it; a QuantumLayer built directly reports the mismatch instead)."""
-    if config.target == "torch" and config.noise is not None and config.noise.gate_noise():
-        return config.replace(target="torch-density")
-    return config
-
-
 def state_bytes(n_qubits: int, *, density: bool, precision: str) -> int:
     itemsize = 16 if precision == "double" else 8
     return (4**n_qubits if density else 2**n_qubits) * itemsize
@@ -269,7 +261,8 @@ def resolve(config: ExecutionConfig | dict | None, block: Quantum, circuit: Circ
     for option in target.needs:
         if not config.target_options.get(option):
             problems.append(Problem(TargetError, f"target {target.name!r} needs a qubit mapping: pass "
-                                                 f"target_options={{'{option}': PATH}} (and a machine name)"))
+                                                 f"target_options={{'{option}': PATH}} (a text file naming the device's "
+                                                 "couplings, one 'i --> {j, k}' line per qubit)"))
     if noisy and not target.density_matrix:
         problems.append(Problem(ValueError, f"gate noise needs a density-matrix target, but target is {target.name!r}:"
                                             " use target='torch-density' (torch engine) or 'density-matrix-cpu' "

@@ -191,7 +191,8 @@ def check_target(config: TargetConfig) -> None:
     for option in TARGETS[config.name].needs:
         if not dict(config.options).get(option):
             raise TargetError(f"target {config.name!r} needs a qubit mapping: pass target_options={{'{option}': PATH}} "
-                              "(and a machine name)")
+                              "(a text file naming the device's couplings, one 'i --> {j, k}' line per "
+                              "qubit)")
     mapping = dict(config.options).get("mapping_file")
     if mapping:  # checked here, so a wrong file is one message instead of a failure deep in CUDA-Q's compiler
         try:
