@@ -17,7 +17,7 @@ import pytest
 
 import workbench as wb
 from workbench.gui import charts, forms, share
-from workbench.gui.bench import BenchmarkRun, plan
+from workbench.bench.step_benchmark import BenchmarkRun, plan
 from workbench.gui.circuit_svg import block_circuit, circuit_stats, circuit_svg, layout
 from workbench.gui.state import (INPUT, PALETTE, BuilderState, RunSetup, session_payload, target_choices,
                                  validate_spec)

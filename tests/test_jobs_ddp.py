@@ -50,3 +50,65 @@ def test_two_ddp_processes_equal_one_process_on_the_combined_batch():
 def test_uneven_batches_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="multiple of 3"):
         train_ddp(wb.templates.get("vqc-circles"), "circles", TrainConfig(batch_size=16), nproc=3)
+
+
+@pytest.mark.slow
+def test_a_data_parallel_run_resumes_from_its_epoch_checkpoint_as_if_never_stopped(tmp_path):
+    """`workbench train --nproc 2 --epochs 1`, then `workbench runs resume RUN --epochs 2`, equals a straight
+    2-epoch run over 2 processes: same step losses with no gap or duplicate, same weights."""
+    import io
+    import json
+
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.store import RunStore
+
+    store_path = tmp_path / "runs.sqlite3"
+    common = ["--template", "vqc-circles", "--dataset", "circles", "--option", "n_samples=64",
+              "--option", "noise=0.05", "--batch-size", "16", "--lr", "0.1", "--nproc", "2", "--store", str(store_path)]
+    runner = CliRunner()
+
+    def train(epochs: int, name: str) -> str:
+        result = runner.invoke(app, ["train", *common, "--epochs", str(epochs), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name).read_text())["run_id"]
+
+    stopped = train(1, "first.json")
+    store = RunStore(store_path)
+
+    def weights(run_id: str) -> dict:
+        return torch.load(io.BytesIO(store.latest_checkpoint(run_id)[2]), weights_only=True)["model"]
+
+    def history(run_id: str) -> list[tuple[int, float]]:
+        return [(e["step"], e["loss"]) for e in store.events(run_id, "step")]
+
+    per_epoch = len(history(stopped))
+    assert store.latest_checkpoint(stopped)[:2] == (per_epoch - 1, 0)  # at the epoch's last step
+    after_first = weights(stopped)
+    resumed = runner.invoke(app, ["runs", "resume", stopped, "--epochs", "2", "--store", str(store_path)])
+    assert resumed.exit_code == 0, resumed.output
+    straight = train(2, "straight.json")
+
+    expected = history(straight)
+    assert len(expected) == 2 * per_epoch
+    assert [step for step, _ in history(stopped)] == list(range(len(expected)))  # no gap, no duplicate
+    assert [loss for _, loss in history(stopped)] == pytest.approx([loss for _, loss in expected], rel=1e-6)
+    mine, reference = weights(stopped), weights(straight)
+    assert mine.keys() == reference.keys()
+    for name, value in reference.items():
+        assert torch.allclose(mine[name], value, atol=1e-6), name
+    # Not trivially equal: the resumed epoch moved the weights.
+    assert any(not torch.allclose(after_first[k], v) for k, v in reference.items())
+    record = store.get_run(stopped)
+    assert record.status == "completed" and record.final_metrics["steps"] == len(expected)
+
+
+def test_gpu_data_parallel_training_without_gpus_is_one_clear_refusal():
+    from workbench.jobs.ddp import check_gpus
+
+    with pytest.raises(ValueError, match="one GPU per process, and torch sees none here: use --device cpu"):
+        check_gpus({"device": "cuda", "target": "torch"}, 2, 0)
+    with pytest.raises(ValueError, match="2 processes, but torch sees 1 GPU"):
+        check_gpus({"device": "cpu", "target": "nvidia"}, 2, 1)
+    check_gpus({"device": "cpu", "target": "qpp-cpu"}, 2, 0)  # CPU runs need none

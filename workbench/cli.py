@@ -187,11 +187,20 @@ def _train_distributed(architecture, data, config, nproc, store, cluster, baseli
         _fail("--nproc trains one run data-parallel on this machine: leave out --cluster and --baseline")
     try:
         summary = train_distributed(architecture, data, config, nproc, store, console, architecture.name)
-    except KeyboardInterrupt:
-        _fail("interrupted: the data-parallel run is marked interrupted (it keeps no checkpoint: start it again)",
-              code=130)
+    except KeyboardInterrupt as err:
+        _fail_distributed(err)
     except (ValueError, RuntimeError) as err:
         _fail(str(err))
+    _finish_distributed(summary, architecture, config, save_model, store, out)
+
+
+def _fail_distributed(err: KeyboardInterrupt) -> None:
+    run = getattr(err, "run_id", None)
+    _fail(f"interrupted: data-parallel run {run} is marked interrupted; continue it from its last epoch with "
+          f"`workbench runs resume {run}`", code=130)
+
+
+def _finish_distributed(summary: dict, architecture, config, save_model, store, out) -> None:
     state = summary.pop("state_dict")
     if save_model:
         from . import compile as compile_spec
@@ -314,7 +323,9 @@ def runs_compare(run_ids: list[str], metric: str = typer.Option("val_loss", "--m
 def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--store"),
                 epochs: Optional[int] = typer.Option(None, "--epochs", help="Raise the epoch count."),
                 out: Optional[Path] = typer.Option(None, "--out"),
-                cluster: Optional[str] = typer.Option(None, "--cluster", help="ray://HOST:PORT or auto.")) -> None:
+                cluster: Optional[str] = typer.Option(None, "--cluster", help="ray://HOST:PORT or auto."),
+                nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="A data-parallel run: continue it "
+                                                    "over N processes [default: as many as before].")) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint."""
     from .jobs.api import resume
     from .store import StoreError
@@ -324,6 +335,13 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
     store = _store(store_path)
     try:
         store.check_writable()
+        record = store.get_run(run_id)
+    except (StoreError, ValueError) as err:
+        _fail(str(err))
+    if "nproc" in record.config or nproc:
+        _resume_distributed(record, store, nproc, epochs, cluster, out)
+        return
+    try:
         job = resume(run_id, store, epochs=epochs, cluster=cluster)
     except (StoreError, TrainingError, ValueError) as err:
         _fail(str(err))
@@ -339,6 +357,24 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
     _print_final(summary)
     if out:
         out.write_text(json.dumps(summary, indent=2))
+
+
+def _resume_distributed(record, store, nproc, epochs, cluster, out) -> None:
+    from .jobs.cli import resume_distributed
+    from .store import StoreError
+    from .training import TrainingError
+
+    if "nproc" not in record.config:
+        _fail(f"run {record.id} was not trained data-parallel: leave out --nproc to resume it as it was trained")
+    if cluster:
+        _fail("a data-parallel run resumes on this machine: leave out --cluster")
+    try:
+        summary = resume_distributed(record, store, console, nproc=nproc, epochs=epochs)
+    except KeyboardInterrupt as err:
+        _fail_distributed(err)
+    except (StoreError, TrainingError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    _finish_distributed(summary, None, None, None, store, out)
 
 
 @runs_app.command("delete")

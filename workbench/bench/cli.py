@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from .cluster_cli import CLUSTER, run_suite_here_or_there
 from .surrogate_cli import surrogate_command
 
 bench_app = typer.Typer(help="Benchmarks: engine speed, gradient methods, scaling, peer frameworks, classical "
@@ -28,21 +29,17 @@ _THREADS = typer.Option(1, "--threads", help="Threads for torch, OpenMP and BLAS
 
 def _threads(threads: int) -> int | None:
     """Thread settings must be in the environment before CUDA-Q's OpenMP starts."""
-    if threads and threads > 0:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[name] = str(threads)
-        return threads
-    return None
+    from .common import thread_environment
+
+    variables = thread_environment(threads)
+    os.environ.update(variables)
+    return threads if variables else None
 
 
 def _console():
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _progress(console):
-    return lambda message: console.print(f"[dim]{message}[/dim]")
 
 
 def _qubits(text: str) -> list[int]:
@@ -83,15 +80,15 @@ def engine(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
                                                                          "forecast above this."),
            shift_qubits: int = typer.Option(10, "--shift-qubits", help="Qubits for CUDA-Q adjoint vs parameter shift "
                                                                        "(0: skip)."),
-           threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+           threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML,
+           cluster: Optional[str] = CLUSTER) -> None:
     """Time per training step (forward / backward split) for every executor x gradient method."""
     threads_ = _threads(threads)
-    from .engine import run_engine
-
-    console = _console()
-    result = run_engine(_qubits(qubits), batch, repeats, rounds, template=template, spec=_spec_arg(spec),
-                        max_seconds=max_seconds, shift_qubits=shift_qubits or None, threads=threads_,
-                        progress=_progress(console))
+    arguments = {"qubits": _qubits(qubits), "batch": batch, "repeats": repeats, "rounds": rounds,
+                 "template": template, "spec": _spec_arg(spec), "max_seconds": max_seconds,
+                 "shift_qubits": shift_qubits or None, "threads": threads_}
+    result = run_suite_here_or_there("engine", arguments, cluster=cluster, console=_console(), threads=threads_,
+                                     spec_file=spec)
     _finish(result, "engine", out, html)
 
 
@@ -105,15 +102,16 @@ def gradient(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
              max_seconds: float = typer.Option(30.0, "--max-seconds"),
              tolerance: float = typer.Option(1e-4, "--tolerance", help="Relative gradient error a recommendation "
                                                                        "accepts."),
-             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML,
+             cluster: Optional[str] = CLUSTER) -> None:
     """Time, peak memory and gradient error of every method on every target; then a recommendation."""
     threads_ = _threads(threads)
-    from .gradient import run_gradient
-
     sizes = _qubits(batches) if batches else sorted({max(1, batch // 4), batch})
-    console = _console()
-    result = run_gradient(_qubits(qubits), sizes, repeats, rounds, template=template, spec=_spec_arg(spec),
-                          max_seconds=max_seconds, threads=threads_, tolerance=tolerance, progress=_progress(console))
+    arguments = {"qubits": _qubits(qubits), "batches": sizes, "repeats": repeats, "rounds": rounds,
+                 "template": template, "spec": _spec_arg(spec), "max_seconds": max_seconds, "threads": threads_,
+                 "tolerance": tolerance}
+    result = run_suite_here_or_there("gradient", arguments, cluster=cluster, console=_console(), threads=threads_,
+                                     spec_file=spec)
     _finish(result, "gradient", out, html)
 
 
@@ -129,16 +127,16 @@ def scaling(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
                                                                           "growing when its next size would exceed "
                                                                           "it."),
             max_qubits: int = typer.Option(30, "--max-qubits"),
-            threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+            threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML,
+            cluster: Optional[str] = CLUSTER) -> None:
     """Time and peak memory per step as qubits and batch grow, beside the memory-bandwidth limit."""
     threads_ = _threads(threads)
-    from .scaling import run_scaling
-
-    console = _console()
-    result = run_scaling(_qubits(qubits) if qubits else None, batch, _qubits(batches) if batches else (), repeats,
-                         rounds, template=template, spec=_spec_arg(spec), max_seconds=max_seconds,
-                         max_qubits=max_qubits, batch_qubits=batch_qubits or None, threads=threads_,
-                         progress=_progress(console))
+    arguments = {"qubits": _qubits(qubits) if qubits else None, "batch": batch,
+                 "batches": _qubits(batches) if batches else (), "repeats": repeats, "rounds": rounds,
+                 "template": template, "spec": _spec_arg(spec), "max_seconds": max_seconds, "max_qubits": max_qubits,
+                 "batch_qubits": batch_qubits or None, "threads": threads_}
+    result = run_suite_here_or_there("scaling", arguments, cluster=cluster, console=_console(), threads=threads_,
+                                     spec_file=spec)
     _finish(result, "scaling", out, html)
 
 
@@ -158,14 +156,15 @@ def peers(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
           setup: bool = typer.Option(False, "--setup", help="Create (or reuse) one virtual environment per peer "
                                                             "framework under the user cache directory, pinned "
                                                             "to this torch, and exit."),
-          threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+          threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML,
+          cluster: Optional[str] = CLUSTER) -> None:
     """The standard workload in PennyLane, TorchQuantum, TyxonQ, pyqtorch, tensorcircuit-ng, Qiskit ML and
     hand-written CUDA-Q vs the workbench, each in its own environment (see --setup)."""
     console = _console()
     if setup:
         from .peer_env import setup_all
 
-        report_ = setup_all(progress=_progress(console))
+        report_ = setup_all(progress=lambda message: console.print(f"[dim]{message}[/dim]"))
         for framework, state in report_.items():
             where = state.get("python") or state.get("reason", "")
             console.print(f"{framework:14s} {state['status']:8s} {where}")
@@ -174,14 +173,15 @@ def peers(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
             console.print(f"[yellow]not installed: {', '.join(failed)} (the suite reports them as skipped)[/yellow]")
         return
     threads_ = _threads(threads)
-    from .peers import run_peers
-
     variants = [v.strip() for v in only.split(",")] if only else None
     path = out or Path("bench-peers.json")
+    arguments = {"qubits": _qubits(qubits), "batch": batch, "repeats": repeats, "rounds": rounds,
+                 "max_seconds": max_seconds, "threads": threads_, "grad_qubits": _qubits(grad_qubits),
+                 "grad_batch": grad_batch, "variants": variants, "template": template, "spec": _spec_arg(spec),
+                 "out": path}
     try:
-        result = run_peers(_qubits(qubits), batch, repeats, rounds, max_seconds=max_seconds, threads=threads_,
-                           grad_qubits=_qubits(grad_qubits), grad_batch=grad_batch, variants=variants,
-                           template=template, spec=_spec_arg(spec), out=path, progress=_progress(console))
+        result = run_suite_here_or_there("peers", arguments, cluster=cluster, console=console, threads=threads_,
+                                         spec_file=spec)
     except (ValueError, KeyError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err
@@ -196,14 +196,14 @@ def baseline(template: Optional[str] = _TEMPLATE, spec: Optional[Path] = _SPEC,
              dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name [default: the template's, "
                                                                            "else circles]."),
              epochs: int = typer.Option(30, "--epochs", min=1), lr: float = typer.Option(0.05, "--lr"),
-             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML) -> None:
+             threads: int = _THREADS, out: Optional[Path] = _OUT, html: Optional[Path] = _HTML,
+             cluster: Optional[str] = CLUSTER) -> None:
     """Hybrid vs matched classical model on a dataset: accuracy, parameters, time."""
     threads_ = _threads(threads)
-    from .baseline import run_baseline
-
-    console = _console()
-    result = run_baseline(_qubits(qubits), batch, repeats, template=template, spec=_spec_arg(spec), dataset=dataset,
-                          epochs=epochs, lr=lr, threads=threads_, progress=_progress(console))
+    arguments = {"qubits": _qubits(qubits), "batch": batch, "repeats": repeats, "template": template,
+                 "spec": _spec_arg(spec), "dataset": dataset, "epochs": epochs, "lr": lr, "threads": threads_}
+    result = run_suite_here_or_there("baseline", arguments, cluster=cluster, console=_console(), threads=threads_,
+                                     spec_file=spec)
     _finish(result, "baseline", out, html)
 
 

@@ -400,3 +400,11 @@ def cudaq_available() -> str:
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
+
+
+def thread_environment(threads: int | None) -> dict[str, str]:
+    """The variables that hold OpenMP and BLAS (CUDA-Q's simulators included) to `threads`; they must be in a
+    process's environment before CUDA-Q loads. Empty for None or 0 (library defaults)."""
+    if not threads or threads < 1:
+        return {}
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}

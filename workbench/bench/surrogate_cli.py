@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .cluster_cli import CLUSTER, run_suite_here_or_there
+
 
 def surrogate_command(
         template: Optional[str] = typer.Option(None, "--template", help="A starter template by name."),
@@ -26,21 +28,22 @@ def surrogate_command(
         gradient_option: list[str] = typer.Option([], "--gradient-option", help="Surrogate setting key=value "
                                                                                 "(repeatable), e.g. refit_steps=20."),
         out: Optional[Path] = typer.Option(None, "--out", help="JSON result [default: bench-surrogate.json]."),
-        html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report.")) -> None:
+        html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report."),
+        cluster: Optional[str] = CLUSTER) -> None:
     """Parameter shift vs the surrogate gradient under the same shot budget and the same time budget."""
     from rich.console import Console
 
     from ..cli_errors import parse_key_values
     from .report import print_result, write_json
-    from .surrogate import run_surrogate, write_surrogate_html
+    from .surrogate import write_surrogate_html
 
     console = Console(stderr=True)
     options = parse_key_values(gradient_option, "--gradient-option", "refit_steps=20")  # checked by the method
     try:
-        result = run_surrogate(template=template, spec=str(spec) if spec else None, dataset=dataset, target=target,
-                               shots=shots, shot_budget=shot_budget, seconds=seconds, batch=batch, lr=lr, seed=seed,
-                               gradient_options=options or None, eval_target=eval_target,
-                               progress=lambda message: console.print(f"[dim]{message}[/dim]"))
+        arguments = {"template": template, "spec": str(spec) if spec else None, "dataset": dataset, "target": target,
+                     "shots": shots, "shot_budget": shot_budget, "seconds": seconds, "batch": batch, "lr": lr,
+                     "seed": seed, "gradient_options": options or None, "eval_target": eval_target}
+        result = run_suite_here_or_there("surrogate", arguments, cluster=cluster, console=console, spec_file=spec)
     except (ValueError, KeyError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -20,8 +21,11 @@ REPORT_EVERY_S = 0.2
 
 def execute_benchmark(job: JobSpec, send, stop_requested: threading.Event | None = None) -> dict[str, Any]:
     """Worker side: run the benchmark, sending the rows whenever they change."""
-    from ..gui.bench import BenchmarkRun
+    from ..bench.common import thread_environment
+    from ..bench.step_benchmark import BenchmarkRun
 
+    # This process is the benchmark's own: its simulators get the thread count torch gets, as in the suites.
+    os.environ.update(thread_environment(job.config.get("threads", 1)))
     dataset = load_reference(job.dataset) if job.dataset is not None else None
     run = BenchmarkRun(job.spec, dataset=dataset, **job.config)
     if stop_requested is not None:
@@ -61,7 +65,7 @@ class BenchmarkJob(LocalJob):
     def __init__(self, spec: Any, *, targets: list[dict], dataset=None, batch: int = 16, noise: dict | None = None,
                  shots: int | None = None, precision: str = "single", include_hardware: bool = False,
                  repeats: int = 2, **kwargs):
-        from ..gui.bench import _batch, plan
+        from ..bench.step_benchmark import benchmark_batch, plan
         from ..spec import load_spec
 
         checked = load_spec(spec)
@@ -71,7 +75,7 @@ class BenchmarkJob(LocalJob):
                                  dataset_reference(dataset) if dataset is not None else None,
                                  name=f"benchmark {checked.name}"), **kwargs)
         self.rows = plan(checked, targets=targets, noise=noise, shots=shots, include_hardware=include_hardware)
-        self.batch = len(_batch(checked, dataset, batch)[0])
+        self.batch = len(benchmark_batch(checked, dataset, batch)[0])
         self.done = 0
         self.recommendation: dict | None = None  # workbench.bench.recommend's answer, as the worker sent it
         self.version = 0

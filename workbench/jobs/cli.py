@@ -69,40 +69,92 @@ def run_with_progress(job: Job, label: str, console: Console, *, total_steps: in
     return job
 
 
-def train_distributed(spec, dataset, config, nproc: int, store, console: Console, label: str) -> dict:
-    """`workbench train --nproc N`: one data-parallel run over N local processes; this process records it."""
+def train_distributed(spec, dataset, config, nproc: int, store, console: Console, label: str, *,
+                      run_id: str | None = None, checkpoint: tuple[int, int, bytes] | None = None) -> dict:
+    """`workbench train --nproc N`: one data-parallel run over N local processes; this process records it
+    (the store's one writer): rank 0's step events, and a checkpoint at every epoch end.
+
+    run_id, checkpoint: continue that run from that (step, epoch, state) (see `resume_distributed`).
+    """
     from dataclasses import asdict
 
     from ..training.trainer import environment
     from . import ownership
     from .ddp import train_ddp
 
-    run_id = store.create_run(spec=spec.to_dict(), config={**asdict(config), "nproc": nproc},
-                              dataset=dataset.description, environment={**environment(config), "ranks": nproc},
-                              name=spec.name)
+    if run_id is None:
+        run_id = store.create_run(spec=spec.to_dict(), config={**asdict(config), "nproc": nproc},
+                                  dataset=dataset.description, environment={**environment(config), "ranks": nproc},
+                                  name=spec.name)
     ownership.claim(store, run_id)
     steps_per_epoch = -(-len(dataset.X_train) // config.batch_size)
     pending: list[dict] = []
+
+    def flush() -> None:
+        store.append_events(run_id, pending)
+        pending.clear()
+
+    def save(step: int, epoch: int, state: bytes) -> None:
+        flush()  # the events up to the checkpoint are stored before it: a resume truncates to it
+        store.save_checkpoint(run_id, step=step, epoch=epoch, state=state)
+
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task(f"{label} ({nproc} processes)", total=steps_per_epoch * config.epochs, status="")
+            task = progress.add_task(f"{label} ({nproc} processes)", total=steps_per_epoch * config.epochs,
+                                     completed=checkpoint[0] + 1 if checkpoint else 0, status="")
 
             def on_event(event: dict) -> None:
                 pending.append(event)
                 progress.update(task, completed=event["step"] + 1, status=f"loss {event['loss']:.4f}")
                 if len(pending) >= 20:
-                    store.append_events(run_id, pending)
-                    pending.clear()
+                    flush()
 
             with sigterm_as_interrupt():
-                result = train_ddp(spec, dataset, config, nproc, on_event=on_event)
-    except KeyboardInterrupt:
-        store.append_events(run_id, pending)
-        store.set_status(run_id, "interrupted", {"error": "interrupted (Ctrl-C or SIGTERM)"})
+                result = train_ddp(spec, dataset, config, nproc, on_event=on_event, on_checkpoint=save,
+                                   checkpoint=checkpoint[2] if checkpoint else None)
+    except BaseException as err:
+        flush()
+        interrupted = isinstance(err, KeyboardInterrupt)
+        store.set_status(run_id, "interrupted" if interrupted else "failed",
+                         {"error": "interrupted (Ctrl-C or SIGTERM)" if interrupted else str(err)})
         ownership.release(store, run_id)
+        err.run_id = run_id  # the CLI names the run to resume
         raise
-    store.append_events(run_id, pending)
+    flush()
     store.set_status(run_id, "completed", result["final"])
     ownership.release(store, run_id)
     return {"run_id": run_id, "status": "completed", "final": result["final"], "state_dict": result["state_dict"]}
+
+
+def resume_distributed(record, store, console: Console, *, nproc: int | None = None,
+                       epochs: int | None = None) -> dict:
+    """Continue the data-parallel run `record` (a RunRecord whose config has "nproc") from its last epoch-end
+    checkpoint, over `nproc` processes (default: as many as before). The events after the checkpoint are
+    dropped first (the run redoes them): no gap, no duplicate."""
+    from ..data import load_dataset
+    from ..spec import load_spec
+    from ..training import TrainConfig, TrainingError
+    from . import ownership
+
+    ownership.claim(store, record.id)
+    try:
+        checkpoint = store.latest_checkpoint(record.id)
+        if checkpoint is None:
+            raise TrainingError(f"run {record.id} has no checkpoint yet (data-parallel runs save one at each epoch "
+                                "end): start it again with `workbench train --nproc N`")
+        settings = {k: v for k, v in record.config.items() if k != "nproc"}
+        config = TrainConfig(**{**settings, **({"epochs": epochs} if epochs else {})})
+        processes = nproc or record.config["nproc"]
+        if config.batch_size % processes:
+            raise ValueError(f"batch size {config.batch_size} does not split evenly over {processes} processes: "
+                             f"use --nproc with a divisor of {config.batch_size}")
+        dataset = load_dataset(record.dataset["name"], **record.dataset.get("options", {}))
+        store.truncate_events_after(record.id, checkpoint[0])
+        store.set_status(record.id, "running")
+    except BaseException:
+        ownership.release(store, record.id)
+        raise
+    spec = load_spec(record.spec)
+    return train_distributed(spec, dataset, config, processes, store, console, f"resume {record.id}",
+                             run_id=record.id, checkpoint=checkpoint)

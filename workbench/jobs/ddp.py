@@ -2,11 +2,18 @@
 
 Every rank builds the same model (same seed), takes the same shuffled order each epoch and trains on its
 contiguous share of every batch; DDP averages the gradients, so with equal shares one step equals a
-single-process step on the whole batch. gloo on CPU; on GPUs nccl with one GPU per rank, the rank's
-quantum layers (torch engine or a CUDA-Q GPU target) on that GPU (CUDA_VISIBLE_DEVICES=rank).
+single-process step on the whole batch. gloo on CPU; with --device cuda or a CUDA-Q GPU target, nccl with
+one GPU per rank: each rank sees only its local rank's GPU (CUDA_VISIBLE_DEVICES, set before anything
+touches CUDA), so its torch tensors (cuda:0 in that process) and its CUDA-Q target run there. Without
+enough GPUs that is refused before any process starts.
+
+At every epoch end rank 0 sends a checkpoint (weights, optimizer, shuffling state, position); the CLI stores
+it with the run, and `workbench runs resume RUN` continues the run over the same number of processes
+(or `--nproc N`, which must divide the batch) from there: the history has no gap and no duplicate, and the
+weights equal those of an uninterrupted run.
 
 Launch: `workbench train --nproc N ...` (rank 0's events come back to the CLI, which records the run),
-or torchrun, which sets RANK/WORLD_SIZE/MASTER_ADDR itself:
+or torchrun, which sets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR itself (this entry keeps no store):
     torchrun --nproc-per-node 2 -m workbench.jobs.ddp --template vqc-circles --epochs 5 --out result.json
 
 Example:
@@ -38,9 +45,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def needs_gpus(config: dict) -> bool:
+    """Whether the run trains on GPUs (nccl, one per rank): --device cuda or a CUDA-Q GPU target."""
+    from ..engine.targets import TARGETS
+
+    target = TARGETS.get(config.get("target") or "torch")
+    return torch.device(config.get("device") or "cpu").type == "cuda" or bool(target and target.needs_gpu)
+
+
+def check_gpus(config: dict, nproc: int, available: int) -> None:
+    """ValueError, with the fix, when a GPU run has fewer GPUs than processes."""
+    if needs_gpus(config) and available < nproc:
+        raise ValueError(f"data-parallel training on GPUs (nccl) needs one GPU per process: {nproc} processes, but "
+                         f"torch sees {available} GPU(s). Use --device cpu with a CPU target (gloo), or at most "
+                         f"{available} processes" if available else
+                         f"data-parallel training on GPUs (nccl) needs one GPU per process, and torch sees none "
+                         f"here: use --device cpu with a CPU target (gloo)")
+
+
+def pin_gpu(local_rank: int) -> None:
+    """This process sees only the GPU of `local_rank` (of those it was given); call it before anything touches
+    CUDA, which reads CUDA_VISIBLE_DEVICES once. torch's cuda:0 and CUDA-Q's GPU targets then both use it."""
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank] if visible else str(local_rank)
+
+
 def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
-              emit: Callable[[dict], None] | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    """The training loop of one rank (the process group is initialised); rank 0 emits events."""
+              emit: Callable[[dict], None] | None = None, max_steps: int | None = None,
+              checkpoint: bytes | None = None,
+              on_checkpoint: Callable[[int, int, bytes], None] | None = None) -> dict[str, Any]:
+    """The training loop of one rank (the process group is initialised; on GPUs `pin_gpu` was called).
+
+    Rank 0 emits step events and, at each epoch end, calls on_checkpoint(last step, epoch, state).
+    checkpoint: such a state to continue from (every rank loads the same one).
+    """
     from torch.nn.parallel import DistributedDataParallel
 
     from .. import compiler
@@ -50,11 +88,14 @@ def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
     settings = TrainConfig(**config)
     if settings.optimizer == "lbfgs":
         raise ValueError("data-parallel training supports adam, sgd and rmsprop (L-BFGS steps are not shardable)")
-    gpu = torch.cuda.is_available() and dist.get_backend() == "nccl"
-    device = "cuda:0" if gpu else "cpu"
+    # The rank's one visible GPU (pin_gpu) is cuda:0 in this process.
+    device = "cuda:0" if torch.device(settings.device).type == "cuda" else "cpu"
     dataset = load_reference(dataset_ref)
     torch.manual_seed(settings.seed)
-    model = compiler.compile(spec, execution=settings.execution.replace(device=str(device)))
+    model = compiler.compile(spec, execution=settings.execution.replace(device=device))
+    state = torch.load(io.BytesIO(checkpoint), weights_only=True) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
     parallel = DistributedDataParallel(model)
     params = [p for p in parallel.parameters() if p.requires_grad]
     optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}[
@@ -64,8 +105,14 @@ def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
     order_rng = torch.Generator().manual_seed(settings.seed)
     batch = settings.batch_size
     steps_per_epoch = math.ceil(len(X) / batch)
-    step = 0
-    for epoch in range(settings.epochs):
+    step, first_epoch = 0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        order_rng.set_state(state["order_rng"])
+        step, first_epoch = state["step"], state["epoch"] + 1
+    for epoch in range(first_epoch, settings.epochs):
+        # Dropout draws depend on (seed, epoch, rank) only: a resumed run draws what an uninterrupted one would.
+        torch.manual_seed(settings.seed + 7919 * (epoch + 1) + rank)
         order = torch.randperm(len(X), generator=order_rng)
         for b in range(steps_per_epoch):
             index = order[b * batch:(b + 1) * batch]
@@ -90,6 +137,10 @@ def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
                 break
         if max_steps is not None and step >= max_steps:
             break
+        if on_checkpoint is not None and rank == 0:
+            snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "order_rng": order_rng.get_state(), "step": step, "epoch": epoch}
+            on_checkpoint(step - 1, epoch, _state_bytes(snapshot))
     model.eval()
     with torch.no_grad():
         out = model(dataset.X_test.to(device))
@@ -99,28 +150,43 @@ def rank_loop(spec: dict, dataset_ref: Any, config: dict, rank: int, world: int,
     return {"final": final, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
+def _state_bytes(value: Any) -> bytes:
+    # Bytes, not tensors: torch would share tensor storage by file descriptor, gone once the rank exits.
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
 def _rank_main(rank: int, world: int, port: int, spec: dict, dataset_ref: Any, config: dict, results,
-               max_steps: int | None) -> None:
-    gpu = torch.cuda.is_available() and torch.cuda.device_count() >= world
+               max_steps: int | None, checkpoint: bytes | None) -> None:
+    gpu = needs_gpus(config)
     if gpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(rank)  # this rank's GPU, for torch and CUDA-Q alike
+        pin_gpu(rank)  # spawned on one machine: the local rank is the rank
     dist.init_process_group("nccl" if gpu else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
     try:
         emit = (lambda event: results.put(("event", event))) if rank == 0 else None
-        result = rank_loop(spec, dataset_ref, config, rank, world, emit, max_steps)
+        save = (lambda step, epoch, state: results.put(("checkpoint", (step, epoch, state)))) if rank == 0 else None
+        result = rank_loop(spec, dataset_ref, config, rank, world, emit, max_steps, checkpoint, save)
         if rank == 0:
-            # Bytes, not tensors: torch would share tensor storage by file descriptor, gone once this rank exits.
-            buffer = io.BytesIO()
-            torch.save(result, buffer)
-            results.put(("done", buffer.getvalue()))
+            results.put(("done", _state_bytes(result)))
     finally:
         dist.destroy_process_group()
 
 
 def train_ddp(spec: Any, dataset: Any, config: Any, nproc: int, *, on_event: Callable[[dict], None] | None = None,
-              max_steps: int | None = None) -> dict[str, Any]:
-    """Train over `nproc` local processes; returns rank 0's {"final", "state_dict"}. Events go to on_event."""
+              max_steps: int | None = None, checkpoint: bytes | None = None,
+              on_checkpoint: Callable[[int, int, bytes], None] | None = None) -> dict[str, Any]:
+    """Train over `nproc` local processes; returns rank 0's {"final", "state_dict"}.
+
+    Args:
+        on_event: gets rank 0's step events, in order.
+        checkpoint: a state from on_checkpoint to continue from (the epoch after it).
+        on_checkpoint: called at each epoch end with (last step, epoch, state bytes), after that epoch's events.
+
+    Example:
+        train_ddp(spec, "circles", TrainConfig(epochs=2, batch_size=16), nproc=2, on_checkpoint=keep)
+    """
     import torch.multiprocessing as mp
 
     from ..spec import load_spec
@@ -131,20 +197,35 @@ def train_ddp(spec: Any, dataset: Any, config: Any, nproc: int, *, on_event: Cal
     if settings["batch_size"] % nproc:
         raise ValueError(f"batch size {settings['batch_size']} does not split evenly over {nproc} processes: "
                          f"use a multiple of {nproc}")
+    check_gpus(settings, nproc, torch.cuda.device_count() if needs_gpus(settings) else 0)
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
     spec_dict = load_spec(spec).to_dict()
     processes = mp.start_processes(_rank_main, args=(nproc, _free_port(), spec_dict, dataset_reference(dataset),
-                                                     settings, results, max_steps),
+                                                     settings, results, max_steps, checkpoint),
                                    nprocs=nproc, join=False, start_method="spawn")
     outcome = None
-    while outcome is None:
-        kind, payload = results.get()
-        if kind == "event":
-            if on_event is not None:
+
+    def drain() -> None:
+        nonlocal outcome
+        while not results.empty():
+            kind, payload = results.get()
+            if kind == "event" and on_event is not None:
                 on_event(payload)
-        else:
-            outcome = torch.load(io.BytesIO(payload), weights_only=True)
+            elif kind == "checkpoint" and on_checkpoint is not None:
+                on_checkpoint(*payload)
+            elif kind == "done":
+                outcome = torch.load(io.BytesIO(payload), weights_only=True)
+
+    try:
+        while outcome is None:
+            drain()
+            if outcome is None and processes.join(0.2):  # every rank ended: their last messages are queued
+                drain()
+                if outcome is None:
+                    raise RuntimeError("the data-parallel processes ended without a result")
+    except mp.ProcessRaisedException as err:  # a rank failed: its error, not a hang
+        raise RuntimeError(f"a data-parallel process failed: {str(err).strip().splitlines()[-1]}") from None
     while not processes.join():
         pass
     return outcome
@@ -162,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cuda: nccl, one GPU per rank (its LOCAL_RANK's)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     spec = templates.get(args.template) if args.template else args.spec
@@ -170,9 +252,11 @@ def main(argv: list[str] | None = None) -> None:
 
     config = asdict(TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed))
     world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
-    gpu = torch.cuda.is_available() and torch.cuda.device_count() >= world
+    config = {**config, "device": args.device}
+    gpu = needs_gpus(config)
     if gpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = os.environ.get("LOCAL_RANK", str(rank))
+        pin_gpu(int(os.environ.get("LOCAL_RANK", rank)))
+        check_gpus(config, 1, torch.cuda.device_count())  # this rank's own GPU
     dist.init_process_group("nccl" if gpu else "gloo")
     try:
         from ..spec import load_spec

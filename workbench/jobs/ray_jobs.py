@@ -43,10 +43,24 @@ def connect(address: str):
 
 def _task_body(job: JobSpec, events, control) -> None:
     """Runs on a Ray worker: the job, with control messages polled from the control queue."""
-    from .worker import apply_control, execute_training, quiet_stderr
+    from .worker import apply_control, execute, execute_training, quiet_stderr
 
     quiet_stderr()
     stop = threading.Event()
+    if job.kind != "train":  # a benchmark has no pause or single step: only cancel applies
+        def wait_for_cancel() -> None:
+            while not stop.is_set():
+                try:
+                    message = control.get(timeout=0.5)
+                except Exception:  # Empty, or the queue is gone
+                    continue
+                if message == "cancel":
+                    stop.set()
+
+        threading.Thread(target=wait_for_cancel, name="job-control", daemon=True).start()
+        execute(job, events.put, stop)
+        stop.set()
+        return
 
     def listen(trainer) -> None:
         def loop() -> None:
@@ -81,7 +95,8 @@ class RayJob(Job):
         ray = connect(self.address)
         from ray.util.queue import Empty, Queue
 
-        remote = ray.remote(num_cpus=1, max_retries=0)(_task_body)
+        options = {"runtime_env": {"env_vars": dict(self.spec.env)}} if self.spec.env else {}
+        remote = ray.remote(num_cpus=1, max_retries=0, **options)(_task_body)
         while True:
             events, self._controls = Queue(), Queue()
             self._ref = remote.remote(self.spec, events, self._controls)

@@ -13,19 +13,22 @@ from typing import Any
 
 from ..data import Dataset
 
-KINDS = ("train", "benchmark")
+KINDS = ("train", "benchmark", "bench-suite")
 
 
 @dataclass
 class JobSpec:
     """One unit of work for a worker.
 
-    kind: "train" (a training run or matched baseline) or "benchmark" (the GUI's per-method step timing).
+    kind: "train" (a training run or matched baseline), "benchmark" (the GUI's per-method step timing) or
+        "bench-suite" (a `workbench bench` suite: config {"suite", "arguments"}).
     spec: the architecture spec as a dict.
     config: TrainConfig fields (training) — they include the execution settings (target, gradient,
         device, shots, noise, precision) — or benchmark settings.
     dataset: a reference {"name", "options"} the worker loads, or a Dataset (uploaded data: sent inline).
     run_id: the store's run the submitting side created for it; checkpoint: state to resume from.
+    env: environment variables the worker needs before it imports anything (OpenMP thread counts); a Ray
+        task gets them through its runtime environment.
     """
 
     kind: str
@@ -36,6 +39,7 @@ class JobSpec:
     parent_id: str | None = None
     run_id: str | None = None
     checkpoint: bytes | None = None
+    env: dict[str, str] | None = None
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     def __post_init__(self) -> None:

@@ -134,6 +134,10 @@ def execute(job: JobSpec, send: Send, stop_requested: threading.Event | None = N
         from .benchmark import execute_benchmark
 
         return execute_benchmark(job, send, stop_requested)
+    if job.kind == "bench-suite":
+        from .bench_suite import execute_suite
+
+        return execute_suite(job, send, stop_requested)
     return execute_training(job, send, stop_requested)
 
 

@@ -1,10 +1,14 @@
-"""The GUI's benchmark: time one training step of the network on the canvas for every (target, gradient
-method) that applies, each model built with workbench.compile. Runs in a background thread; the UI
-polls `BenchmarkRun.rows`."""
+"""The step benchmark behind the GUI's Benchmark tab: time one training step of a network for every (target,
+gradient method) that applies, each model built with workbench.compile. `BenchmarkRun` fills its rows in as
+each combination finishes; the GUI runs it in a job (workbench.jobs.benchmark) and polls the rows.
+
+Example:
+    run = BenchmarkRun(spec, targets=[{"name": "torch", "kind": "simulator", "reason": ""}], batch=4)
+    rows = run.run()    # [{"target", "gradient", "skip", "seconds", "executions", "status"}, ...]
+"""
 
 from __future__ import annotations
 
-import statistics
 import threading
 from typing import Any
 
@@ -52,7 +56,8 @@ def plan(spec: ArchitectureSpec, *, targets: list[dict], noise: dict | None, sho
     return rows
 
 
-def _batch(spec: ArchitectureSpec, dataset, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def benchmark_batch(spec: ArchitectureSpec, dataset, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `batch` training samples of `dataset` when they fit the network, else a seeded random batch."""
     if dataset is not None and tuple(dataset.input_shape) == tuple(spec.input_shape):
         return dataset.X_train[:batch], dataset.y_train[:batch]
     generator = torch.Generator().manual_seed(0)
@@ -70,35 +75,36 @@ def _batch(spec: ArchitectureSpec, dataset, batch: int) -> tuple[torch.Tensor, t
 def time_step(spec: ArchitectureSpec, target: str, gradient: str, X: torch.Tensor, y: torch.Tensor, *,
               noise: dict | None = None, shots: int | None = None, precision: str = "single", repeats: int = 2,
               budget_s: float = 20.0) -> dict[str, Any]:
-    """Seconds for one optimiser step (forward, loss, backward, update): median of `repeats` after a warm-up."""
-    from ..bench.common import Stepper, loss_for
+    """Seconds for one optimiser step (forward, loss, backward, update), timed as `workbench bench` times it
+    (common.alternate): a warm-up step, then at least `repeats` steps (fast ones: 0.25 s of steps), median.
+
+    Two or three steps of a millisecond-scale configuration measured scheduler noise, not the step."""
+    from .common import Stepper, alternate, loss_for
 
     model = wb_compile(spec, target=target, gradient=gradient, noise=noise, shots=shots, precision=precision, seed=0)
     stepper = Stepper(model, X, y, loss_for(spec))
-    step = stepper.step
-
-    warm = step()
     executions_before = model.circuit_executions()
-    times = []
-    for _ in range(repeats):
-        if warm * (len(times) + 1) > budget_s:
-            break
-        times.append(step())
-    runs = max(1, len(times))
-    executions = (model.circuit_executions() - executions_before) / runs if times else None
-    return {"seconds": statistics.median(times) if times else warm, "executions": executions,
+    summary = alternate({"step": stepper}, repeats=repeats, rounds=1, budget_s=budget_s)["step"]
+    steps = summary["steps_timed"] + 1  # every step, the warm-up included, runs the same circuits
+    return {"seconds": summary["step_ms"] / 1e3, "executions": (model.circuit_executions() - executions_before) / steps,
             "methods": {k: v["method"] for k, v in model.gradient_info().items()}}
 
 
 class BenchmarkRun:
-    """One benchmark in a background thread; rows fill in as each combination finishes."""
+    """One benchmark in a background thread; rows fill in as each combination finishes.
+
+    threads: torch's thread count while it runs (as `workbench bench --threads`, default 1, so the figures
+        compare with the suites'; None keeps the process's setting). Two threads on a busy two-core machine
+        made millisecond steps 10-20x slower.
+    """
 
     def __init__(self, spec: ArchitectureSpec | dict, *, targets: list[dict], dataset=None, batch: int = 16,
                  noise: dict | None = None, shots: int | None = None, precision: str = "single",
-                 include_hardware: bool = False, repeats: int = 2, recommend: bool = True):
+                 include_hardware: bool = False, repeats: int = 2, recommend: bool = True, threads: int | None = 1):
         self.spec = load_spec(spec)
+        self.threads = threads
         self.rows = plan(self.spec, targets=targets, noise=noise, shots=shots, include_hardware=include_hardware)
-        self.X, self.y = _batch(self.spec, dataset, batch)
+        self.X, self.y = benchmark_batch(self.spec, dataset, batch)
         self.batch = len(self.X)
         self.noise, self.shots, self.precision, self.repeats = noise, shots, precision, repeats
         self.want_recommendation = recommend
@@ -127,6 +133,9 @@ class BenchmarkRun:
             self._thread.join(timeout)
 
     def run(self) -> list[dict]:
+        from .common import set_threads
+
+        set_threads(self.threads)
         for row in self.rows:
             if self._cancel.is_set():
                 break
@@ -155,7 +164,7 @@ class BenchmarkRun:
     def _recommend(self) -> None:
         """The benchmark suite's verdict (which target and gradient to use, and why) over the targets timed here;
         it also checks each gradient against the exact one, which the timing rows above do not."""
-        from ..bench import recommend
+        from .gradient import recommend
 
         timed = sorted({r["target"] for r in self.rows if r.get("status") == "done"})
         with self._lock:
@@ -163,7 +172,7 @@ class BenchmarkRun:
             self.version += 1
         try:
             answer = recommend(self.spec, batch=self.batch, repeats=self.repeats, targets=timed or None,
-                               max_seconds=10.0)
+                               max_seconds=10.0, threads=self.threads)
             answer = {**answer, "status": "done"}
         except Exception as err:  # the verdict is extra: its failure is shown, the timings stay
             answer = {"sentence": f"no recommendation: {err.__class__.__name__}: {err}", "status": "failed"}
