@@ -315,6 +315,33 @@ def shots_bound():
     return shot_bound
 
 
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance (2 CPUs) for every test that needs one: each start costs ~20 s and, on a busy
+    machine, may fail inside Ray itself, so it happens once per test session, retried."""
+    ray = pytest.importorskip("ray", reason="the [cluster] extra (ray) is not installed")
+    root = str(Path(__file__).resolve().parents[1])
+    # Ray's worker processes import this checkout's workbench, as the driver does.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    # On a loaded two-core machine the raylet can take longer than Ray's default 30 s to register.
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    attempts = 3
+    for _ in range(attempts):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception as err:  # Ray raises a bare Exception for a node that timed out during startup
+            ray.shutdown()
+            # the raylet aborts when Ray's dashboard agent takes more than a hard-coded 15 s to start
+            # (ray-project/ray#65983, "Timed out waiting for file .../metrics_agent_port_*")
+            if "timed out during startup" not in str(err):
+                raise
+    else:
+        pytest.skip(f"a local Ray instance did not start in {attempts} attempts (machine too busy, ray#65983)")
+    yield ray
+    ray.shutdown()
+
+
 # ------------------------------------------------------------------------------------------------
 # The block catalogue the engine and gradient tests sweep (3 qubits).
 

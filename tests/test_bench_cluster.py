@@ -29,20 +29,13 @@ def test_a_malformed_cluster_address_is_one_clear_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_suite_on_ray_gives_the_rows_of_a_local_run_and_ran_in_a_ray_worker(tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray", reason="the [cluster] extra (ray) is not installed")
+def test_a_suite_on_ray_gives_the_rows_of_a_local_run_and_ran_in_a_ray_worker(tmp_path, monkeypatch, local_ray):
     monkeypatch.delenv("WORKBENCH_CLUSTER", raising=False)
     runner = CliRunner()
-    # On a loaded two-core machine the raylet can take longer than Ray's default 30 s to register.
-    monkeypatch.setenv("RAY_raylet_start_wait_time_s", "120")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        local = runner.invoke(bench_app, [*BASELINE, "--out", str(tmp_path / "local.json")])
-        assert local.exit_code == 0, local.output
-        monkeypatch.setenv("WORKBENCH_CLUSTER", "auto")  # the variable alone sends it to the cluster
-        remote = runner.invoke(bench_app, [*BASELINE, "--out", str(tmp_path / "ray.json")])
-    finally:
-        ray.shutdown()
+    local = runner.invoke(bench_app, [*BASELINE, "--out", str(tmp_path / "local.json")])
+    assert local.exit_code == 0, local.output
+    monkeypatch.setenv("WORKBENCH_CLUSTER", "auto")  # the variable alone sends it to the cluster
+    remote = runner.invoke(bench_app, [*BASELINE, "--out", str(tmp_path / "ray.json")])
     assert remote.exit_code == 0, remote.output
     assert "as a job on the Ray cluster auto" in remote.output
     assert "baseline: training the hybrid model (seed 0)" in remote.output  # progress streamed back

@@ -22,13 +22,6 @@ CIRCLES = {"n_samples": 120, "noise": 0.05, "standardize": True}
 SMALL = {**CIRCLES, "n_samples": 60}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture()
 def store(tmp_path):
     return RunStore(tmp_path / "runs.sqlite3")

@@ -3,7 +3,6 @@ set of results (same seeds). Wall times are measured by a benchmark command, not
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -36,29 +35,8 @@ def test_two_local_workers_give_the_same_results(one_worker, tmp_path):
     assert two.report["generations"] == one_worker.report["generations"]
 
 
-def _start_ray(ray, attempts: int = 3) -> None:
-    """ray.init, retried: on a busy machine the raylet aborts when Ray's dashboard agent takes more than its
-    hard-coded 15 s to start (ray-project/ray#65983, "Timed out waiting for file .../metrics_agent_port_*")."""
-    for attempt in range(attempts):
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-            return
-        except Exception as err:  # Ray raises a bare Exception for a node that timed out during startup
-            ray.shutdown()
-            if "timed out during startup" not in str(err):
-                raise
-    pytest.skip(f"a local Ray instance did not start in {attempts} attempts (machine too busy, ray#65983)")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_local_ray_instance_gives_the_same_results(one_worker, tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
-    # Ray's worker processes import this checkout's workbench, as the driver does.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    _start_ray(ray)
-    try:
-        on_ray = search("circles-vqc", store=tmp_path / "runs.sqlite3", workers=2, backend="ray", **SETTINGS)
-    finally:
-        ray.shutdown()
+def test_a_local_ray_instance_gives_the_same_results(one_worker, tmp_path, local_ray):
+    on_ray = search("circles-vqc", store=tmp_path / "runs.sqlite3", workers=2, backend="ray", **SETTINGS)
     assert _outcome(on_ray) == _outcome(one_worker)
