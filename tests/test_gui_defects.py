@@ -54,7 +54,7 @@ def _events(steps: int, per_epoch: int) -> list[dict]:
                                                                                        "gradient_method": "adjoint",
                                                                                        "circuit_executions": 1}}})
         if (s + 1) % per_epoch == 0:
-            out.append({"kind": "epoch", "epoch": s // per_epoch, "step": s + 1, "loss": 0.3, "metric": "accuracy",
+            out.append({"kind": "epoch", "epoch": s // per_epoch, "step": s, "loss": 0.3, "metric": "accuracy",
                         "accuracy": 0.6, "val_loss": 0.4, "val_accuracy": 0.55})
     return out
 
@@ -77,6 +77,29 @@ def test_every_chart_ends_at_the_last_step_received(steps):
     if steps % 7 == 0:  # an epoch just ended: its point sits on the last step too
         epoch = charts.loss_figure(d)["data"][1]
         assert epoch["x"][-1] == last
+
+
+def test_epoch_and_boundary_points_sit_on_their_last_step_in_charts_compare_and_the_store(tmp_path):
+    """x means "after step x" everywhere: an epoch's point sits on the epoch's last step event, in the live
+    charts, in the store and in Compare (it used to be one step ahead there)."""
+    from workbench.data import load_dataset
+
+    store = wb.RunStore(tmp_path / "runs.sqlite3")
+    data = load_dataset("circles", n_samples=60, noise=0.05, standardize=True)
+    result = wb.Trainer(wb.templates.get("vqc-circles"), data,
+                        wb.TrainConfig(epochs=2, batch_size=16, boundary_every=1), store=store).run()
+    steps = store.events(result.run_id, "step")
+    last_of_epoch = [max(e["step"] for e in steps if e["epoch"] == epoch) for epoch in (0, 1)]
+    assert last_of_epoch == [2, 5]  # 48 training samples in batches of 16: steps 0-2, then 3-5
+    assert [x for x, _ in store.compare([result.run_id], "loss")[result.run_id]] == last_of_epoch
+    assert [e["step"] for e in store.events(result.run_id, "boundary")] == last_of_epoch
+    live = charts.LiveData()
+    live.extend(result.history)
+    assert live.epoch_steps == last_of_epoch
+    assert [t["x"][-1] for t in charts.loss_figure(live)["data"]] == [5, 5, 5]  # step, epoch and validation
+    assert "after epoch 2 (step 5)" in charts.boundary_figure(live)["layout"]["title"]["text"]
+    compare = charts.compare_figure(store.compare([result.run_id], "val_loss"), {}, "val_loss")
+    assert compare["data"][0]["x"] == last_of_epoch
 
 
 def test_thinning_keeps_the_trend():

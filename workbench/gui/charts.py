@@ -150,9 +150,9 @@ class LiveData:
                         values.append(None)
         elif kind == "epoch":
             self.epochs.append(int(e.get("epoch", len(self.epochs))))
-            # The trainer's epoch event carries the step count so far; the epoch's own last step is one less,
-            # so epoch points sit on the step curve and every chart ends at the run's last step.
-            self.epoch_steps.append(max(0, int(e.get("step", len(self.steps))) - 1))
+            # The epoch event carries the index of the epoch's last step (as step events carry theirs), so epoch
+            # points sit on the step curve and every chart ends at the run's last step.
+            self.epoch_steps.append(int(e.get("step", len(self.steps) - 1)))
             self.metric_name = e.get("metric") or self.metric_name
             self.epoch_loss.append(_finite(e.get("loss")))
             self.epoch_metric.append(_finite(e.get(self.metric_name)) if self.metric_name else None)
@@ -372,8 +372,8 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
             trace["marker"] = {**trace["marker"], "symbol": "circle-open", "size": 8,
                                "line": {"width": 2, "color": trace["marker"]["color"]}}
             data.append(trace)
-    last_step = max(0, int(b.get("step", 1)) - 1)  # the boundary event carries the step count so far
-    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {last_step})", height=height, hovermode="closest",
+    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {b.get('step', 0)})", height=height,
+                         hovermode="closest",
                          xaxis={"range": [b["x"][0], b["x"][-1]], "title": {"text": "x₁"}},
                          yaxis={"range": [b["y"][0], b["y"][-1]], "title": {"text": "x₂"}})
     return {"data": data, "layout": layout}
@@ -551,8 +551,9 @@ def entropy_figure(view: dict, height: int = 260) -> dict:
     stages = view["stages"]
     data = [{"type": "bar", "name": f"q{q}", "x": [s["name"] for s in stages], "y": [s["entropy"][q] for s in stages],
              "marker": {"color": PALETTE[q % len(PALETTE)]}} for q in range(view["qubits"])]
-    layout = base_layout("Entanglement entropy per qubit (bits)", height=height, hovermode="closest",
-                         barmode="group", yaxis={"range": [0, 1.05]})
+    # Short titles: the two charts share half a card, and a longer title ran past the chart's edge.
+    layout = base_layout("Entanglement entropy", height=height, hovermode="closest",
+                         barmode="group", yaxis={"range": [0, 1.05], "title": {"text": "bits"}})
     return {"data": data, "layout": layout}
 
 
@@ -562,8 +563,9 @@ def probability_figure(view: dict, height: int = 260, limit: int = 64) -> dict:
     pairs.sort()
     data = [{"type": "bar", "x": [p[0] for p in pairs], "y": [p[1] for p in pairs],
              "marker": {"color": PALETTE[3]}, "hovertemplate": "|%{x}⟩: %{y:.3f}<extra></extra>"}]
-    layout = base_layout("Output probabilities of the bitstrings (q₀ rightmost)", height=height,
-                         hovermode="closest", showlegend=False,
-                         xaxis={"type": "category", "tickangle": -90, "tickfont": {"size": 10}}, yaxis={"range": [0, 1]})
-    layout["margin"] = {**layout["margin"], "b": 64}
+    layout = base_layout("Output probabilities", height=height, hovermode="closest", showlegend=False,
+                         xaxis={"type": "category", "tickangle": -90, "tickfont": {"size": 10},
+                                "title": {"text": "bitstring (q₀ rightmost)", "standoff": 4}},
+                         yaxis={"range": [0, 1]})
+    layout["margin"] = {**layout["margin"], "b": 84}
     return {"data": data, "layout": layout}
