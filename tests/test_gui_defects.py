@@ -102,6 +102,36 @@ def test_epoch_and_boundary_points_sit_on_their_last_step_in_charts_compare_and_
     assert compare["data"][0]["x"] == last_of_epoch
 
 
+def test_a_run_until_paused_shows_epoch_step_and_elapsed_time_not_a_billion_epochs(tmp_path):
+    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.state import UNTIL_PAUSED
+
+    d = charts.LiveData()
+    events = _events(17, 7)  # two epochs of 7 steps, then 3 steps into the third
+    events[0].update(epochs=UNTIL_PAUSED, time=1000.0)
+    for k, event in enumerate(events[1:]):
+        event["time"] = 1000.0 + 5.0 * (k + 1)
+    d.extend(events)
+    headline = d.headline()
+    assert "epoch 3 (until paused)" in headline and "step 17" in headline and "1 min 35 s elapsed" in headline
+    assert str(UNTIL_PAUSED) not in headline
+    assert d.progress() == (3, 7)  # the bar shows the current epoch, not 17 of 7 billion steps
+    # Compare lists such a run as "2 (until paused)" epochs.
+    store = wb.RunStore(tmp_path / "runs.sqlite3")
+    spec = wb.templates.get("vqc-circles").to_dict()
+    run_id = store.create_run(spec=spec, config={"epochs": UNTIL_PAUSED, "target": "torch"},
+                              dataset={"name": "circles"}, environment={}, name="playground")
+    store.set_status(run_id, "cancelled", {"epochs_done": 2, "steps": 17})
+    app = WorkbenchApp(store=store)
+    try:
+        app.session.run_ids = [run_id]
+        app.compare.run_select.value = [run_id]
+        table = app.compare.compare_table.object
+        assert "2 (until paused)" in table and str(UNTIL_PAUSED) not in table
+    finally:
+        app.shutdown()
+
+
 def test_thinning_keeps_the_trend():
     xs = list(range(10_000))
     ys = [float(x) for x in xs]

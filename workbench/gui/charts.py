@@ -47,6 +47,24 @@ def empty_figure(title: str, message: str, height: int | None = None) -> dict:
     return {"data": [], "layout": layout}
 
 
+def _duration(seconds: float) -> str:
+    """'42 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+def epochs_text(done: Any, planned: Any) -> str:
+    """'3 / 20', or '3 (until paused)' for a run without an epoch count."""
+    done_text = str(done) if isinstance(done, int) else "–"
+    if isinstance(planned, int) and planned >= UNBOUNDED_EPOCHS:
+        return f"{done_text} (until paused)"
+    return f"{done_text} / {planned if planned is not None else '–'}"
+
+
 def _finite(value: Any) -> float | None:
     if value is None:
         return None
@@ -92,6 +110,8 @@ class LiveData:
         self.epoch_time: list[float | None] = []
         self.boundary: dict | None = None
         self.final: dict = {}
+        self.started_at: float | None = None  # the start event's time
+        self.latest_at: float | None = None  # the newest event's time (elapsed stops while paused)
         self.events_seen = 0
         self.version = 0
 
@@ -112,10 +132,26 @@ class LiveData:
             self.version += 1
         return bool(events)
 
+    @property
+    def until_paused(self) -> bool:
+        """The run trains until it is paused or stopped (no epoch count to show)."""
+        return self.epochs_total >= UNBOUNDED_EPOCHS
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from the run's start to its newest event."""
+        if self.started_at is None or self.latest_at is None:
+            return None
+        return max(0.0, self.latest_at - self.started_at)
+
     def _add(self, e: dict) -> None:
         self.events_seen += 1
         kind = e.get("kind")
+        moment = _finite(e.get("time"))
+        if moment is not None and kind != "start":
+            self.latest_at = moment
         if kind == "start":
+            self.started_at = moment if self.started_at is None else self.started_at
             self.run_id = e.get("run_id") or self.run_id
             self.status = "running"
             self.epochs_total = e.get("epochs", self.epochs_total)
@@ -170,7 +206,11 @@ class LiveData:
 
     # -- summaries --------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int]:
-        """(steps done, total steps) for a progress bar."""
+        """(steps done, total steps) for a progress bar; a run without an epoch count: (steps done in this
+        epoch, steps per epoch)."""
+        if self.until_paused and self.steps_per_epoch:
+            done = len(self.steps) - (self.epoch_steps[-1] + 1 if self.epoch_steps else 0)
+            return (max(0, min(done, self.steps_per_epoch)), self.steps_per_epoch)
         total = self.epochs_total * self.steps_per_epoch
         return (len(self.steps), max(total, len(self.steps), 1))
 
@@ -178,12 +218,14 @@ class LiveData:
         if self.status == "idle":
             return idle_text
         parts = [self.status.capitalize()]
-        if self.epochs_total >= UNBOUNDED_EPOCHS:
+        if self.until_paused:
             parts.append(f"epoch {self.current_epoch + (self.status == 'running')} (until paused)")
         elif self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
                          f"/{self.epochs_total}")
         parts.append(f"step {len(self.steps)}")
+        if self.until_paused and self.elapsed is not None:
+            parts.append(f"{_duration(self.elapsed)} elapsed")
         if self.loss and self.loss[-1] is not None:
             parts.append(f"loss {self.loss[-1]:.4g}")
         if self.val_metric and self.val_metric[-1] is not None and self.metric_name:
