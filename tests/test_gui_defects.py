@@ -132,6 +132,42 @@ def test_a_run_until_paused_shows_epoch_step_and_elapsed_time_not_a_billion_epoc
         app.shutdown()
 
 
+def test_a_notebook_cell_that_adds_a_block_and_undoes_it_sends_the_settings_form_no_fields():
+    """In JupyterLab, add("dropout") + undo() in one cell left the dropout on the canvas and its fields in the
+    form: both went out twice in a row and the first could be drawn last. In a notebook the Build tab now shows
+    the cell's net change, once the cell has finished."""
+    import asyncio
+
+    from workbench.gui.app import WorkbenchApp
+
+    app = WorkbenchApp(store=None, notebook=True)
+    try:
+        sent: list[list[str]] = []
+        app.build.form_body.param.watch(lambda e: sent.append([type(w).__name__ for w in e.new]), "objects")
+        drawn: list[list[str]] = []
+        app.build.canvas.param.watch(lambda e: drawn.append([b["id"] for b in e.new["blocks"]]), "view")
+
+        async def cell() -> None:
+            app.builder.add("dropout", index=1)
+            app.builder.undo()
+            await asyncio.sleep(0)  # the cell has finished: the kernel loop runs what waited for it
+            await asyncio.sleep(0)
+
+        asyncio.run(cell())
+        assert app.builder.selected is None and sent == []  # nothing to draw: no block is selected
+        assert all(ids == ["fc_in", "to_angles", "vqc"] for ids in drawn), drawn  # the canvas never shows drop1
+        assert app.build._form_key == ("none",) and app.build.form_body.objects == []
+
+        async def select() -> None:
+            app.builder.selected = 0
+            await asyncio.sleep(0)
+
+        asyncio.run(select())  # one edit: its fields are sent once
+        assert len(sent) == 1 and sent[0] and app.build._form_key == ("block", 0, "linear")
+    finally:
+        app.shutdown()
+
+
 def test_thinning_keeps_the_trend():
     xs = list(range(10_000))
     ys = [float(x) for x in xs]
