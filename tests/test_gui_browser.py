@@ -509,12 +509,16 @@ def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, serve
     before = {r.id for r in store.list_runs()}
     page = pages.open()
     tab(page, "Run setup")
-    set_number(page, ".wb-epochs", 4)
+    set_number(page, ".wb-epochs", 8)  # 48 steps at 5 steps/s: time to watch it train
     page.locator(".wb-speed select").select_option(label="medium · 5 steps/s")
     page.locator(".wb-train button").click()
+    expect(page.locator(".bk-tab.bk-active", has_text="Train")).to_have_count(1)  # Train opens the Train tab
     # While it trains, the tab follows the worker's weight snapshots, not only each epoch's checkpoint.
     tab(page, "Quantum state")
-    click_sample(page, 7)
+    table = page.locator(".wb-bloch-table div.wb-muted").first  # (inside a shadow root: located, not read)
+    # The picker redraws when the run's data arrives; a click during that redraw is lost: click until it took.
+    wait_until(lambda: click_sample(page, 7) or "sample #7" in table.inner_text(), interval=1.0,
+               message="sample 7 to be chosen")
     weights = page.locator(".wb-bloch-table .wb-state-weights")
     live_steps: list[int] = []
 
