@@ -113,7 +113,7 @@ def test_a_run_until_paused_shows_epoch_step_and_elapsed_time_not_a_billion_epoc
         event["time"] = 1000.0 + 5.0 * (k + 1)
     d.extend(events)
     headline = d.headline()
-    assert "epoch 3 (until paused)" in headline and "step 17" in headline and "1 min 35 s elapsed" in headline
+    assert "epoch 3 (until paused)" in headline and "17 steps" in headline and "1 min 35 s elapsed" in headline
     assert str(UNTIL_PAUSED) not in headline
     assert d.progress() == (3, 7)  # the bar shows the current epoch, not 17 of 7 billion steps
     # Compare lists such a run as "2 (until paused)" epochs.

@@ -223,7 +223,8 @@ class LiveData:
         elif self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
                          f"/{self.epochs_total}")
-        parts.append(f"step {len(self.steps)}")
+        # A count ("120 steps"), not "step 120": charts and titles name steps by index, the last one being 119.
+        parts.append(f"{len(self.steps)} step{'s' * (len(self.steps) != 1)}")
         if self.until_paused and self.elapsed is not None:
             parts.append(f"{_duration(self.elapsed)} elapsed")
         if self.loss and self.loss[-1] is not None:
