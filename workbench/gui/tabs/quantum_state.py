@@ -19,7 +19,7 @@ import param
 from panel.viewable import Viewer
 
 from ... import inspect as quantum_inspect
-from .. import charts
+from .. import charts, quantum_charts
 from ..components import LiveChart
 
 REFRESH_S = 1.0  # while training: recompute at most this often (a few small statevector runs)
@@ -130,7 +130,7 @@ class QuantumStateView(Viewer):
         if dataset is None:
             self.picker.figure = charts.empty_figure("Samples", "no dataset", 300)
             return
-        self.picker.figure = charts.sample_picker_figure(dataset, self.sample, height=300)
+        self.picker.figure = quantum_charts.sample_picker_figure(dataset, self.sample, height=300)
 
     def _draw(self) -> None:
         view = self.view
@@ -154,5 +154,5 @@ class QuantumStateView(Viewer):
                              f"#{self.sample} · {_weights_text(view.get('weights_at'))} · Bloch vector (⟨X⟩, ⟨Y⟩, "
                              f"⟨Z⟩); the dial shows its X–Z part (up = |0⟩)</div><table class='wb-table wb-bloch-grid'><tr><th>qubit</th>{head}</tr>"
                              + "".join(rows) + "</table>")
-        self.entropy.figure = charts.entropy_figure(view, height=260)
-        self.probabilities.figure = charts.probability_figure(view, height=260)
+        self.entropy.figure = quantum_charts.entropy_figure(view, height=260)
+        self.probabilities.figure = quantum_charts.probability_figure(view, height=260)
