@@ -482,14 +482,33 @@ def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, serve
     before = {r.id for r in store.list_runs()}
     page = pages.open()
     tab(page, "Run setup")
-    set_number(page, ".wb-epochs", 2)
+    set_number(page, ".wb-epochs", 8)  # 48 steps at 5 steps/s: time to watch it train
+    page.locator(".wb-speed select").select_option(label="medium · 5 steps/s")
     page.locator(".wb-train button").click()
+    expect(page.locator(".bk-tab.bk-active", has_text="Train")).to_have_count(1)  # Train opens the Train tab
+    # While it trains, the tab follows the worker's weight snapshots, not only each epoch's checkpoint.
+    tab(page, "Quantum state")
+    table = page.locator(".wb-bloch-table div.wb-muted").first  # (inside a shadow root: located, not read)
+    # The picker redraws when the run's data arrives; a click during that redraw is lost: click until it took.
+    wait_until(lambda: click_sample(page, 7) or "sample #7" in table.inner_text(), interval=1.0,
+               message="sample 7 to be chosen")
+    weights = page.locator(".wb-bloch-table .wb-state-weights")
+    live_steps: list[int] = []
+
+    def follows_live() -> bool:
+        if weights.get_attribute("data-source") == "live":
+            step = int(weights.get_attribute("data-step"))
+            live_steps.extend([step] if not live_steps or step > live_steps[-1] else [])
+        return len(live_steps) >= 2
+
+    wait_until(follows_live, timeout=120, message="the tab to follow the running job's weights")
     expect(page.locator(".wb-run-status")).to_contain_text("Completed", timeout=180_000)
     run = [r for r in store.list_runs() if r.id not in before and r.status == "completed"][0]
-    tab(page, "Quantum state")
-    click_sample(page, 7)
+    per_epoch = sum(e["epoch"] == 0 for e in store.events(run.id, "step"))
+    assert any((s + 1) % per_epoch for s in live_steps), (live_steps, per_epoch)  # between checkpoints
     cell = page.locator(".wb-bloch[data-qubit='2'][data-stage='layer 3']")
     expect(page.locator(".wb-bloch-table")).to_contain_text("sample #7")
+    expect(weights).to_have_attribute("data-source", "final")
     shown = json.loads(cell.get_attribute("data-bloch"))
     # The oracle: the run's final weights from the store, the sample from the dataset, dense matrices.
     spec = wb.templates.get("vqc-circles")
@@ -505,6 +524,11 @@ def test_quantum_state_of_a_clicked_sample_matches_the_dense_oracle(pages, serve
     expected = [float(np.real(psi.conj() @ ref.on(n, {2: ref.PAULI[p]}) @ psi)) for p in "XYZ"]
     assert shown == pytest.approx(expected, abs=1e-5)
     expect(page.locator(".wb-state-probs .js-plotly-plot")).to_have_count(1)
+    for chart in (".wb-state-probs", ".wb-state-entropy"):  # each title fits inside its chart (none clipped)
+        plot = page.locator(f"{chart} .js-plotly-plot")
+        wait_until(lambda: plot.evaluate("el => !!el.querySelector('.gtitle')"), message=f"{chart}'s title")
+        assert plot.evaluate("el => el.querySelector('.gtitle').getBoundingClientRect().right <= "
+                             "el.getBoundingClientRect().right"), chart
     shot(page, "09_quantum_state.png")
 
 

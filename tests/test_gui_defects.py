@@ -54,7 +54,7 @@ def _events(steps: int, per_epoch: int) -> list[dict]:
                                                                                        "gradient_method": "adjoint",
                                                                                        "circuit_executions": 1}}})
         if (s + 1) % per_epoch == 0:
-            out.append({"kind": "epoch", "epoch": s // per_epoch, "step": s + 1, "loss": 0.3, "metric": "accuracy",
+            out.append({"kind": "epoch", "epoch": s // per_epoch, "step": s, "loss": 0.3, "metric": "accuracy",
                         "accuracy": 0.6, "val_loss": 0.4, "val_accuracy": 0.55})
     return out
 
@@ -77,6 +77,95 @@ def test_every_chart_ends_at_the_last_step_received(steps):
     if steps % 7 == 0:  # an epoch just ended: its point sits on the last step too
         epoch = charts.loss_figure(d)["data"][1]
         assert epoch["x"][-1] == last
+
+
+def test_epoch_and_boundary_points_sit_on_their_last_step_in_charts_compare_and_the_store(tmp_path):
+    """x means "after step x" everywhere: an epoch's point sits on the epoch's last step event, in the live
+    charts, in the store and in Compare (it used to be one step ahead there)."""
+    from workbench.data import load_dataset
+
+    store = wb.RunStore(tmp_path / "runs.sqlite3")
+    data = load_dataset("circles", n_samples=60, noise=0.05, standardize=True)
+    result = wb.Trainer(wb.templates.get("vqc-circles"), data,
+                        wb.TrainConfig(epochs=2, batch_size=16, boundary_every=1), store=store).run()
+    steps = store.events(result.run_id, "step")
+    last_of_epoch = [max(e["step"] for e in steps if e["epoch"] == epoch) for epoch in (0, 1)]
+    assert last_of_epoch == [2, 5]  # 48 training samples in batches of 16: steps 0-2, then 3-5
+    assert [x for x, _ in store.compare([result.run_id], "loss")[result.run_id]] == last_of_epoch
+    assert [e["step"] for e in store.events(result.run_id, "boundary")] == last_of_epoch
+    live = charts.LiveData()
+    live.extend(result.history)
+    assert live.epoch_steps == last_of_epoch
+    assert [t["x"][-1] for t in charts.loss_figure(live)["data"]] == [5, 5, 5]  # step, epoch and validation
+    assert "after epoch 2 (step 5)" in charts.boundary_figure(live)["layout"]["title"]["text"]
+    compare = charts.compare_figure(store.compare([result.run_id], "val_loss"), {}, "val_loss")
+    assert compare["data"][0]["x"] == last_of_epoch
+
+
+def test_a_run_until_paused_shows_epoch_step_and_elapsed_time_not_a_billion_epochs(tmp_path):
+    from workbench.gui.app import WorkbenchApp
+    from workbench.gui.state import UNTIL_PAUSED
+
+    d = charts.LiveData()
+    events = _events(17, 7)  # two epochs of 7 steps, then 3 steps into the third
+    events[0].update(epochs=UNTIL_PAUSED, time=1000.0)
+    for k, event in enumerate(events[1:]):
+        event["time"] = 1000.0 + 5.0 * (k + 1)
+    d.extend(events)
+    headline = d.headline()
+    assert "epoch 3 (until paused)" in headline and "17 steps" in headline and "1 min 35 s elapsed" in headline
+    assert str(UNTIL_PAUSED) not in headline
+    assert d.progress() == (3, 7)  # the bar shows the current epoch, not 17 of 7 billion steps
+    # Compare lists such a run as "2 (until paused)" epochs.
+    store = wb.RunStore(tmp_path / "runs.sqlite3")
+    spec = wb.templates.get("vqc-circles").to_dict()
+    run_id = store.create_run(spec=spec, config={"epochs": UNTIL_PAUSED, "target": "torch"},
+                              dataset={"name": "circles"}, environment={}, name="playground")
+    store.set_status(run_id, "cancelled", {"epochs_done": 2, "steps": 17})
+    app = WorkbenchApp(store=store)
+    try:
+        app.session.run_ids = [run_id]
+        app.compare.run_select.value = [run_id]
+        table = app.compare.compare_table.object
+        assert "2 (until paused)" in table and str(UNTIL_PAUSED) not in table
+    finally:
+        app.shutdown()
+
+
+def test_a_notebook_cell_that_adds_a_block_and_undoes_it_sends_the_settings_form_no_fields():
+    """In JupyterLab, add("dropout") + undo() in one cell left the dropout on the canvas and its fields in the
+    form: both went out twice in a row and the first could be drawn last. In a notebook the Build tab now shows
+    the cell's net change, once the cell has finished."""
+    import asyncio
+
+    from workbench.gui.app import WorkbenchApp
+
+    app = WorkbenchApp(store=None, notebook=True)
+    try:
+        sent: list[list[str]] = []
+        app.build.form_body.param.watch(lambda e: sent.append([type(w).__name__ for w in e.new]), "objects")
+        drawn: list[list[str]] = []
+        app.build.canvas.param.watch(lambda e: drawn.append([b["id"] for b in e.new["blocks"]]), "view")
+
+        async def cell() -> None:
+            app.builder.add("dropout", index=1)
+            app.builder.undo()
+            await asyncio.sleep(0)  # the cell has finished: the kernel loop runs what waited for it
+            await asyncio.sleep(0)
+
+        asyncio.run(cell())
+        assert app.builder.selected is None and sent == []  # nothing to draw: no block is selected
+        assert all(ids == ["fc_in", "to_angles", "vqc"] for ids in drawn), drawn  # the canvas never shows drop1
+        assert app.build._form_key == ("none",) and app.build.form_body.objects == []
+
+        async def select() -> None:
+            app.builder.selected = 0
+            await asyncio.sleep(0)
+
+        asyncio.run(select())  # one edit: its fields are sent once
+        assert len(sent) == 1 and sent[0] and app.build._form_key == ("block", 0, "linear")
+    finally:
+        app.shutdown()
 
 
 def test_thinning_keeps_the_trend():

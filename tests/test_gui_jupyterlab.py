@@ -88,6 +88,15 @@ def test_notebook_00_in_jupyterlab(lab):
         ends = wait_until(lambda: (lambda e: e if e and set(e) == {last_step} else None)(loss.evaluate(
             "el => (el.data || []).map(t => t.x[t.x.length - 1])")), 60, f"the loss chart to end at {last_step}")
         assert ends
+        # The cell that adds a dropout block and undoes it leaves the template's blocks and no selection: the
+        # settings form shows no fields (the dropout and its fields used to stay on screen).
+        wait_until(lambda: page.locator(".wb-block").evaluate_all("els => els.map(e => e.dataset.id)")[:3]
+                   == ["fc_in", "to_angles", "vqc"], 60, "the canvas to show the template without the dropout")
+        settings = page.locator(".wb-settings").first  # (its text is in shadow roots: read it through locators)
+        wait_until(lambda: settings.locator(".wb-section-title").all_inner_texts() == ["Block settings"], 60,
+                   "the settings form to show that no block is selected")
+        fields = settings.locator("label").all_inner_texts()
+        assert settings.locator("input, select, textarea").count() == 0, f"the form still shows {fields}"
         # A readable layout at the notebook's width: the builder's canvas gets most of the cell.
         page.locator(".wb-drop-end").first.scroll_into_view_if_needed()
         canvas = page.locator(".wb-canvas-component").first.bounding_box()

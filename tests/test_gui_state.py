@@ -506,6 +506,70 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     app.shutdown()
 
 
+def _shown_bloch(table_html: str, qubit: int, stage: str) -> tuple[list[float], int | None, str]:
+    """(Bloch vector, step, source) as the Quantum state tab's table shows them."""
+    cell = re.search(rf"data-qubit='{qubit}' data-stage='{re.escape(stage)}' data-bloch='([^']*)'", table_html)
+    weights = re.search(r"class='wb-state-weights' data-step='(-?\d*)' data-source='(\w*)'", table_html)
+    step = int(weights.group(1)) if weights and weights.group(1) else None
+    return json.loads(cell.group(1).replace("&quot;", '"')), step, weights.group(2) if weights else ""
+
+
+@pytest.mark.slow
+def test_quantum_state_tab_follows_a_running_job_step_by_step(store, ref):
+    """While a worker trains, the tab shows the weights of the job's newest snapshot (not only each epoch's
+    checkpoint): the Bloch vector equals the dense oracle from those weights, at steps inside an epoch."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from workbench.gui.app import TAB, WorkbenchApp
+
+    app = WorkbenchApp(store=store)
+    app.setup.param.update(epochs=50, batch_size=4, dataset_options={**app.setup.dataset_options, "n_samples": 200})
+    app.session.step_delay = 0.03  # the speed control: ~25 steps a second, many snapshots per epoch
+    assert app.start_training()
+    app.tabs.active = TAB["Quantum state"]
+    app.state_view.sample = 7
+    spec = wb.templates.get("vqc-circles")
+    block = spec.quantum_blocks()[0].model_dump()
+    oracle_model = wb.compile(spec)
+    sample = app.session.dataset.X_train[7:8]
+    checked: list[int] = []  # steps whose shown Bloch vector matched the oracle
+
+    def two_inside_one_epoch() -> bool:
+        """Two checked steps in one epoch, neither its last: the view moved between checkpoints."""
+        per_epoch = app.session.trainer.steps_per_epoch
+        epochs = [s // per_epoch for s in checked if (s + 1) % per_epoch]
+        return len(epochs) != len(set(epochs))
+
+    deadline = time.monotonic() + 180
+    try:
+        while not two_inside_one_epoch():
+            assert time.monotonic() < deadline, f"the tab did not follow the run within an epoch: {checked}"
+            app.poll()
+            snapshot = app.session.trainer.weights
+            if snapshot is None:
+                time.sleep(0.05)
+                continue
+            app.state_view.refresh(force=True)
+            shown, step, source = _shown_bloch(app.state_view.table.object, 2, "layer 3")
+            if source != "live" or step != snapshot["step"] or (checked and step <= checked[-1]):
+                continue  # a newer snapshot came in between (or a checkpoint was newer): look again
+            oracle_model.load_state_dict(torch.load(io.BytesIO(snapshot["state"]), weights_only=True), strict=False)
+            with torch.no_grad():
+                features = oracle_model.blocks["to_angles"](oracle_model.blocks["fc_in"](sample))[0].double().numpy()
+            psi = ref.final_state(block, features, oracle_model.blocks["vqc"].weight.detach().double().numpy())
+            expected = [float(np.real(psi.conj() @ ref.on(block["qubits"], {2: ref.PAULI[p]}) @ psi)) for p in "XYZ"]
+            assert shown == pytest.approx(expected, abs=1e-5), step
+            checked.append(step)
+            time.sleep(0.2)
+        # Snapshots are for watching: the store holds the run's events and checkpoints only.
+        assert {e["kind"] for e in store.events(app.session.last_run_id)} <= {"step", "epoch", "boundary"}
+    finally:
+        app.shutdown(wait=30)
+
+
 # ---------------------------------------------------------------------------------------------
 # Benchmark
 

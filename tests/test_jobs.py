@@ -216,3 +216,33 @@ def test_hardware_runs_show_their_cost_before_starting(tmp_path):
     assert "200 shots each" in session.cost_preview(spec, setup)
     setup.target = "torch"
     assert session.cost_preview(spec, setup) == ""
+
+
+def test_weight_snapshots_hold_what_the_quantum_state_depends_on_throttled_and_bounded():
+    import io
+
+    import torch
+
+    from workbench.jobs.worker import WeightsSnapshots
+
+    model = wb.compile(wb.templates.get("hybrid-digits"))  # flatten, fc_in, to_angles, qlayer, then a head
+    sent: list[tuple] = []
+    snapshots = WeightsSnapshots(model, sent.append, every_s=3600)
+    snapshots.stepped({"step": 0, "epoch": 0})  # the first goes out at once
+    with torch.no_grad():
+        model.blocks["qlayer"].weight.add_(1.0)
+    snapshots.stepped({"step": 1, "epoch": 0})  # within every_s: held back
+    assert [(m[0], m[1]["step"]) for m in sent] == [("weights", 0)]
+    snapshots.flush()  # the run paused: the newest weights go out
+    snapshots.flush()  # nothing newer: nothing more
+    assert [m[1]["step"] for m in sent] == [0, 1]
+    first, second = (torch.load(io.BytesIO(m[1]["state"]), weights_only=True) for m in sent)
+    # The quantum block and every block before it; not the head after it.
+    assert sorted(second) == ["blocks.fc_in.bias", "blocks.fc_in.weight", "blocks.qlayer.weight"]
+    assert torch.equal(second["blocks.qlayer.weight"], model.blocks["qlayer"].weight.detach())
+    assert torch.equal(first["blocks.qlayer.weight"] + 1.0, second["blocks.qlayer.weight"])  # a copy, not a view
+    # Too big to send now and then: no snapshots (the view follows the checkpoints).
+    big = WeightsSnapshots(model, sent.append, max_bytes=64)
+    big.stepped({"step": 2, "epoch": 0})
+    big.flush()
+    assert not big.enabled and len(sent) == 2

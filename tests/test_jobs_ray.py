@@ -3,10 +3,12 @@ checkpoint with no gap or duplicate, and a 4-run sweep gives the same final metr
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 
 import pytest
+import torch
 
 import workbench as wb
 from workbench.data import load_dataset
@@ -58,4 +60,10 @@ def test_a_sweep_on_ray_matches_the_same_runs_locally(local_ray, store):
         for key, value in here.final.items():
             assert remote.final[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
         assert store.get_run(remote.run_id).final_metrics == remote.final
+        # The weight snapshots the Quantum state tab follows come back from Ray as from a local worker.
+        theirs, ours = (torch.load(io.BytesIO(j.weights["state"]), weights_only=True) for j in (remote, here))
+        assert sorted(theirs) == sorted(ours) == ["blocks.fc_in.bias", "blocks.fc_in.weight", "blocks.vqc.weight"]
+        if remote.weights["step"] == here.weights["step"]:
+            for key, value in ours.items():
+                assert torch.allclose(theirs[key], value, rtol=1e-5, atol=1e-6), key
     assert len({j.final["test_loss"] for j in local}) == 4  # the four settings really differ

@@ -47,6 +47,24 @@ def empty_figure(title: str, message: str, height: int | None = None) -> dict:
     return {"data": [], "layout": layout}
 
 
+def _duration(seconds: float) -> str:
+    """'42 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+def epochs_text(done: Any, planned: Any) -> str:
+    """'3 / 20', or '3 (until paused)' for a run without an epoch count."""
+    done_text = str(done) if isinstance(done, int) else "–"
+    if isinstance(planned, int) and planned >= UNBOUNDED_EPOCHS:
+        return f"{done_text} (until paused)"
+    return f"{done_text} / {planned if planned is not None else '–'}"
+
+
 def _finite(value: Any) -> float | None:
     if value is None:
         return None
@@ -92,6 +110,8 @@ class LiveData:
         self.epoch_time: list[float | None] = []
         self.boundary: dict | None = None
         self.final: dict = {}
+        self.started_at: float | None = None  # the start event's time
+        self.latest_at: float | None = None  # the newest event's time (elapsed stops while paused)
         self.events_seen = 0
         self.version = 0
 
@@ -112,10 +132,26 @@ class LiveData:
             self.version += 1
         return bool(events)
 
+    @property
+    def until_paused(self) -> bool:
+        """The run trains until it is paused or stopped (no epoch count to show)."""
+        return self.epochs_total >= UNBOUNDED_EPOCHS
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from the run's start to its newest event."""
+        if self.started_at is None or self.latest_at is None:
+            return None
+        return max(0.0, self.latest_at - self.started_at)
+
     def _add(self, e: dict) -> None:
         self.events_seen += 1
         kind = e.get("kind")
+        moment = _finite(e.get("time"))
+        if moment is not None and kind != "start":
+            self.latest_at = moment
         if kind == "start":
+            self.started_at = moment if self.started_at is None else self.started_at
             self.run_id = e.get("run_id") or self.run_id
             self.status = "running"
             self.epochs_total = e.get("epochs", self.epochs_total)
@@ -150,9 +186,9 @@ class LiveData:
                         values.append(None)
         elif kind == "epoch":
             self.epochs.append(int(e.get("epoch", len(self.epochs))))
-            # The trainer's epoch event carries the step count so far; the epoch's own last step is one less,
-            # so epoch points sit on the step curve and every chart ends at the run's last step.
-            self.epoch_steps.append(max(0, int(e.get("step", len(self.steps))) - 1))
+            # The epoch event carries the index of the epoch's last step (as step events carry theirs), so epoch
+            # points sit on the step curve and every chart ends at the run's last step.
+            self.epoch_steps.append(int(e.get("step", len(self.steps) - 1)))
             self.metric_name = e.get("metric") or self.metric_name
             self.epoch_loss.append(_finite(e.get("loss")))
             self.epoch_metric.append(_finite(e.get(self.metric_name)) if self.metric_name else None)
@@ -170,7 +206,11 @@ class LiveData:
 
     # -- summaries --------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int]:
-        """(steps done, total steps) for a progress bar."""
+        """(steps done, total steps) for a progress bar; a run without an epoch count: (steps done in this
+        epoch, steps per epoch)."""
+        if self.until_paused and self.steps_per_epoch:
+            done = len(self.steps) - (self.epoch_steps[-1] + 1 if self.epoch_steps else 0)
+            return (max(0, min(done, self.steps_per_epoch)), self.steps_per_epoch)
         total = self.epochs_total * self.steps_per_epoch
         return (len(self.steps), max(total, len(self.steps), 1))
 
@@ -178,12 +218,15 @@ class LiveData:
         if self.status == "idle":
             return idle_text
         parts = [self.status.capitalize()]
-        if self.epochs_total >= UNBOUNDED_EPOCHS:
+        if self.until_paused:
             parts.append(f"epoch {self.current_epoch + (self.status == 'running')} (until paused)")
         elif self.epochs_total:
             parts.append(f"epoch {min(self.current_epoch + (self.status == 'running'), self.epochs_total)}"
                          f"/{self.epochs_total}")
-        parts.append(f"step {len(self.steps)}")
+        # A count ("120 steps"), not "step 120": charts and titles name steps by index, the last one being 119.
+        parts.append(f"{len(self.steps)} step{'s' * (len(self.steps) != 1)}")
+        if self.until_paused and self.elapsed is not None:
+            parts.append(f"{_duration(self.elapsed)} elapsed")
         if self.loss and self.loss[-1] is not None:
             parts.append(f"loss {self.loss[-1]:.4g}")
         if self.val_metric and self.val_metric[-1] is not None and self.metric_name:
@@ -372,8 +415,8 @@ def boundary_figure(d: LiveData, points: tuple[list, list, list] | None = None, 
             trace["marker"] = {**trace["marker"], "symbol": "circle-open", "size": 8,
                                "line": {"width": 2, "color": trace["marker"]["color"]}}
             data.append(trace)
-    last_step = max(0, int(b.get("step", 1)) - 1)  # the boundary event carries the step count so far
-    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {last_step})", height=height, hovermode="closest",
+    layout = base_layout(f"{title} · after epoch {b.get('epoch', 0) + 1} (step {b.get('step', 0)})", height=height,
+                         hovermode="closest",
                          xaxis={"range": [b["x"][0], b["x"][-1]], "title": {"text": "x₁"}},
                          yaxis={"range": [b["y"][0], b["y"][-1]], "title": {"text": "x₂"}})
     return {"data": data, "layout": layout}
@@ -511,59 +554,3 @@ def dataset_preview_figure(dataset, height: int = 320, limit: int = 400) -> dict
     return {"data": data, "layout": base_layout(title, height=height, hovermode="closest",
                                                 xaxis={"title": {"text": names[0]}},
                                                 yaxis={"title": {"text": names[1]}})}
-
-
-# ---------------------------------------------------------------------------------------------
-# Quantum state view (workbench.inspect's answers)
-
-
-def sample_picker_figure(dataset, selected: int, height: int = 300, limit: int = 400) -> dict:
-    """The training samples (first two features, or feature 1 against the index), clickable: each point
-    carries its sample index as customdata; the chosen one is ringed."""
-    X = dataset.X_train[:limit].reshape(min(limit, len(dataset.X_train)), -1)
-    y = dataset.y_train[:limit]
-    two = X.shape[1] >= 2
-    xs = X[:, 0].tolist()
-    ys = X[:, 1].tolist() if two else list(range(len(xs)))
-    classes = y.tolist() if dataset.task == "classification" and y.dim() == 1 else [0] * len(xs)
-    data = []
-    for i, cls in enumerate(sorted(set(classes))):
-        idx = [k for k, c in enumerate(classes) if c == cls]
-        name = dataset.class_names[int(cls)] if dataset.class_names and dataset.task == "classification" else "samples"
-        data.append({"type": "scatter", "mode": "markers", "name": f"class {name}", "x": [xs[k] for k in idx],
-                     "y": [ys[k] for k in idx], "customdata": idx,
-                     "marker": {"size": 7, "color": PALETTE[(1 - i) % len(PALETTE)] if i < 2 else PALETTE[i],
-                                "line": {"width": 0.8, "color": "#ffffff"}},
-                     "hovertemplate": "sample #%{customdata}<extra></extra>"})
-    if 0 <= selected < len(xs):
-        data.append({"type": "scatter", "mode": "markers", "name": f"sample #{selected}", "x": [xs[selected]],
-                     "y": [ys[selected]], "customdata": [selected], "hoverinfo": "skip",
-                     "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#7c3aed"}}})
-    names = dataset.feature_names or [f"x{i + 1}" for i in range(X.shape[1])]
-    layout = base_layout("Click a sample", height=height, hovermode="closest",
-                         xaxis={"title": {"text": names[0]}},
-                         yaxis={"title": {"text": names[1] if two else "sample #"}})
-    return {"data": data, "layout": layout}
-
-
-def entropy_figure(view: dict, height: int = 260) -> dict:
-    """Entanglement entropy (bits) of every qubit after each stage."""
-    stages = view["stages"]
-    data = [{"type": "bar", "name": f"q{q}", "x": [s["name"] for s in stages], "y": [s["entropy"][q] for s in stages],
-             "marker": {"color": PALETTE[q % len(PALETTE)]}} for q in range(view["qubits"])]
-    layout = base_layout("Entanglement entropy per qubit (bits)", height=height, hovermode="closest",
-                         barmode="group", yaxis={"range": [0, 1.05]})
-    return {"data": data, "layout": layout}
-
-
-def probability_figure(view: dict, height: int = 260, limit: int = 64) -> dict:
-    """Probabilities of the measured bitstrings (q_{n-1}…q_0) of the final state (the largest `limit`)."""
-    pairs = sorted(zip(view["labels"], view["probabilities"]), key=lambda p: -p[1])[:limit]
-    pairs.sort()
-    data = [{"type": "bar", "x": [p[0] for p in pairs], "y": [p[1] for p in pairs],
-             "marker": {"color": PALETTE[3]}, "hovertemplate": "|%{x}⟩: %{y:.3f}<extra></extra>"}]
-    layout = base_layout("Output probabilities of the bitstrings (q₀ rightmost)", height=height,
-                         hovermode="closest", showlegend=False,
-                         xaxis={"type": "category", "tickangle": -90, "tickfont": {"size": 10}}, yaxis={"range": [0, 1]})
-    layout["margin"] = {**layout["margin"], "b": 64}
-    return {"data": data, "layout": layout}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
+from typing import Callable
 
 import param
 
@@ -162,37 +163,62 @@ class TrainingSession(param.Parameterized):
             self.trainer.step_delay = self.step_delay
 
     def run_model(self) -> tuple[object | None, object]:
-        """(the current run's network with its newest weights, a key that changes with them). The run trains in
-        a worker process, so the weights come from its newest checkpoint in the store (one per epoch) and, once
-        it has ended, from its final model; (None, None) before the first checkpoint."""
+        """(the current run's network with its newest weights, a key that changes with them); (None, None) before
+        it has any. The run trains in a worker process, so while it runs the weights come from the job's newest
+        weight snapshot (a few a second; jobs.worker.WeightsSnapshots) or, when its network is too big for
+        snapshots, its newest checkpoint in the store (every epoch); once it has ended, from its final model.
+        The model's `weights_at` says which: {"source": "live" | "checkpoint" | "final", "step": the index of the
+        last step in these weights}."""
+        trainer = self.trainer
+        if getattr(self, "_model_owner", None) is not trainer:
+            self._model_owner, self._model_key, self._model, self._run_network = trainer, None, None, None
+        if trainer is None:
+            return None, None
+        newest = self._newest_weights(trainer)
+        if newest is None or newest[0] == self._model_key:
+            return self._model, self._model_key
+        key, step, load = newest
+        try:
+            model = load()
+        except Exception:  # a damaged checkpoint or a network this process cannot build: keep the last one
+            return self._model, self._model_key
+        model.weights_at = {"source": key[0], "step": step}
+        self._model_key, self._model = key, model
+        return model, key
+
+    def _newest_weights(self, trainer) -> tuple[tuple, int | None, Callable[[], object]] | None:
+        """(key, index of the last step, loader) of the newest weights of `trainer`'s run, or None."""
         import io
 
         import torch
 
+        final = trainer.model if trainer.finished else None
+        if final is not None:
+            steps = (trainer.final or {}).get("steps")
+            return ("final",), (steps - 1 if isinstance(steps, int) else None), final.load
+        snapshot = getattr(trainer, "weights", None)
+        checkpoint = self.store.latest_checkpoint(trainer.run_id) \
+            if self.store is not None and trainer.run_id else None
+        # A checkpoint at step count c holds the weights after step c - 1.
+        if checkpoint is not None and (snapshot is None or checkpoint[0] - 1 > snapshot["step"]):
+            state = checkpoint[2]
+            return ("checkpoint", checkpoint[0]), checkpoint[0] - 1, lambda: self._with_weights(
+                trainer, torch.load(io.BytesIO(state), weights_only=True)["model"])
+        if snapshot is not None:
+            state = snapshot["state"]
+            return ("live", snapshot["step"]), snapshot["step"], lambda: self._with_weights(
+                trainer, torch.load(io.BytesIO(state), weights_only=True), strict=False)
+        return None
+
+    def _with_weights(self, trainer, weights: dict, strict: bool = True):
+        """The run's network on the torch engine (built once per run: the views read its exact states) with
+        `weights` loaded; a snapshot holds only the blocks up to the last quantum one (strict=False)."""
         from .. import compile as wb_compile
 
-        trainer = self.trainer
-        if getattr(self, "_model_owner", None) is not trainer:
-            self._model_owner, self._model_key, self._model = trainer, None, None
-        if trainer is None:
-            return None, None
-        final = trainer.model if trainer.finished else None
-        checkpoint = None
-        if final is None and self.store is not None and trainer.run_id:
-            checkpoint = self.store.latest_checkpoint(trainer.run_id)
-        key = "final" if final is not None else (checkpoint[0] if checkpoint else None)
-        if key is None or key == self._model_key:
-            return self._model, self._model_key
-        try:
-            if final is not None:
-                model = final.load()
-            else:
-                model = wb_compile(trainer.spec.spec)  # the torch engine: the views read its exact states
-                model.load_state_dict(torch.load(io.BytesIO(checkpoint[2]), weights_only=True)["model"])
-        except Exception:  # a damaged checkpoint or a network this process cannot build: keep the last one
-            return self._model, self._model_key
-        self._model_key, self._model = key, model
-        return model, key
+        if self._run_network is None:
+            self._run_network = wb_compile(trainer.spec.spec)
+        self._run_network.load_state_dict(weights, strict=strict)
+        return self._run_network
 
     def start_baseline(self, spec: dict, setup) -> object:
         """Train the matched classical network with the same settings (parent: this session's last run)."""

@@ -79,6 +79,9 @@ class Job:
         self._step_delay = 0.0
         self._step_pending = False  # step_once before the worker listens: sent with the settings
         self.progress: dict[str, Any] | None = None  # the last circuit-batch progress event
+        # The newest weight snapshot of a training worker ({"step", "epoch", "state"}; worker.WeightsSnapshots):
+        # only the newest is kept, and never stored (checkpoints are the run's record; this is for watching).
+        self.weights: dict[str, Any] | None = None
         self._model: bytes | None = None
         self._stop_reason: str | None = None
         self._done = False
@@ -273,6 +276,11 @@ class Job:
         elif kind == "status":
             status = message[1]
             self.status = "interrupted" if status == "cancelled" and self._stop_reason == "interrupted" else status
+        elif kind == "weights":
+            snapshot = message[1]
+            # A retried Ray worker replays steps it already reported: the newer snapshot stays.
+            if self.weights is None or snapshot["step"] >= self.weights["step"]:
+                self.weights = snapshot
         elif kind == "worker":
             self.worker = message[1]
             if self.status in ("starting", "queued"):

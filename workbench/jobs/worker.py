@@ -2,7 +2,8 @@
 
 Messages (tuples, in order): ("worker", {pid, host}), ("event", event) for the metric stream,
 ("store", method, args, kwargs) for the run store (the submitting side applies them: it is the store's
-one writer), ("done", {status, final, error, model}). The same `execute` runs in a local worker
+one writer), ("weights", {step, epoch, state}) now and then while training (`WeightsSnapshots`: what the
+quantum-state view follows; never stored), ("done", {status, final, error, model}). The same `execute` runs in a local worker
 process (messages over a pipe) and in a Ray task (messages over a Ray queue).
 
 Inside the worker, CUDA-Q's per-circuit C++ warnings are filtered at the file-descriptor level
@@ -11,6 +12,8 @@ Inside the worker, CUDA-Q's per-circuit C++ warnings are filtered at the file-de
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import re
 import signal
@@ -30,6 +33,8 @@ Send = Callable[[tuple], None]
 # CUDA-Q's emulated hardware targets print one of these per sampled circuit.
 NOISE_LINES = re.compile(rb"(named measurement|sampling mode|\[warning\]|cudaq::|WARNING: .*cudaq)", re.I)
 PROGRESS_EVERY_S = 0.25
+SNAPSHOT_EVERY_S = 0.5  # at most two weight snapshots a second, however fast the steps are
+SNAPSHOT_MAX_BYTES = 256 * 1024  # larger: no snapshots (the quantum-state view follows the checkpoints)
 
 
 class StoreProxy:
@@ -48,16 +53,63 @@ class StoreProxy:
         self._send(("store", "set_status", (run_id, status, final_metrics), {}))
 
 
+class WeightsSnapshots:
+    """Sends, at most every SNAPSHOT_EVERY_S, the weights the quantum state depends on: those of the quantum
+    blocks and of every block before the last of them (they make the features it encodes). The message is
+    ("weights", {"step", "epoch", "state"}), `step` the index of the step whose update gave these weights and
+    `state` the tensors as `torch.save` bytes (loadable with weights_only). A network whose such weights pass
+    SNAPSHOT_MAX_BYTES sends none: a snapshot must stay small beside the step events it rides with.
+
+    Example:
+        snapshots = WeightsSnapshots(trainer.model, send)   # then snapshots.stepped(step_event) after each step
+    """
+
+    def __init__(self, model, send: Send, every_s: float = SNAPSHOT_EVERY_S, max_bytes: int = SNAPSHOT_MAX_BYTES):
+        self._send, self.every_s = send, every_s
+        quantum = list(getattr(model, "quantum_layers", {}) or {})
+        names = list(model.blocks) if quantum else []
+        prefixes = tuple(f"blocks.{name}." for name in names[:names.index(quantum[-1]) + 1]) if quantum else ()
+        self._tensors = {key: value for key, value in model.state_dict(keep_vars=True).items()
+                         if key.startswith(prefixes)} if prefixes else {}
+        size = sum(t.numel() * t.element_size() for t in self._tensors.values())
+        self.enabled = bool(self._tensors) and size <= max_bytes
+        self._last = -math.inf  # the first step's weights go out at once
+        self._pending: dict | None = None  # the newest step not yet sent
+
+    def stepped(self, event: dict) -> None:
+        """A step event: its weights go out unless one went out less than `every_s` ago."""
+        if not self.enabled:
+            return
+        self._pending = {"step": event["step"], "epoch": event["epoch"]}
+        if time.monotonic() - self._last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the newest step's weights if they have not gone out (a run that pauses shows where it stopped)."""
+        if self._pending is None:
+            return
+        import torch  # here, not at import: the jobs package loads without torch until a job runs
+
+        buffer = io.BytesIO()
+        torch.save({key: value.detach().cpu().clone() for key, value in self._tensors.items()}, buffer)
+        self._send(("weights", {**self._pending, "state": buffer.getvalue(), "time": time.time()}))
+        self._pending, self._last = None, time.monotonic()
+
+
 class ForwardingStream(MetricStream):
-    """A metric stream whose every event is also sent to the submitting side."""
+    """A metric stream whose every event is also sent to the submitting side (and, after each step, the
+    weight snapshot when one is due)."""
 
     def __init__(self, send: Send):
         super().__init__()
         self._send = send
+        self.snapshots: WeightsSnapshots | None = None
 
     def emit(self, event: dict) -> None:
         super().emit(event)
         self._send(("event", event))
+        if self.snapshots is not None and event.get("kind") == "step":
+            self.snapshots.stepped(event)
 
 
 class ProgressReporter:
@@ -153,7 +205,14 @@ def execute_training(job: JobSpec, send: Send, stop_requested: threading.Event |
         trainer = Trainer(job.spec, dataset, config, store=StoreProxy(send) if job.run_id else None, stream=stream,
                           name=job.name, parent_id=job.parent_id)
         trainer.run_id = job.run_id
-        trainer.on_status = lambda status: send(("status", status))
+        stream.snapshots = snapshots = WeightsSnapshots(trainer.model, send)
+
+        def on_status(status: str) -> None:
+            if status == "paused":
+                snapshots.flush()
+            send(("status", status))
+
+        trainer.on_status = on_status
         if job.checkpoint is not None:
             trainer.restore(job.checkpoint)
         cost = estimate(trainer.spec, config, n_train=len(dataset.X_train), n_test=len(dataset.X_test))

@@ -294,11 +294,18 @@ class Trainer:
             return TrainResult(self.run_id, "failed", {"error": self.error}, self.stream.events(), self.model)
         final = self.evaluate()
         status = "cancelled" if self._cancel.is_set() else "completed"
-        self._emit({"kind": "end", "status": status, "step": self._position["step"], "epoch": self._position["epoch"],
+        self._emit({"kind": "end", "status": status, "step": self.last_step, "epoch": self._position["epoch"],
                     **final})
         self._set_status(status, final)
         self._flush(force=True)
         return TrainResult(self.run_id, status, final, self.stream.events(), self.model)
+
+    @property
+    def last_step(self) -> int:
+        """Index of the last step taken (-1 before the first). A step event carries its own index and the epoch,
+        boundary and end events this one, so `step` means the same in all of them (in charts, Compare and the
+        store): the state after that step."""
+        return self._position["step"] - 1
 
     @property
     def steps_per_epoch(self) -> int:
@@ -340,7 +347,7 @@ class Trainer:
                     self._cancel.wait(self.step_delay)
             self._end_epoch(epoch, epoch_losses, epoch_metrics, time.perf_counter() - epoch_start)
             if self._stale_epochs and config.early_stopping and self._stale_epochs >= config.early_stopping:
-                self._emit({"kind": "early_stop", "epoch": epoch, "step": self._position["step"],
+                self._emit({"kind": "early_stop", "epoch": epoch, "step": self.last_step,
                             "message": f"validation loss did not improve for {config.early_stopping} epochs"})
                 return
 
@@ -433,7 +440,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, losses: list[float], metrics: list[float], elapsed: float) -> None:
         val = self._evaluate_split(self.X_val, self.y_val) if len(self.X_val) else {}
         metric = task_metric(self.spec.task, torch.zeros(1, self.spec.output_shape()[0]), self.y_train[:1])[0]
-        event = {"kind": "epoch", "epoch": epoch, "step": self._position["step"],
+        event = {"kind": "epoch", "epoch": epoch, "step": self.last_step,
                  "loss": sum(losses) / len(losses), "metric": metric, metric: sum(metrics) / len(metrics),
                  "epoch_time": elapsed, **{f"val_{k}": v for k, v in val.items()}}
         self._emit(event)
@@ -466,7 +473,7 @@ class Trainer:
         with torch.no_grad():
             out = self.model(grid.to(data.dtype))
         z = torch.sigmoid(out.squeeze(1)) if out.shape[1] == 1 else out.argmax(1).float()
-        return {"kind": "boundary", "step": self._position["step"], "epoch": self._position["epoch"],
+        return {"kind": "boundary", "step": self.last_step, "epoch": self._position["epoch"],
                 "x": xs.tolist(), "y": ys.tolist(), "z": z.reshape(r, r).tolist(),
                 "binary": out.shape[1] == 1}
 

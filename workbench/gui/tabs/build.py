@@ -8,6 +8,7 @@ only when it differs from what the network already holds, so showing the network
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ class BuildTab(Viewer):
         self.notebook = notebook
         self._form_key: tuple | None = None
         self._form_widgets: dict[str, tuple[forms.FieldSpec, Any]] = {}
+        self._refresh_due = False  # in a notebook: a refresh waits for the running cell to finish
         self._layout = self._build()
         pn.bind(lambda *_: self.refresh(), builder.param.revision, builder.param.selected, watch=True)
         self.refresh()
@@ -41,7 +43,22 @@ class BuildTab(Viewer):
         return self._layout
 
     def refresh(self) -> None:
-        """Show the builder's network, selection and history."""
+        """Show the builder's network, selection and history: now, or in a notebook once the running cell has
+        finished. A cell that adds a block and undoes it would otherwise send the canvas and the settings form two
+        states in a row, and JupyterLab can finish drawing the first after the second (the dropout stayed on the
+        canvas and its fields in the form). Deferred, the cell's net change is sent once (here: none)."""
+        try:
+            loop = asyncio.get_running_loop() if self.notebook else None
+        except RuntimeError:  # no event loop runs (a script): nothing to wait for
+            loop = None
+        if loop is None:
+            self._show()
+        elif not self._refresh_due:
+            self._refresh_due = True
+            loop.call_soon(self._show)
+
+    def _show(self) -> None:
+        self._refresh_due = False
         b = self.builder
         self.canvas.view = b.canvas_payload()
         self.undo_button.disabled = not b.can_undo

@@ -272,8 +272,7 @@ class CompareTab(Viewer):
                 continue
             final = record.final_metrics or {}
             cfg = record.config or {}
-            done = final.get("epochs_done")
-            epochs = f"{done if isinstance(done, int) else '–'} / {cfg.get('epochs', '–')}"
+            epochs = charts.epochs_text(final.get("epochs_done"), cfg.get("epochs"))
             cells = [html.escape(record.name), html.escape(str((record.dataset or {}).get("name", "–"))),
                      html.escape(str(cfg.get("target", "–"))), html.escape(str(cfg.get("gradient", "–"))),
                      html.escape(epochs), html.escape(record.status),

@@ -1,6 +1,8 @@
 """Quantum state view: pick a sample (click it on the dataset plot or type its number) and see, for the
 network's quantum block, each qubit's Bloch vector after the encoding and after every ansatz layer, its
-entanglement entropy, and the output probabilities; it follows the weights while training runs.
+entanglement entropy, and the output probabilities; it follows the weights while training runs (the
+run's weight snapshots, a few a second, else its checkpoints; see TrainingSession.run_model) and says
+which step's weights it shows.
 
 The numbers come from `workbench.inspect.inspect_sample` (pure functions over the torch engine); this
 view only draws them.
@@ -17,7 +19,7 @@ import param
 from panel.viewable import Viewer
 
 from ... import inspect as quantum_inspect
-from .. import charts
+from .. import charts, quantum_charts
 from ..components import LiveChart
 
 REFRESH_S = 1.0  # while training: recompute at most this often (a few small statevector runs)
@@ -30,6 +32,17 @@ def _arrow_svg(x: float, z: float) -> str:
             f"<circle r='{r}' fill='#f8fafc' stroke='#cbd5e1'/><line x1='0' y1='0' x2='{x * r:.2f}' "
             f"y2='{-z * r:.2f}' stroke='#7c3aed' stroke-width='2.5' stroke-linecap='round'/>"
             f"<circle cx='{x * r:.2f}' cy='{-z * r:.2f}' r='2.6' fill='#7c3aed'/></svg>")
+
+
+def _weights_text(at: dict | None) -> str:
+    """Which weights the view shows, e.g. 'weights after step 17 (live)', with the step as data for tests."""
+    if not at:
+        return "<span class='wb-state-weights'>initial weights (not trained)</span>"
+    source = {"live": "live", "checkpoint": "last checkpoint", "final": "final"}.get(at.get("source"), "")
+    step = at.get("step")
+    where = f"after step {step}" if isinstance(step, int) and step >= 0 else "before training"
+    return (f"<span class='wb-state-weights' data-step='{step if isinstance(step, int) else ''}' "
+            f"data-source='{html.escape(str(at.get('source', '')))}'>weights {where} ({source})</span>")
 
 
 class QuantumStateView(Viewer):
@@ -102,7 +115,8 @@ class QuantumStateView(Viewer):
         self._key, self._computed_at = key, now
         index = min(self.sample, len(dataset.X_train) - 1)
         try:
-            self.view = quantum_inspect.inspect_sample(model, dataset.X_train[index], self.block or None)
+            view = quantum_inspect.inspect_sample(model, dataset.X_train[index], self.block or None)
+            self.view = {**view, "weights_at": getattr(model, "weights_at", None)}
             self.message.object = ""
         except (ValueError, KeyError, RuntimeError) as err:
             self.view = None
@@ -116,7 +130,7 @@ class QuantumStateView(Viewer):
         if dataset is None:
             self.picker.figure = charts.empty_figure("Samples", "no dataset", 300)
             return
-        self.picker.figure = charts.sample_picker_figure(dataset, self.sample, height=300)
+        self.picker.figure = quantum_charts.sample_picker_figure(dataset, self.sample, height=300)
 
     def _draw(self) -> None:
         view = self.view
@@ -137,8 +151,8 @@ class QuantumStateView(Viewer):
                              f"({x:+.2f}, {y:+.2f}, {z:+.2f})</div></td>")
             rows.append(f"<tr><th>q{q}</th>{''.join(cells)}</tr>")
         self.table.object = (f"<div class='wb-muted'>Block <b>{html.escape(view['block'])}</b> · sample "
-                             f"#{self.sample} · Bloch vector (⟨X⟩, ⟨Y⟩, ⟨Z⟩); the dial shows its X–Z part "
-                             f"(up = |0⟩)</div><table class='wb-table wb-bloch-grid'><tr><th>qubit</th>{head}</tr>"
+                             f"#{self.sample} · {_weights_text(view.get('weights_at'))} · Bloch vector (⟨X⟩, ⟨Y⟩, "
+                             f"⟨Z⟩); the dial shows its X–Z part (up = |0⟩)</div><table class='wb-table wb-bloch-grid'><tr><th>qubit</th>{head}</tr>"
                              + "".join(rows) + "</table>")
-        self.entropy.figure = charts.entropy_figure(view, height=260)
-        self.probabilities.figure = charts.probability_figure(view, height=260)
+        self.entropy.figure = quantum_charts.entropy_figure(view, height=260)
+        self.probabilities.figure = quantum_charts.probability_figure(view, height=260)
