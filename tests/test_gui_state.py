@@ -182,7 +182,7 @@ def test_duplicate_ids_and_input_errors_are_placed():
 
 
 def test_train_is_disabled_until_the_network_is_fixed(store):
-    from workbench.gui.app import TAB, WorkbenchApp
+    from workbench.gui.app import WorkbenchApp
 
     app = WorkbenchApp(store=store)
     assert app.builder.valid and not app.train_button.disabled
@@ -232,7 +232,7 @@ def test_form_fields_come_from_the_schema_and_parse_user_text():
 
 
 def test_url_state_round_trip_restores_network_and_settings(store):
-    from workbench.gui.app import TAB, WorkbenchApp
+    from workbench.gui.app import WorkbenchApp
 
     first = WorkbenchApp(store=store)
     first.open_template("hybrid-digits")
@@ -264,7 +264,7 @@ def test_url_state_round_trip_restores_network_and_settings(store):
 
 
 def test_bad_uploads_change_nothing_and_say_why(store, tmp_path):
-    from workbench.gui.app import TAB, WorkbenchApp
+    from workbench.gui.app import WorkbenchApp
 
     app = WorkbenchApp(store=store)
     before = json.dumps(app.builder.spec, sort_keys=True)
@@ -341,7 +341,7 @@ def test_gradient_auto_explains_its_choice():
 def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
     from workbench.engine.executors import cudaq_runtime as _cudaq
     from workbench.gui import state
-    from workbench.gui.app import TAB, WorkbenchApp
+    from workbench.gui.app import WorkbenchApp
 
     monkeypatch.setattr(_cudaq, "gpu_count", lambda: 0)
     state._engine_targets.cache_clear()

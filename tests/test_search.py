@@ -17,7 +17,7 @@ import torch
 
 from conftest import final_state, pauli_matrix
 from workbench import spec as S
-from workbench.search import (SearchRecords, SearchResults, SearchSpace, SpaceError, get_space, halving_rungs,
+from workbench.search import (SearchRecords, SearchResults, SpaceError, get_space, halving_rungs,
                               load_space, pareto_front, search)
 from workbench.search import objectives as O
 from workbench.search.supernet import SuperCircuit, discretised_block

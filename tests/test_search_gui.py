@@ -4,7 +4,6 @@ store. A standalone served test drives it in Chromium."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest

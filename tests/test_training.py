@@ -189,7 +189,7 @@ def test_energy_task_lowers_the_ising_energy():
     data = load_dataset("tfim", n_qubits=4, n_samples=16)
     trainer = Trainer(wb.templates.get("vqe-parameter-input"), data, TrainConfig(epochs=30, batch_size=16, lr=0.02,
                                                                                  val_fraction=0))
-    result = trainer.run()
+    trainer.run()
     energies = [e["energy"] for e in trainer.stream.events("epoch")]
     assert energies[-1] < energies[0] - 0.5
 
