@@ -246,3 +246,29 @@ def test_weight_snapshots_hold_what_the_quantum_state_depends_on_throttled_and_b
     big.stepped({"step": 2, "epoch": 0})
     big.flush()
     assert not big.enabled and len(sent) == 2
+
+
+MAPPING = "Number of nodes: 2\nNumber of edges: ?\n0 --> {1}\n1 --> {0}\n"
+
+
+def test_a_training_job_carries_its_mapping_file_as_text_for_a_worker_without_this_disk(tmp_path):
+    from workbench.engine.targets import TargetError
+    from workbench.jobs.spec import JobSpec
+
+    mapping = tmp_path / "device.txt"
+    mapping.write_text(MAPPING)
+    config = TrainConfig(target="iqm", shots=100, target_options={"mapping_file": str(mapping)})
+    job = JobSpec.training(wb.templates.get("vqc-circles"), "circles", config)
+    mapping.unlink()  # the worker must not need the submitting machine's file
+    assert job.files == {"mapping_file": MAPPING}
+    (tmp_path / "worker").mkdir()
+    on_worker = job.with_files_in(str(tmp_path / "worker"))
+    path = on_worker.config["target_options"]["mapping_file"]
+    assert path.startswith(str(tmp_path / "worker")) and open(path).read() == MAPPING and on_worker.files is None
+    assert job.config["target_options"]["mapping_file"] == str(mapping)  # the record keeps the user's path
+
+    with pytest.raises(TargetError, match="device.txt.*cannot be read"):
+        JobSpec.training(wb.templates.get("vqc-circles"), "circles", config)
+    mapping.write_text("0 -> 1\n")
+    with pytest.raises(TargetError, match="Number of nodes"):
+        JobSpec.training(wb.templates.get("vqc-circles"), "circles", config)

@@ -29,6 +29,7 @@ _HEADER = re.compile(r"Number of nodes:\s*(\d+)$")
 _EDGES = re.compile(r"Number of edges:\s*(\d+|\?)$")
 _NODE = re.compile(r"(\d+)\s*-->\s*\{\s*((?:\d+\s*(?:,\s*\d+\s*)*)?)\}$")
 FORMAT = "'Number of nodes: N', 'Number of edges: ?', then one 'i --> {j, k}' line per qubit"
+FILE_OPTIONS = ("mapping_file",)  # target options whose value is the path of a file CUDA-Q reads
 
 
 def parse_mapping(text: str, name: str = "the mapping file") -> int:
@@ -58,3 +59,16 @@ def parse_mapping(text: str, name: str = "the mapping file") -> int:
         if outside:
             raise TargetError(f"{name}, line {number}: qubit {outside[0]} is outside the {nodes} declared nodes")
     return nodes
+
+
+def read_mapping(path: str, target: str = "iqm") -> str:
+    """The text of the mapping file at `path`, checked; TargetError naming the path when it cannot be read or
+    does not fit the format."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_MAPPING_CHARS + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        raise TargetError(f"target {target!r}: mapping_file {path!r} cannot be read ({err}): pass the path of "
+                          "the device's qubit mapping text file") from None
+    parse_mapping(text, f"mapping_file {path!r}")
+    return text

@@ -59,8 +59,8 @@ def check_gpus(config: dict, nproc: int, available: int) -> None:
         raise ValueError(f"data-parallel training on GPUs (nccl) needs one GPU per process: {nproc} processes, but "
                          f"torch sees {available} GPU(s). Use --device cpu with a CPU target (gloo), or at most "
                          f"{available} processes" if available else
-                         f"data-parallel training on GPUs (nccl) needs one GPU per process, and torch sees none "
-                         f"here: use --device cpu with a CPU target (gloo)")
+                         "data-parallel training on GPUs (nccl) needs one GPU per process, and torch sees none "
+                         "here: use --device cpu with a CPU target (gloo)")
 
 
 def pin_gpu(local_rank: int) -> None:

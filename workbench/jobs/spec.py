@@ -8,10 +8,12 @@ Example:
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..data import Dataset
+from ..engine.mapping import FILE_OPTIONS, read_mapping
 
 KINDS = ("train", "benchmark", "bench-suite")
 
@@ -29,6 +31,8 @@ class JobSpec:
     run_id: the store's run the submitting side created for it; checkpoint: state to resume from.
     env: environment variables the worker needs before it imports anything (OpenMP thread counts); a Ray
         task gets them through its runtime environment.
+    files: the text of the files the target options name (an iqm qubit mapping), read and checked on the
+        submitting side: a worker on another node cannot read this machine's paths.
     """
 
     kind: str
@@ -40,6 +44,7 @@ class JobSpec:
     run_id: str | None = None
     checkpoint: bytes | None = None
     env: dict[str, str] | None = None
+    files: dict[str, str] | None = None
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     def __post_init__(self) -> None:
@@ -53,9 +58,21 @@ class JobSpec:
         from ..spec import load_spec
 
         data = load_spec(spec).to_dict()
-        settings = config if isinstance(config, dict) else asdict(config)
-        return cls("train", data, dict(settings), dataset_reference(dataset), name=name or data.get("name"),
-                   parent_id=parent_id)
+        settings = dict(config if isinstance(config, dict) else asdict(config))
+        options = settings.get("target_options") or {}
+        files = {key: read_mapping(options[key], settings.get("target") or "iqm")
+                 for key in FILE_OPTIONS if options.get(key)}
+        return cls("train", data, settings, dataset_reference(dataset), name=name or data.get("name"),
+                   parent_id=parent_id, files=files or None)
+
+    def with_files_in(self, folder: str) -> "JobSpec":
+        """This job with its target files written into `folder` and its target options naming them there."""
+        options = dict(self.config.get("target_options") or {})
+        for key, text in (self.files or {}).items():
+            path = Path(folder) / f"{key}.txt"
+            path.write_text(text, encoding="utf-8")
+            options[key] = str(path)
+        return replace(self, config={**self.config, "target_options": options}, files=None)
 
 
 def dataset_reference(dataset: Dataset | dict | str) -> dict | Dataset:

@@ -195,6 +195,15 @@ def execute(job: JobSpec, send: Send, stop_requested: threading.Event | None = N
 
 def execute_training(job: JobSpec, send: Send, stop_requested: threading.Event | None = None,
                      controls: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Train the job's run; the target's files (a qubit mapping) travel as text and live here for the run."""
+    if not job.files:
+        return _train(job, send, stop_requested, controls)
+    with tempfile.TemporaryDirectory(prefix="workbench-target-files-") as folder:
+        return _train(job.with_files_in(folder), send, stop_requested, controls)
+
+
+def _train(job: JobSpec, send: Send, stop_requested: threading.Event | None,
+           controls: Callable[[Any], None] | None) -> dict[str, Any]:
     from ..training import TrainConfig, Trainer
     from .cost import estimate
 

@@ -42,7 +42,7 @@ with warnings.catch_warnings():
 with contextlib.suppress(RuntimeError):
     multiprocessing.set_start_method(_start_method, force=True)
 
-from ..mapping import MAX_MAPPING_CHARS, parse_mapping  # noqa: E402
+from ..mapping import read_mapping  # noqa: E402
 from ..targets import TARGETS, TargetError, names  # noqa: E402
 
 GPU_TARGETS = names("gpu")
@@ -195,13 +195,7 @@ def check_target(config: TargetConfig) -> None:
                               "qubit)")
     mapping = dict(config.options).get("mapping_file")
     if mapping:  # checked here, so a wrong file is one message instead of a failure deep in CUDA-Q's compiler
-        try:
-            with open(mapping, encoding="utf-8") as handle:
-                text = handle.read(MAX_MAPPING_CHARS + 1)
-        except (OSError, UnicodeDecodeError) as err:
-            raise TargetError(f"target {config.name!r}: mapping_file {mapping!r} cannot be read ({err}): pass the "
-                              "path of the device's qubit mapping text file") from None
-        parse_mapping(text, f"mapping_file {mapping!r}")
+        read_mapping(mapping, config.name)
 
 
 def _select(config: TargetConfig) -> None:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..circuits import ReadoutPlan
-from .base import GradientContext, GradientError, GradientMethod, register
+from .base import GradientError, GradientMethod, register
 
 Evaluate = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Reference = Callable[[torch.Tensor, "torch.Tensor | None", torch.Tensor], torch.Tensor]
