@@ -104,7 +104,7 @@ def test_epoch_and_boundary_points_sit_on_their_last_step_in_charts_compare_and_
 
 def test_a_run_until_paused_shows_epoch_step_and_elapsed_time_not_a_billion_epochs(tmp_path):
     from workbench.gui.app import WorkbenchApp
-    from workbench.gui.state import UNTIL_PAUSED
+    from workbench.training import UNTIL_PAUSED
 
     d = charts.LiveData()
     events = _events(17, 7)  # two epochs of 7 steps, then 3 steps into the third

@@ -347,10 +347,12 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
         _fail(str(err))
     from .jobs.cost import estimate
     from .jobs.spec import load_reference
+    from .training import UNTIL_PAUSED
 
     data = load_reference(job.spec.dataset)
-    total = estimate(job.spec.spec, job.config, n_train=len(data.X_train),
-                     n_test=len(data.X_test)).steps_per_epoch * job.config.epochs
+    # A playground run that trains until paused has no end: its bar counts steps without a total.
+    total = None if job.config.epochs >= UNTIL_PAUSED else estimate(
+        job.spec.spec, job.config, n_train=len(data.X_train), n_test=len(data.X_test)).steps_per_epoch * job.config.epochs
     result = _run_job(job, f"resume {job.run_id}", total, len(job.stream.events("step")))
     summary = {"run_id": result.run_id, "status": result.status, "final": result.final,
                "gradient": result.gradient, "store": str(store.path)}

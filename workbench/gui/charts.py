@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..training.trainer import UNTIL_PAUSED
+
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1e293b"}
 PLATEAU = 1e-6  # gradient variance below this: the landscape is (close to) flat
 WEAK = 1e-4
-UNBOUNDED_EPOCHS = 10**9  # a run that trains until paused (gui.state.UNTIL_PAUSED)
 
 
 def base_layout(title: str, **extra: Any) -> dict:
@@ -60,7 +61,7 @@ def _duration(seconds: float) -> str:
 def epochs_text(done: Any, planned: Any) -> str:
     """'3 / 20', or '3 (until paused)' for a run without an epoch count."""
     done_text = str(done) if isinstance(done, int) else "–"
-    if isinstance(planned, int) and planned >= UNBOUNDED_EPOCHS:
+    if isinstance(planned, int) and planned >= UNTIL_PAUSED:
         return f"{done_text} (until paused)"
     return f"{done_text} / {planned if planned is not None else '–'}"
 
@@ -135,7 +136,7 @@ class LiveData:
     @property
     def until_paused(self) -> bool:
         """The run trains until it is paused or stopped (no epoch count to show)."""
-        return self.epochs_total >= UNBOUNDED_EPOCHS
+        return self.epochs_total >= UNTIL_PAUSED
 
     @property
     def elapsed(self) -> float | None:

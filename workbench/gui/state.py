@@ -24,6 +24,7 @@ from ..engine.gradients import GradientError, method_names
 from ..engine.plan import ExecutionConfig, resolve, with_noise_engine
 from ..engine.targets import TARGETS, TargetError
 from ..spec import BLOCK_TYPES, ArchitectureSpec, SpecError, infer_shapes, load_spec
+from ..training.trainer import UNTIL_PAUSED
 from .session_files import SessionFiles
 
 HISTORY_LIMIT = 200
@@ -566,7 +567,6 @@ def _id_stem(block_id: str) -> str:
 # Run setup
 
 
-UNTIL_PAUSED = 10**9  # the epoch count of a run that trains until the user pauses or stops it
 NOISE_CHANNELS = ("depolarizing", "depolarizing2", "amplitude_damping", "bit_flip", "phase_flip", "readout")
 NOISE_LIMITS = {"depolarizing": 0.75, "depolarizing2": 15 / 16}
 

@@ -32,7 +32,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_with_progress(job: Job, label: str, console: Console, *, total_steps: int, done_steps: int = 0) -> Job:
+def run_with_progress(job: Job, label: str, console: Console, *, total_steps: int | None, done_steps: int = 0) -> Job:
     """Run the job to its end with a live bar: steps, loss and metric; circuits done/total this step,
     shots and ETA when the engine reports circuit batches (CUDA-Q targets)."""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -2,7 +2,7 @@
 
 from .baseline import matched_classical_spec
 from .metrics import MetricStream, Subscription
-from .trainer import TrainConfig, Trainer, TrainingError, TrainResult, resume, train
+from .trainer import UNTIL_PAUSED, TrainConfig, Trainer, TrainingError, TrainResult, resume, train
 
-__all__ = ["MetricStream", "Subscription", "TrainConfig", "TrainResult", "Trainer", "TrainingError",
+__all__ = ["UNTIL_PAUSED", "MetricStream", "Subscription", "TrainConfig", "TrainResult", "Trainer", "TrainingError",
            "matched_classical_spec", "resume", "train"]

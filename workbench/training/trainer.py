@@ -40,6 +40,9 @@ class TrainingError(WorkbenchError, RuntimeError):
     pass
 
 
+UNTIL_PAUSED = 10**9  # the epoch count of a run that trains until paused or stopped (the playground)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
