@@ -26,6 +26,7 @@ def test_a_served_page_starts_with_the_open_tab_and_fills_the_rest_once_each():
         assert filled(app) == ["Build"]
         waiting = app._slots["Compare"]
         assert waiting.objects == [] and waiting.loading  # an early click shows a spinner, not a blank tab
+        assert not app.plotly_preload.requested  # plotly.js waits until the browser has drawn the page
         app.tabs.active = TAB["Train"]  # opened before its turn: filled at once
         assert filled(app) == ["Build", "Train"]
         order = []
@@ -38,7 +39,7 @@ def test_a_served_page_starts_with_the_open_tab_and_fills_the_rest_once_each():
         app.tabs.active = TAB["Build"]
         app.tabs.active = TAB["Train"]  # going back keeps the same content (no re-render, no blank flash)
         assert app._slots["Train"].objects[0] is train
-        assert app.fill_tabs() is None  # nothing left to schedule
+        assert app.fill_tabs() is None and app.plotly_preload.requested  # nothing left to schedule
     finally:
         app.shutdown()
 

@@ -208,6 +208,7 @@ class WorkbenchApp(param.Parameterized):
                                                    css_classes=["wb-train-blocker"], margin=(4, 6))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
         self.url_state.param.watch(lambda _: self._update_url(), "page")
+        self.plotly_preload = PlotlyPreload(height=0, width=0, margin=0)
         self.sidebar = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
                          "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
@@ -222,7 +223,7 @@ class WorkbenchApp(param.Parameterized):
             pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
             pn.Row(self.step_button, self.reset_button, sizing_mode="stretch_width"),
             self.speed, self.until_paused,
-            self.run_status, self.url_state, PlotlyPreload(height=0, width=0, margin=0),
+            self.run_status, self.url_state, self.plotly_preload,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
     def _on_template(self, name: str) -> None:
@@ -289,8 +290,10 @@ class WorkbenchApp(param.Parameterized):
         return next((name for name in TAB_NAMES if self._fill(name)), None)
 
     def fill_tabs(self, delay_ms: int = 300):
-        """Send the tabs not yet on the page, one every `delay_ms`, so the browser draws them (hidden) in small
-        steps between the user's clicks; a tab opened before its turn was filled when it was opened."""
+        """Once the browser has drawn the page: load plotly.js, and send the tabs not yet on the page, one every
+        `delay_ms`, so the browser draws them (hidden) in small steps between the user's clicks; a tab opened
+        before its turn was filled when it was opened."""
+        self.plotly_preload.requested = True
         waiting = sum(not slot.objects for slot in self._slots.values())
         return pn.state.add_periodic_callback(self.fill_next, period=delay_ms, count=waiting) if waiting else None
 
@@ -432,7 +435,7 @@ def _serve_resources_locally() -> None:
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
     # A spinner (local CSS) covers the page until the document has rendered: no blank page while it loads.
-    # No "plotly" extension: plotly.js is not in the page; PlotlyPreload loads it once the page is drawn.
+    # No "plotly" extension: plotly.js is not in the page; `fill_tabs` has it loaded once the page is drawn.
     pn.extension(global_loading_spinner=True)
     _serve_resources_locally()
     state = None

@@ -146,14 +146,24 @@ function loadPlotly() {
 
 
 class PlotlyPreload(JSComponent):
-    """Invisible: starts loading plotly.js as soon as the browser is idle after drawing the page, so the charts
-    of the other tabs are ready when they are opened."""
+    """Invisible: loads plotly.js once `requested` is set (by the server when the browser reports the page drawn:
+    started from the browser side, it could run before the canvas is drawn and delay it), so the other tabs'
+    charts are ready when they are opened."""
+
+    requested = param.Boolean(default=False, doc="Load plotly.js now (when the browser is next idle).")
 
     _esm = _LOAD_PLOTLY_JS + """
     export function render({ model, el }) {
-      const start = () => loadPlotly().catch((err) => console.error(err));
-      if (window.requestIdleCallback) window.requestIdleCallback(start, {timeout: 1000});
-      else setTimeout(start, 100);
+      let asked = false;
+      function go() {
+        if (!model.requested || asked) return;
+        asked = true;
+        const load = () => loadPlotly().catch((err) => console.error(err));
+        if (window.requestIdleCallback) window.requestIdleCallback(load, {timeout: 500});
+        else setTimeout(load, 0);
+      }
+      model.on("requested", go);
+      go();
       const box = document.createElement("div");
       box.style.display = "none";
       return box;
