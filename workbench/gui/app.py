@@ -292,7 +292,7 @@ class WorkbenchApp(param.Parameterized):
     def fill_tabs(self, delay_ms: int = 300):
         """Once the browser has drawn the page: load plotly.js, and send the tabs not yet on the page, one every
         `delay_ms`, so the browser draws them (hidden) in small steps between the user's clicks; a tab opened
-        before its turn was filled when it was opened."""
+        before its turn was filled when it was opened. Returns the periodic callback (None: nothing left)."""
         self.plotly_preload.requested = True
         waiting = sum(not slot.objects for slot in self._slots.values())
         return pn.state.add_periodic_callback(self.fill_next, period=delay_ms, count=waiting) if waiting else None
