@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -679,6 +680,42 @@ def test_two_sessions_are_isolated_and_closing_a_tab_stops_its_run(pages, server
     wait_until(lambda: store.get_run(run_id).status == "cancelled", timeout=90,
                message="the closed tab's run to be cancelled")
     expect(b.locator(".wb-run-status")).to_contain_text("No run yet")
+
+
+def drawn_points(page, css: str) -> int:
+    """Points Plotly drew in the visible chart `css` (-1 while it is not drawn yet)."""
+    chart = page.locator(f"{css} .wb-live-chart >> visible=true").first
+    return chart.evaluate("el => el._fullLayout ? (el.data || []).reduce((n, t) => n + (t.x || []).length, 0) : -1")
+
+
+def test_every_tab_shows_its_content_and_drawn_charts_after_load(pages):
+    """Only the Build tab is in the page at first; the others arrive after it loads. Each one, when opened,
+    must show its content, every chart on it drawn by Plotly (which also arrives after the page), and the
+    charts that show data from the start must hold it: the deferral can never leave a tab empty."""
+    from workbench.gui.app import TAB_NAMES
+    from workbench.gui.measure import TAB_CONTENT
+
+    page = pages.open()
+    early = page.evaluate("""() => {
+        const ready = performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd;
+        return performance.getEntriesByType("resource").filter(e => e.startTime < ready).map(e => e.name)}""")
+    assert not [url for url in early if "plotly" in url and ".js" in url], "plotly.js is fetched after the page"
+    for number, name in enumerate(TAB_NAMES[1:] + TAB_NAMES[:1], start=1):
+        tab(page, name)
+        for css in TAB_CONTENT.get(name, (".wb-drop-end", ".wb-palette-item")):
+            expect(page.locator(f"{css} >> visible=true").first).to_be_visible()
+        charts = page.locator(".wb-live-chart >> visible=true")
+        wait_until(lambda: charts.count() and all(charts.evaluate_all("els => els.map(el => !!el._fullLayout)"))
+                   or (name in ("Build", "Circuit", "Export & share") and charts.count() == 0),
+                   message=f"every chart of the {name} tab to be drawn")
+        shot(page, f"13_tab_{number:02d}_{name.split()[0].lower()}.png")
+    # The charts that show data before any training: the dataset preview and the sample picker.
+    tab(page, "Run setup")
+    info = page.locator(".wb-dataset-info").get_by_text(re.compile(r"\d+ train")).first.inner_text()
+    train = int(re.search(r"(\d+) train", info).group(1))
+    assert drawn_points(page, ".wb-preview") == train  # the preview plots every training sample it describes
+    tab(page, "Quantum state")
+    wait_until(lambda: drawn_points(page, ".wb-state-picker") > 0, message="the sample picker's points")
 
 
 def test_zz_nothing_was_requested_from_outside(server):

@@ -36,7 +36,7 @@ def test_points_appear_as_candidates_finish_and_the_front_is_marked(tab):
     assert tab.start()
     _wait(tab)
     assert seen[:4] == [1, 2, 3, 4]  # one redraw signal per finished candidate
-    figure = tab.scatter.object
+    figure = tab.scatter.figure
     points = {k for trace in figure["data"][:2] for k in trace["customdata"]}
     results = SearchResults.load(tab.live.search_id, tab.state.store)
     assert points == {r["key"] for r in results.final_rows()}
@@ -49,18 +49,18 @@ def test_points_appear_as_candidates_finish_and_the_front_is_marked(tab):
 def test_click_shows_curves_and_open_loads_the_builder(tab):
     tab.start()
     _wait(tab)
-    key = tab.scatter.object["data"][0]["customdata"][0] if tab.scatter.object["data"][0]["customdata"] else \
-        tab.scatter.object["data"][1]["customdata"][0]
-    tab.scatter.click_data = {"points": [{"customdata": key, "x": 0, "y": 0}]}
+    key = tab.scatter.figure["data"][0]["customdata"][0] if tab.scatter.figure["data"][0]["customdata"] else \
+        tab.scatter.figure["data"][1]["customdata"][0]
+    tab.scatter.clicked = {"customdata": key, "x": 0, "y": 0, "curve": 0, "index": 0}
     row = next(r for r in tab.live.completed_rows() if r["key"] == key)
     epochs = tab.state.store.events(row["run_id"], "epoch")
-    curves = tab.curves.object
+    curves = tab.curves.figure
     assert curves["data"][0]["y"] == [e["loss"] for e in epochs]
     assert curves["data"][1]["y"] == [e["val_loss"] for e in epochs]
     assert not tab.open_button.disabled
     tab.open_in_builder()
     assert tab.state.builder.spec == tab.state.store.get_run(row["run_id"]).spec
-    assert tab.scatter.object["data"][-1]["name"] == "selected"
+    assert tab.scatter.figure["data"][-1]["name"] == "selected"
 
 
 def test_bad_space_json_is_explained_and_nothing_starts(tab):

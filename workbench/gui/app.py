@@ -4,7 +4,8 @@
 own builder, settings, runs and charts. All state lives in the param classes of .state and .session;
 each tab follows it by itself. This module holds the state objects, the tab table (`TABS`), the sidebar's
 training controls, the reactions between tabs, the share link in the address bar, and polling and the
-session's lifecycle.
+session's lifecycle. A served page starts with the open tab's content only and receives the other tabs
+once the browser has drawn it (`fill_tabs`): the page is usable in about half the time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import param
 from .. import templates
 from ..store import RunStore, StoreError
 from . import icons, share
-from .components import UrlState, control_button
+from .components import PlotlyPreload, UrlState, control_button
 from .dashboard import POLL_MS
 from .session import TrainingSession
 from .state import BuilderState, RunSetup, session_payload, shape_text
@@ -52,6 +53,7 @@ TABS = (
 TAB_NAMES = tuple(name for name, _ in TABS)
 TAB = {name: i for i, name in enumerate(TAB_NAMES)}
 DEFAULT_TEMPLATE = "vqc-circles"
+EMPTY_TAB_HEIGHT = 400  # a tab opened before its content arrived shows Panel's spinner in this much space
 SPEEDS = {"fastest": 0.0, "fast · 20 steps/s": 0.05, "medium · 5 steps/s": 0.2, "slow · 1 step/s": 1.0}
 
 CSS = (Path(__file__).with_name("workbench.css")).read_text(encoding="utf-8")
@@ -71,9 +73,11 @@ class WorkbenchApp(param.Parameterized):
     active_tab = param.Integer(default=0)
 
     def __init__(self, *, store: RunStore | None | bool = None, state: str | None = None, notebook: bool = False,
-                 template: str | None = DEFAULT_TEMPLATE, **params):
+                 template: str | None = DEFAULT_TEMPLATE, defer_tabs: bool = False, **params):
         super().__init__(**params)
         self.notebook = notebook
+        # defer_tabs: the page starts with only the open tab's content (see `fill_tabs`); the rest comes later.
+        self.defer_tabs = defer_tabs
         try:
             # store=False: no run history at all (warm-up, previews); None: $WORKBENCH_STORE or the user's store.
             self.store = None if store is False else (store if store is not None else default_store())
@@ -151,7 +155,12 @@ class WorkbenchApp(param.Parameterized):
         (self.build, self.circuit, self.setup_tab, self.train, self.state_view, self.compare, self.search, self.bench,
          self.export) = (self.views[name] for name in TAB_NAMES)
         self.dashboard = self.train.dashboard
-        self.tabs = pn.Tabs(*self.views.items(), sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+        # Each tab's content sits in a slot of its own, so it can be sent to the browser after the page is up.
+        self._slots = {name: pn.Column(sizing_mode="stretch_width", margin=0, css_classes=["wb-tab-slot"],
+                                       loading=True, min_height=EMPTY_TAB_HEIGHT) for name in TAB_NAMES}
+        self.tabs = pn.Tabs(*self._slots.items(), sizing_mode="stretch_width", css_classes=["wb-tabs"], margin=(0, 0))
+        for name in TAB_NAMES if not self.defer_tabs else TAB_NAMES[self.tabs.active:self.tabs.active + 1]:
+            self._fill(name)
         self.tabs.param.watch(self._on_tab, "active")
         self.search.param.watch(lambda _: setattr(self.tabs, "active", TAB["Build"]), "opened")
         # Views follow the state objects: the builder, the run setup and the training session.
@@ -199,6 +208,7 @@ class WorkbenchApp(param.Parameterized):
                                                    css_classes=["wb-train-blocker"], margin=(4, 6))
         self.url_state = UrlState(param_name=share.STATE_PARAM, height=0, width=0, margin=0, visible=True)
         self.url_state.param.watch(lambda _: self._update_url(), "page")
+        self.plotly_preload = PlotlyPreload(height=0, width=0, margin=0)
         self.sidebar = pn.Column(
             pn.pane.HTML("<div class='wb-section-title'>Starter templates</div>"
                          "<div class='wb-muted'>Open a network with its dataset in one click.</div>",
@@ -213,7 +223,7 @@ class WorkbenchApp(param.Parameterized):
             pn.Row(self.pause_button, self.resume_button, self.stop_button, sizing_mode="stretch_width"),
             pn.Row(self.step_button, self.reset_button, sizing_mode="stretch_width"),
             self.speed, self.until_paused,
-            self.run_status, self.url_state,
+            self.run_status, self.url_state, self.plotly_preload,
             sizing_mode="stretch_width", css_classes=["wb-sidebar"])
 
     def _on_template(self, name: str) -> None:
@@ -267,8 +277,29 @@ class WorkbenchApp(param.Parameterized):
         """Whether the tab `name` is on screen (in a notebook every tab's charts keep drawing)."""
         return self.notebook or (hasattr(self, "tabs") and self.tabs.active == TAB[name])
 
+    def _fill(self, name: str) -> bool:
+        """Put tab `name`'s content into its slot (once; it then stays, so going back never redraws it)."""
+        slot = self._slots[name]
+        if slot.objects:
+            return False
+        slot.param.update(objects=[self.views[name]], loading=False, min_height=None)
+        return True
+
+    def fill_next(self) -> str | None:
+        """Fill the first tab still empty; its name, or None when every tab has its content."""
+        return next((name for name in TAB_NAMES if self._fill(name)), None)
+
+    def fill_tabs(self, delay_ms: int = 300):
+        """Once the browser has drawn the page: load plotly.js, and send the tabs not yet on the page, one every
+        `delay_ms`, so the browser draws them (hidden) in small steps between the user's clicks; a tab opened
+        before its turn was filled when it was opened. Returns the periodic callback (None: nothing left)."""
+        self.plotly_preload.requested = True
+        waiting = sum(not slot.objects for slot in self._slots.values())
+        return pn.state.add_periodic_callback(self.fill_next, period=delay_ms, count=waiting) if waiting else None
+
     def _on_tab(self, event) -> None:
         self.active_tab = event.new
+        self._fill(TAB_NAMES[event.new])
         if event.new == TAB["Quantum state"]:
             self.state_view.refresh(force=True)
         if event.new == TAB["Train"]:
@@ -404,18 +435,22 @@ def _serve_resources_locally() -> None:
 def create_app(store: RunStore | None = None):
     """The per-session entry point for `panel serve` / pn.serve: a fresh app for every browser tab."""
     # A spinner (local CSS) covers the page until the document has rendered: no blank page while it loads.
-    pn.extension("plotly", global_loading_spinner=True)
+    # No "plotly" extension: plotly.js is not in the page; `fill_tabs` has it loaded once the page is drawn.
+    pn.extension(global_loading_spinner=True)
     _serve_resources_locally()
     state = None
     args = pn.state.session_args or {}
     if args.get(share.STATE_PARAM):
         state = args[share.STATE_PARAM][0].decode("ascii", errors="replace")
-    app = WorkbenchApp(store=store, state=state)
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    # Served: the page opens with the open tab only, the others follow once the browser has drawn it.
+    app = WorkbenchApp(store=store, state=state, defer_tabs=served)
     app._url_enabled = True
     app._update_url()
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    if served:
         # Poll only once the page has loaded: nothing changes the document before the browser has it.
         pn.state.onload(app.start_polling)
+        pn.state.onload(app.fill_tabs)
         pn.state.on_session_destroyed(lambda context: app.shutdown())
     else:
         app.start_polling()

@@ -3,6 +3,7 @@ charts, live HTML and the address-bar state."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Callable
@@ -113,6 +114,63 @@ class UrlState(JSComponent):
 _PLOTLY_CSS = Path(panel.__file__).parent / "dist" / "css" / "models" / "plotly.css"
 
 
+def _plotly_src() -> str:
+    """The address (relative to the page) at which this server serves Panel's bundled plotly.js."""
+    from panel.io.resources import bundled_files, set_resource_mode
+    from panel.models.plotly import PlotlyPlot
+
+    with set_resource_mode("server"):
+        return bundled_files(PlotlyPlot)[0]
+
+
+# plotly.js is not part of the served page (4.7 MB, about a second of the browser's time to evaluate on a slow
+# machine, and the first tab has no chart): this loads it once per page, after the page is up. One <script>
+# shared by every chart; a failed load is tried again by the next caller. A page that already has Plotly
+# (a notebook: `pn.extension("plotly")`) uses that copy.
+_LOAD_PLOTLY_JS = """
+const PLOTLY_SRC = __PLOTLY_SRC__;
+function loadPlotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.wbPlotlyLoading) {
+    window.wbPlotlyLoading = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = PLOTLY_SRC;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => { window.wbPlotlyLoading = null; reject(new Error("could not load " + PLOTLY_SRC)); };
+      document.head.appendChild(script);
+    });
+  }
+  return window.wbPlotlyLoading;
+}
+""".replace("__PLOTLY_SRC__", json.dumps(_plotly_src()))
+
+
+class PlotlyPreload(JSComponent):
+    """Invisible: loads plotly.js once `requested` is set (by the server when the browser reports the page drawn:
+    started from the browser side, it could run before the canvas is drawn and delay it), so the other tabs'
+    charts are ready when they are opened."""
+
+    requested = param.Boolean(default=False, doc="Load plotly.js now (when the browser is next idle).")
+
+    _esm = _LOAD_PLOTLY_JS + """
+    export function render({ model, el }) {
+      let asked = false;
+      function go() {
+        if (!model.requested || asked) return;
+        asked = true;
+        const load = () => loadPlotly().catch((err) => console.error(err));
+        if (window.requestIdleCallback) window.requestIdleCallback(load, {timeout: 500});
+        else setTimeout(load, 0);
+      }
+      model.on("requested", go);
+      go();
+      const box = document.createElement("div");
+      box.style.display = "none";
+      return box;
+    }
+    """
+
+
 class LiveChart(JSComponent):
     """A Plotly chart that draws every figure it is given, in order, and never skips the latest one.
 
@@ -121,6 +179,8 @@ class LiveChart(JSComponent):
     the browser stops redrawing (the loss chart froze after the first epoch while the server held the whole
     run). Here the figure is one parameter: every change reaches the browser as a whole figure and is drawn
     with Plotly.react; a figure that arrives while one is being drawn is drawn right after it.
+
+    A chart that draws before plotly.js has arrived (see `PlotlyPreload`) loads it, then draws.
     """
 
     figure = param.Dict(default={}, doc="Plotly figure as a dict: {data: [...], layout: {...}}.")
@@ -129,7 +189,7 @@ class LiveChart(JSComponent):
     clicked = param.Dict(default=None, allow_None=True,
                          doc="{x, y, curve, index, customdata} of the last clicked point.")
 
-    _esm = """
+    _esm = _LOAD_PLOTLY_JS + """
     export function render({ model, el }) {
       const box = document.createElement("div");
       box.className = "wb-live-chart";
@@ -138,7 +198,10 @@ class LiveChart(JSComponent):
       let drawing = false, again = false, hooked = false;
       async function draw() {
         if (!box.isConnected) { again = true; return; }
-        if (!window.Plotly) { setTimeout(draw, 50); return; }
+        if (!window.Plotly) {
+          loadPlotly().then(draw, (err) => { console.error(err); setTimeout(draw, 1000); });
+          return;
+        }
         if (drawing) { again = true; return; }
         drawing = true;
         try {

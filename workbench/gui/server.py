@@ -24,11 +24,19 @@ SESSION_LIFETIME_MS = 10_000  # a closed tab's session (and its training) ends t
 
 
 def _warm_imports() -> None:
-    """Import the heavy engine parts once at start-up, so the first page opens quickly."""
+    """Import the heavy engine parts and build one page's models once at start-up, so that the first page
+    opens as quickly as the next ones (the first model of each kind costs far more than the rest)."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
     from ..engine.executors import cudaq_runtime  # noqa: F401  (CUDA-Q: target availability)
     from .app import WorkbenchApp
 
-    WorkbenchApp(store=False, template=None).builder.load_template("vqc-circles")  # datasets, forms, charts
+    app = WorkbenchApp(store=False)  # every tab filled: datasets, forms, charts
+    doc = Document()
+    with set_curdoc(doc):
+        pn.Column(app.sidebar, app.tabs).get_root(doc)
+    app.shutdown()
 
 
 def make_server(port: int = 5006, address: str = "localhost", *, show: bool = False, store: str | Path | None = None,

@@ -22,6 +22,7 @@ from ...search.objectives import MEASURES
 from ...search.space import SpaceError, load_space
 from ...search.strategies import STRATEGIES
 from ...search.templates import SPACE_DATASETS, SPACE_TEMPLATES
+from ..components import LiveChart
 
 CUSTOM = "custom (JSON below)"
 
@@ -56,15 +57,15 @@ class SearchTab(pn.viewable.Viewer):
         self.open_button = pn.widgets.Button(label="Open in builder", disabled=True, css_classes=["wb-search-open"])
         self.status = pn.pane.Markdown("", css_classes=["wb-search-status"], sizing_mode="stretch_width")
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
-        self.scatter = pn.pane.Plotly(self.live.scatter_figure("parameters", "val_accuracy"), sizing_mode="stretch_width",
-                                      css_classes=["wb-search-scatter"])
-        self.curves = pn.pane.Plotly(self.live.curves_figure(), sizing_mode="stretch_width",
-                                     css_classes=["wb-search-curves"])
+        self.scatter = LiveChart(figure=self.live.scatter_figure("parameters", "val_accuracy"), height=420,
+                                 sizing_mode="stretch_width", css_classes=["wb-search-scatter"])
+        self.curves = LiveChart(figure=self.live.curves_figure(), height=320, sizing_mode="stretch_width",
+                                css_classes=["wb-search-curves"])
         self.space_select.param.watch(self._on_space, "value")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.live.stop())
         self.open_button.on_click(lambda _: self.open_in_builder())
-        self.scatter.param.watch(lambda event: self.on_click(event.new), "click_data")
+        self.scatter.param.watch(lambda e: self.on_click({"points": [e.new]} if e.new else None), "clicked")
         for widget in (self.x_measure, self.y_measure):
             widget.param.watch(lambda _: self.refresh(force=True), "value")
         if self.live.store is None:
@@ -111,7 +112,7 @@ class SearchTab(pn.viewable.Viewer):
         if not force and live.revision == self._drawn:
             return
         self._drawn = live.revision
-        self.scatter.object = live.scatter_figure(self.x_measure.value, self.y_measure.value)
+        self.scatter.figure = live.scatter_figure(self.x_measure.value, self.y_measure.value)
         self.progress.max, self.progress.value = max(live.budget, 1), min(live.done, max(live.budget, 1))
         search = f"search `{live.search_id}` · " if live.search_id else ""
         self.status.object = f"{search}**{live.status}** · {live.done}/{live.budget or '?'} candidates" + \
@@ -127,7 +128,7 @@ class SearchTab(pn.viewable.Viewer):
         key = self.live.select_from_click(click_data)
         if key is None:
             return
-        self.curves.object = self.live.curves_figure(key)
+        self.curves.figure = self.live.curves_figure(key)
         self.open_button.disabled = False
         self.refresh(force=True)
 
