@@ -187,15 +187,19 @@ def _train_distributed(architecture, data, config, nproc, store, cluster, baseli
         _fail("--nproc trains one run data-parallel on this machine: leave out --cluster and --baseline")
     try:
         summary = train_distributed(architecture, data, config, nproc, store, console, architecture.name)
-    except KeyboardInterrupt as err:
+    except (KeyboardInterrupt, ValueError, RuntimeError) as err:
         _fail_distributed(err)
-    except (ValueError, RuntimeError) as err:
-        _fail(str(err))
     _finish_distributed(summary, architecture, config, save_model, store, out)
 
 
-def _fail_distributed(err: KeyboardInterrupt) -> None:
+def _fail_distributed(err: BaseException) -> None:
+    """One message for a data-parallel run that stopped (Ctrl-C/SIGTERM: code 130) or was refused, naming the
+    run when one was recorded."""
     run = getattr(err, "run_id", None)
+    if not isinstance(err, KeyboardInterrupt):
+        _fail(f"{err} (run {run} is marked failed)" if run else str(err))
+    if run is None:
+        _fail("interrupted before the data-parallel run was recorded: nothing to resume", code=130)
     _fail(f"interrupted: data-parallel run {run} is marked interrupted; continue it from its last epoch with "
           f"`workbench runs resume {run}`", code=130)
 
@@ -325,7 +329,7 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
                 out: Optional[Path] = typer.Option(None, "--out"),
                 cluster: Optional[str] = typer.Option(None, "--cluster", help="ray://HOST:PORT or auto."),
                 nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="A data-parallel run: continue it "
-                                                    "over N processes [default: as many as before].")) -> None:
+                                                    "over N processes [default: as many as trained up to its last checkpoint].")) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint."""
     from .jobs.api import resume
     from .store import StoreError
@@ -363,8 +367,6 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
 
 def _resume_distributed(record, store, nproc, epochs, cluster, out) -> None:
     from .jobs.cli import resume_distributed
-    from .store import StoreError
-    from .training import TrainingError
 
     if "nproc" not in record.config:
         _fail(f"run {record.id} was not trained data-parallel: leave out --nproc to resume it as it was trained")
@@ -372,10 +374,8 @@ def _resume_distributed(record, store, nproc, epochs, cluster, out) -> None:
         _fail("a data-parallel run resumes on this machine: leave out --cluster")
     try:
         summary = resume_distributed(record, store, console, nproc=nproc, epochs=epochs)
-    except KeyboardInterrupt as err:
+    except (KeyboardInterrupt, ValueError, RuntimeError) as err:  # StoreError, TrainingError: RuntimeErrors
         _fail_distributed(err)
-    except (StoreError, TrainingError, ValueError, RuntimeError) as err:
-        _fail(str(err))
     _finish_distributed(summary, None, None, None, store, out)
 
 

@@ -74,14 +74,17 @@ def train_distributed(spec, dataset, config, nproc: int, store, console: Console
     """`workbench train --nproc N`: one data-parallel run over N local processes; this process records it
     (the store's one writer): rank 0's step events, and a checkpoint at every epoch end.
 
-    run_id, checkpoint: continue that run from that (step, epoch, state) (see `resume_distributed`).
+    run_id, checkpoint: continue that run from that (step count, epochs done, state) (see `resume_distributed`).
+    ValueError before anything is recorded when nproc cannot train config (`check_launch`). The exception of a
+    run that stops carries its id as `run_id`.
     """
     from dataclasses import asdict
 
     from ..training.trainer import environment
     from . import ownership
-    from .ddp import train_ddp
+    from .ddp import check_launch, train_ddp
 
+    check_launch(asdict(config), nproc)  # a refused run leaves nothing in the store
     if run_id is None:
         run_id = store.create_run(spec=spec.to_dict(), config={**asdict(config), "nproc": nproc},
                                   dataset=dataset.description, environment={**environment(config), "ranks": nproc},
@@ -102,7 +105,7 @@ def train_distributed(spec, dataset, config, nproc: int, store, console: Console
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task(f"{label} ({nproc} processes)", total=steps_per_epoch * config.epochs,
-                                     completed=checkpoint[0] + 1 if checkpoint else 0, status="")
+                                     completed=checkpoint[0] if checkpoint else 0, status="")
 
             def on_event(event: dict) -> None:
                 pending.append(event)
@@ -130,12 +133,16 @@ def train_distributed(spec, dataset, config, nproc: int, store, console: Console
 def resume_distributed(record, store, console: Console, *, nproc: int | None = None,
                        epochs: int | None = None) -> dict:
     """Continue the data-parallel run `record` (a RunRecord whose config has "nproc") from its last epoch-end
-    checkpoint, over `nproc` processes (default: as many as before). The events after the checkpoint are
-    dropped first (the run redoes them): no gap, no duplicate."""
+    checkpoint, over `nproc` processes (default: as many as trained up to that checkpoint; the checkpoints
+    record each resume's count). The events from the checkpoint's step count on are dropped first (the run
+    redoes them): no gap, no duplicate. Nothing changes in the store when the resume is refused."""
+    from dataclasses import asdict
+
     from ..data import load_dataset
     from ..spec import load_spec
     from ..training import TrainConfig, TrainingError
     from . import ownership
+    from .ddp import check_launch
 
     ownership.claim(store, record.id)
     try:
@@ -145,16 +152,36 @@ def resume_distributed(record, store, console: Console, *, nproc: int | None = N
                                 "end): start it again with `workbench train --nproc N`")
         settings = {k: v for k, v in record.config.items() if k != "nproc"}
         config = TrainConfig(**{**settings, **({"epochs": epochs} if epochs else {})})
-        processes = nproc or record.config["nproc"]
-        if config.batch_size % processes:
-            raise ValueError(f"batch size {config.batch_size} does not split evenly over {processes} processes: "
-                             f"use --nproc with a divisor of {config.batch_size}")
+        count, ranks = _checkpoint_position(checkpoint[2], record)
+        processes = nproc or ranks
+        check_launch(asdict(config), processes)
         dataset = load_dataset(record.dataset["name"], **record.dataset.get("options", {}))
-        store.truncate_events_after(record.id, checkpoint[0])
+        store.truncate_events_after(record.id, count - 1)  # keeps steps 0 .. count - 1: the run redoes the rest
         store.set_status(record.id, "running")
-    except BaseException:
+    except BaseException as err:
         ownership.release(store, record.id)
+        if isinstance(err, KeyboardInterrupt):  # refusals changed nothing; an interrupt names the run to resume
+            err.run_id = record.id
         raise
     spec = load_spec(record.spec)
     return train_distributed(spec, dataset, config, processes, store, console, f"resume {record.id}",
                              run_id=record.id, checkpoint=checkpoint)
+
+
+def _checkpoint_position(state: bytes, record) -> tuple[int, int]:
+    """(steps done, processes that trained them) of a data-parallel checkpoint, read from the state itself:
+    checkpoints saved before the step column became a count, and before they named their process count
+    (the run's starting one then), resume the same way."""
+    import io
+
+    import torch
+
+    from ..training import TrainingError
+
+    try:
+        saved = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
+        return int(saved["step"]), int(saved.get("ranks", record.config["nproc"]))
+    except Exception as err:  # UnpicklingError, KeyError...: not a data-parallel checkpoint of this workbench
+        raise TrainingError(f"the checkpoint of run {record.id} is damaged or is not a data-parallel checkpoint "
+                            f"({type(err).__name__}); it was not loaded: start the run again with "
+                            f"`workbench train --nproc {record.config['nproc']}`") from None
