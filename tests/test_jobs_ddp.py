@@ -38,7 +38,7 @@ def test_two_ddp_processes_equal_one_process_on_the_combined_batch():
         loss = loss_fn(model(data.X_train[index]), data.y_train[index])
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     for name, value in model.state_dict().items():
         assert torch.allclose(result["state_dict"][name], value, atol=1e-5), name
     assert [e["loss"] for e in events] == pytest.approx(losses, abs=1e-5)

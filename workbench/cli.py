@@ -329,7 +329,8 @@ def runs_resume(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
                 out: Optional[Path] = typer.Option(None, "--out"),
                 cluster: Optional[str] = typer.Option(None, "--cluster", help="ray://HOST:PORT or auto."),
                 nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="A data-parallel run: continue it "
-                                                    "over N processes [default: as many as trained up to its last checkpoint].")) -> None:
+                                                    "over N processes [default: as many as trained up to its last "
+                                                    "checkpoint].")) -> None:
     """Continue an interrupted or cancelled run from its last checkpoint."""
     from .jobs.api import resume
     from .store import StoreError
