@@ -629,7 +629,7 @@ class RunSetup(param.Parameterized):
     FIELDS = ("dataset", "dataset_options", "optimizer", "lr", "epochs", "until_paused", "batch_size", "seed", "target",
               "gradient", "shots", "noise", "precision", *LOCAL_FIELDS)
     LINK_REFUSALS = {
-        "emulate": "setting emulate=False ignored: a link cannot send runs to real hardware; switch Emulate off "
+        "emulate": "setting emulate={value!r} ignored: a link cannot send runs to real hardware; switch Emulate off "
                    "in Run setup yourself",
         "target_options": "setting target_options ignored: a link cannot name files on this machine; upload the "
                           "qubit mapping file in Run setup",
@@ -638,6 +638,12 @@ class RunSetup(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self.files = SessionFiles()
+
+    @param.depends("target", watch=True)
+    def _rearm_emulation(self) -> None:
+        """Real hardware is chosen for one target at a time: any change of target (a click, a link, a restored
+        session) goes back to emulation, so no path reaches a QPU the user did not switch on for."""
+        self.emulate = True
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -652,7 +658,7 @@ class RunSetup(param.Parameterized):
             if name == "emulate" and value is True:
                 continue  # emulation is the default and always safe
             if name in self.LOCAL_FIELDS:
-                problems.append(self.LINK_REFUSALS[name])
+                problems.append(self.LINK_REFUSALS[name].format(value=value))
                 continue
             if name not in self.FIELDS:
                 problems.append(f"unknown setting {name!r} ignored")
@@ -741,7 +747,9 @@ class RunSetup(param.Parameterized):
                     "(e.g. 1000), or pick a simulator for exact expectations")
         for problem in resolve(self.execution_config(), quantum_block(qubits=1)).problems:
             if issubclass(problem.error, TargetError):  # e.g. iqm without its mapping file
-                return f"{problem.message}; here: upload the qubit mapping file below the target"
+                missing = [option for option in self.target_needs if not self.target_options.get(option)]
+                hint = "; here: upload the qubit mapping file below the target" if "mapping_file" in missing else ""
+                return problem.message + hint
         engine = with_noise_engine(self.execution_config()).target
         if self.noisy and engine in TARGETS and not TARGETS[engine].density_matrix:
             return (f"gate noise needs a density-matrix simulator, but {self.target} simulates pure states: choose "

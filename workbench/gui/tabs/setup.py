@@ -194,7 +194,7 @@ class SetupTab(Viewer):
         try:
             self._mapping_message = _html_note(html.escape(self.setup.upload_mapping_file(
                 event.new, self.mapping_w.filename or "the mapping file")), "success")
-        except ShareError as err:
+        except (ShareError, OSError) as err:  # a bad file, or no room to keep it (disk full, read-only tmp)
             self._mapping_message = _html_note("✗ " + html.escape(str(err)), "alert")
         self._render_hardware()
 
