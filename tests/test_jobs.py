@@ -272,3 +272,18 @@ def test_a_training_job_carries_its_mapping_file_as_text_for_a_worker_without_th
     mapping.write_text("0 -> 1\n")
     with pytest.raises(TargetError, match="Number of nodes"):
         JobSpec.training(wb.templates.get("vqc-circles"), "circles", config)
+
+
+def test_a_run_keeps_its_mapping_text_so_it_resumes_after_the_file_is_gone(tmp_path):
+    from workbench.jobs.job import _kept
+    from workbench.jobs.spec import JobSpec, target_files
+
+    mapping = tmp_path / "device.txt"
+    mapping.write_text(MAPPING)
+    settings = {"target": "iqm", "target_options": {"mapping_file": str(mapping)}}
+    recorded = _kept(JobSpec.training(wb.templates.get("vqc-circles"), "circles", settings))
+    assert recorded == {"target_files": {"mapping_file": MAPPING}}
+    mapping.unlink()  # e.g. the GUI session that uploaded it has ended
+    assert target_files(settings, recorded["target_files"]) == {"mapping_file": MAPPING}
+    # a target that needs no file ignores a stale option instead of failing over a file it never reads
+    assert target_files({**settings, "target": "qpp-cpu"}) is None
