@@ -194,7 +194,7 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
 
 
 def test_hardware_runs_show_their_cost_before_starting(tmp_path):
-    from workbench.gui.session import TrainingSession
+    from workbench.gui.session import cost_preview
     from workbench.gui.state import RunSetup
 
     data = load_dataset("circles", n_samples=120)
@@ -210,12 +210,12 @@ def test_hardware_runs_show_their_cost_before_starting(tmp_path):
     assert declined.returncode == 1 and "not started" in declined.stderr
     assert "cost preview (ionq)" in declined.stderr and "200 shots each" in declined.stderr
     assert RunStore(tmp_path / "runs.sqlite3").list_runs() == []  # nothing ran, nothing recorded
-    session, setup = TrainingSession(), RunSetup()
+    setup = RunSetup()
     setup.param.update(target="ionq", shots=200, epochs=3)
     spec = wb.templates.get("vqc-circles").to_dict()
-    assert "200 shots each" in session.cost_preview(spec, setup)
+    assert "200 shots each" in cost_preview(spec, setup)
     setup.target = "torch"
-    assert session.cost_preview(spec, setup) == ""
+    assert cost_preview(spec, setup) == ""
 
 
 def test_weight_snapshots_hold_what_the_quantum_state_depends_on_throttled_and_bounded():
