@@ -8,7 +8,8 @@ import pytest
 
 import workbench as wb
 from workbench.gui import charts
-from workbench.gui.state import BuilderState, RunSetup, block_summary
+from workbench.gui.run_setup import RunSetup
+from workbench.gui.state import BuilderState, block_summary
 
 
 def test_palette_plus_keeps_a_quantum_output_layer_last():

@@ -14,7 +14,8 @@ from workbench.engine.plan import ExecutionConfig, resolve
 from workbench.gui import share
 from workbench.gui.circuit_svg import block_circuit
 from workbench.gui.session import TrainingSession
-from workbench.gui.state import BuilderState, RunSetup
+from workbench.gui.run_setup import RunSetup
+from workbench.gui.state import BuilderState
 from workbench.gui.tabs.circuit import CircuitTab
 from workbench.gui.tabs.setup import SetupTab
 from workbench.jobs.cost import estimate

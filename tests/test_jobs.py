@@ -176,7 +176,7 @@ def test_hardware_run_reports_circuit_batches_and_keeps_cudaq_warnings_off_stder
 
 @pytest.mark.slow
 def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_predicts():
-    from workbench.gui.state import target_choices
+    from workbench.gui.run_setup import target_choices
     from workbench.jobs.benchmark import BenchmarkJob
     from workbench.jobs.cost import circuits_per_sample
 
@@ -195,7 +195,7 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
 
 def test_hardware_runs_show_their_cost_before_starting(tmp_path):
     from workbench.gui.session import cost_preview
-    from workbench.gui.state import RunSetup
+    from workbench.gui.run_setup import RunSetup
 
     data = load_dataset("circles", n_samples=120)
     config = TrainConfig(epochs=3, batch_size=16, target="ionq", shots=200)

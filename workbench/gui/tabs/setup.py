@@ -21,7 +21,8 @@ from .. import charts, forms
 from ..components import LiveChart
 from ..session import cost_preview
 from ..share import ShareError
-from ..state import NOISE_CHANNELS, NOISE_LIMITS, shape_text, target_choices
+from ..run_setup import NOISE_CHANNELS, NOISE_LIMITS, target_choices
+from ..state import shape_text
 
 
 def _html_note(text: str, kind: str = "note") -> str:
