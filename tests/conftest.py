@@ -322,7 +322,8 @@ def local_ray():
     ray = pytest.importorskip("ray", reason="the [cluster] extra (ray) is not installed")
     root = str(Path(__file__).resolve().parents[1])
     # Ray's worker processes import this checkout's workbench, as the driver does.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, before]))
     # On a loaded two-core machine the raylet can take longer than Ray's default 30 s to register.
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     attempts = 3
@@ -340,6 +341,10 @@ def local_ray():
         pytest.skip(f"a local Ray instance did not start in {attempts} attempts (machine too busy, ray#65983)")
     yield ray
     ray.shutdown()
+    if before is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = before
 
 
 # ------------------------------------------------------------------------------------------------

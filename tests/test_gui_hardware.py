@@ -14,7 +14,8 @@ from workbench.engine.plan import ExecutionConfig, resolve
 from workbench.gui import share
 from workbench.gui.circuit_svg import block_circuit
 from workbench.gui.session import TrainingSession
-from workbench.gui.state import BuilderState, RunSetup
+from workbench.gui.run_setup import RunSetup
+from workbench.gui.state import BuilderState
 from workbench.gui.tabs.circuit import CircuitTab
 from workbench.gui.tabs.setup import SetupTab
 from workbench.jobs.cost import estimate
@@ -94,6 +95,13 @@ def test_a_link_cannot_set_target_options_or_turn_emulation_off(tmp_path):
             assert other.setup.emulate is True and other.setup.target_options == {}
             assert "a link cannot send runs to real hardware" in other.restore_message
             assert "a link cannot name files on this machine" in other.restore_message
+            assert "emulate=False ignored" in other.restore_message
+            # The user sends quantinuum to the real QPU; a link then opened in the same session names ionq:
+            # the choice was for quantinuum only, so the link's target runs emulated.
+            other.setup.param.update(target="quantinuum")
+            other.setup.emulate = False
+            assert other.restore(share.encode_state({"v": 1, "spec": TINY, "setup": {"target": "ionq"}}))
+            assert (other.setup.target, other.setup.emulate) == ("ionq", True)
         finally:
             other.shutdown()
     finally:

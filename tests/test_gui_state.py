@@ -19,8 +19,8 @@ import workbench as wb
 from workbench.gui import charts, forms, share
 from workbench.bench.step_benchmark import BenchmarkRun, plan
 from workbench.gui.circuit_svg import block_circuit, circuit_stats, circuit_svg, layout
-from workbench.gui.state import (INPUT, PALETTE, BuilderState, RunSetup, session_payload, target_choices,
-                                 validate_spec)
+from workbench.gui.run_setup import RunSetup, target_choices
+from workbench.gui.state import INPUT, PALETTE, BuilderState, session_payload, validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,11 +340,11 @@ def test_gradient_auto_explains_its_choice():
 
 def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
     from workbench.engine.executors import cudaq_runtime as _cudaq
-    from workbench.gui import state
+    from workbench.gui import run_setup
     from workbench.gui.app import WorkbenchApp
 
     monkeypatch.setattr(_cudaq, "gpu_count", lambda: 0)
-    state._engine_targets.cache_clear()
+    run_setup._engine_targets.cache_clear()
     try:
         choices = {c["name"]: c for c in target_choices()}
         assert choices["torch"]["reason"] == "" and choices["qpp-cpu"]["reason"] == ""
@@ -362,7 +362,7 @@ def test_gpu_targets_are_disabled_with_the_reason(monkeypatch, store):
         assert app.train_button.disabled and "needs an NVIDIA GPU" in app.train_blockers()[0]
         app.shutdown()
     finally:
-        state._engine_targets.cache_clear()
+        run_setup._engine_targets.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------

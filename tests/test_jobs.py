@@ -176,7 +176,7 @@ def test_hardware_run_reports_circuit_batches_and_keeps_cudaq_warnings_off_stder
 
 @pytest.mark.slow
 def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_predicts():
-    from workbench.gui.state import target_choices
+    from workbench.gui.run_setup import target_choices
     from workbench.jobs.benchmark import BenchmarkJob
     from workbench.jobs.cost import circuits_per_sample
 
@@ -194,8 +194,8 @@ def test_the_gui_benchmark_runs_as_a_job_and_counts_the_circuits_the_cost_model_
 
 
 def test_hardware_runs_show_their_cost_before_starting(tmp_path):
-    from workbench.gui.session import TrainingSession
-    from workbench.gui.state import RunSetup
+    from workbench.gui.session import cost_preview
+    from workbench.gui.run_setup import RunSetup
 
     data = load_dataset("circles", n_samples=120)
     config = TrainConfig(epochs=3, batch_size=16, target="ionq", shots=200)
@@ -210,12 +210,12 @@ def test_hardware_runs_show_their_cost_before_starting(tmp_path):
     assert declined.returncode == 1 and "not started" in declined.stderr
     assert "cost preview (ionq)" in declined.stderr and "200 shots each" in declined.stderr
     assert RunStore(tmp_path / "runs.sqlite3").list_runs() == []  # nothing ran, nothing recorded
-    session, setup = TrainingSession(), RunSetup()
+    setup = RunSetup()
     setup.param.update(target="ionq", shots=200, epochs=3)
     spec = wb.templates.get("vqc-circles").to_dict()
-    assert "200 shots each" in session.cost_preview(spec, setup)
+    assert "200 shots each" in cost_preview(spec, setup)
     setup.target = "torch"
-    assert session.cost_preview(spec, setup) == ""
+    assert cost_preview(spec, setup) == ""
 
 
 def test_weight_snapshots_hold_what_the_quantum_state_depends_on_throttled_and_bounded():
@@ -272,3 +272,18 @@ def test_a_training_job_carries_its_mapping_file_as_text_for_a_worker_without_th
     mapping.write_text("0 -> 1\n")
     with pytest.raises(TargetError, match="Number of nodes"):
         JobSpec.training(wb.templates.get("vqc-circles"), "circles", config)
+
+
+def test_a_run_keeps_its_mapping_text_so_it_resumes_after_the_file_is_gone(tmp_path):
+    from workbench.jobs.job import _kept
+    from workbench.jobs.spec import JobSpec, target_files
+
+    mapping = tmp_path / "device.txt"
+    mapping.write_text(MAPPING)
+    settings = {"target": "iqm", "target_options": {"mapping_file": str(mapping)}}
+    recorded = _kept(JobSpec.training(wb.templates.get("vqc-circles"), "circles", settings))
+    assert recorded == {"target_files": {"mapping_file": MAPPING}}
+    mapping.unlink()  # e.g. the GUI session that uploaded it has ended
+    assert target_files(settings, recorded["target_files"]) == {"mapping_file": MAPPING}
+    # a target that needs no file ignores a stale option instead of failing over a file it never reads
+    assert target_files({**settings, "target": "qpp-cpu"}) is None

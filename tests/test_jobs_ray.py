@@ -63,7 +63,7 @@ def test_a_sweep_on_ray_matches_the_same_runs_locally(local_ray, store):
         # The weight snapshots the Quantum state tab follows come back from Ray as from a local worker.
         theirs, ours = (torch.load(io.BytesIO(j.weights["state"]), weights_only=True) for j in (remote, here))
         assert sorted(theirs) == sorted(ours) == ["blocks.fc_in.bias", "blocks.fc_in.weight", "blocks.vqc.weight"]
-        if remote.weights["step"] == here.weights["step"]:
-            for key, value in ours.items():
-                assert torch.allclose(theirs[key], value, rtol=1e-5, atol=1e-6), key
+        assert remote.weights["step"] == here.weights["step"]  # the last snapshot is the last step's
+        for key, value in ours.items():
+            assert torch.allclose(theirs[key], value, rtol=1e-5, atol=1e-6), key
     assert len({j.final["test_loss"] for j in local}) == 4  # the four settings really differ

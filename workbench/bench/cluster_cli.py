@@ -34,9 +34,11 @@ def run_suite_here_or_there(suite: str, arguments: dict[str, Any], *, cluster: O
         return run_suite(suite, arguments, progress=progress)
     from ..jobs.bench_suite import SuiteError, run_suite_job, suite_job
     from ..spec import load_spec
+    from .common import resolve_spec
 
     try:
         suite_job(suite, arguments)  # a suite that needs this machine is refused before connecting
+        resolve_spec(arguments.get("template"), None if spec_file is None else str(spec_file))  # as here: one of them
         if spec_file is not None:
             arguments = {**arguments, "spec": load_spec(str(spec_file)).to_dict()}
     except (SuiteError, ValueError) as err:

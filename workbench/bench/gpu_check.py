@@ -3,7 +3,8 @@
 On a machine with CUDA, within --budget seconds (default 420: it ends inside 8 minutes) and writing
 DIR/gpu_check.json after every phase, it measures the GPU's copy bandwidth and, for n >= 22 qubits, the fraction
 of it the statevector sweep reaches (the forward pass and one dense-block pass); then whether CUDA-Q's states
-reach torch without a host copy (`state_handoff`: nvidia-fp64, values against the torch engine); then the engine
+reach torch without a host copy (`state_handoff`: nvidia-fp64, values against the torch engine) and a sampler
+readout without shots computed from them on the GPU (`sampler_handoff`: nvidia); then the engine
 suite with device='cuda' for the torch engine and CUDA-Q's 'nvidia' and 'nvidia-fp64' targets (when cudaq
 imports and sees the GPU); then the GPU-capable peers installed in this interpreter (PennyLane
 default.qubit, TorchQuantum, pyqtorch, TyxonQ, tensorcircuit-ng) on the same workload; then, if time is left,
@@ -126,7 +127,7 @@ def state_handoff(target: str, device: str, n: int = 10, batch: int = 4) -> dict
         def pointers(cudaq):  # only numbers leave the CUDA-Q thread: the state and its view end there
             state = cudaq.get_state(executor.kernel, *args)
             view = device_view(state, n)
-            return {"state_on_gpu": bool(state.is_on_gpu()), "state_pointer": int(state.getTensor().data()),
+            return {"state_on_gpu": bool(state.is_on_gpu()), "state_pointer": int(state.getTensors()[0].data()),
                     "view_pointer": int(view.data_ptr()), "view_device": str(view.device)}
 
         row.update(call(executor.target, pointers))
@@ -139,6 +140,42 @@ def state_handoff(target: str, device: str, n: int = 10, batch: int = 4) -> dict
         row["verified"] = row["no_host_copy"] and values_ok
     else:
         row["verified"] = values_ok and row["path"] == ("device" if device == "cuda" else "host")
+    return row
+
+
+def sampler_handoff(target: str, device: str, n: int = 10, batch: int = 4) -> dict:
+    """A sampler readout without shots (probabilities computed from the final states) on a CUDA-Q target, against
+    the torch engine's probabilities of the same circuit.
+
+    On a statevector GPU target with device='cuda' the states stay on the GPU, so this checks that the readout
+    is computed there (the marginal's index on the states' device) and comes back on the layer's device. On the
+    CPU (the dry run) the same code takes the host path.
+    """
+    from ..engine.circuits import build_circuit, readout_plan
+    from ..engine.executors.cudaq import CudaqExecutor
+    from ..engine.executors.statevector import StatevectorProgram
+    from ..engine.plan import ExecutionConfig, resolve
+    from ..spec import load_spec
+
+    spec = C.standard_spec_dict(n)
+    marginal = [0, n // 2, n - 1]  # a proper subset of the qubits: the marginal's index is used
+    spec["blocks"] = [{**b, "readout": {"mode": "sampler", "marginal": marginal}} if b["type"] == "quantum" else b
+                      for b in spec["blocks"]]
+    block = load_spec(spec).quantum_blocks()[0]
+    circuit, plan = build_circuit(block, n), readout_plan(block)
+    executor = CudaqExecutor(circuit, plan, resolve(ExecutionConfig(target=target, device=device), block, circuit))
+    generator = torch.Generator().manual_seed(n)
+    angles = torch.rand(batch, len(circuit.rotation_gates), generator=generator, dtype=torch.float64) * 3
+    values = executor.readout(angles, None)
+    oracle_program = StatevectorProgram(circuit, torch.complex128, device)
+    oracle = oracle_program.readout(oracle_program.run(angles.to(device)), plan)
+    tolerance = 1e-12 if executor.plan.target.dtype == "complex128" else 1e-5  # nvidia simulates in complex64
+    row = {"target": target, "device": device, "n": n, "batch": batch, "marginal": marginal,
+           "path": "device" if executor.states_on_device else "host", "values_device": str(values.device),
+           "max_abs_diff_vs_torch_engine": float((values - oracle.to(values.dtype)).abs().max()),
+           "tolerance": tolerance}
+    row["verified"] = (row["max_abs_diff_vs_torch_engine"] <= tolerance and values.device.type == device
+                       and row["path"] == ("device" if device == "cuda" else "host"))
     return row
 
 
@@ -247,16 +284,20 @@ def run(out: Path, *, device: str, engine_qubits, scaling_max: int, large_qubits
     save("bandwidth", t0)
 
     t0 = time.perf_counter()
-    handoff_target = gpu_targets[-1] if gpu_targets else ("qpp-cpu" if device == "cpu" else "")
-    if handoff_target:  # nvidia-fp64 on a GPU: complex128 states, so the values compare to 1e-12
-        progress(f"CUDA-Q state hand-off on {handoff_target}")
+    cpu_target = "qpp-cpu" if device == "cpu" else ""
+    # The adjoint's input on nvidia-fp64 (complex128 states: values to 1e-12), then a sampler readout without
+    # shots on nvidia, the readout computed from the states where they were handed over.
+    handoffs = (("cudaq_state_handoff", state_handoff, gpu_targets[-1] if gpu_targets else cpu_target),
+                ("cudaq_sampler_handoff", sampler_handoff, gpu_targets[0] if gpu_targets else cpu_target))
+    for key, check, handoff_target in handoffs:
+        if not handoff_target:
+            summary[key] = {"verified": False, "skipped": reason}
+            continue
+        progress(f"CUDA-Q {key.removeprefix('cudaq_').replace('_', ' ')} on {handoff_target}")
         try:
-            summary["cudaq_state_handoff"] = state_handoff(handoff_target, device)
+            summary[key] = check(handoff_target, device)
         except Exception as err:  # recorded, not fatal: the other phases still measure
-            summary["cudaq_state_handoff"] = {"target": handoff_target, "verified": False,
-                                              "error": f"{type(err).__name__}: {err}"[:500]}
-    else:
-        summary["cudaq_state_handoff"] = {"verified": False, "skipped": reason}
+            summary[key] = {"target": handoff_target, "verified": False, "error": f"{type(err).__name__}: {err}"[:500]}
     save("state_handoff", t0)
 
     t0 = time.perf_counter()
@@ -313,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(args.out, device="cpu", engine_qubits=[4], scaling_max=6, large_qubits=[10], batch=4,
                       large_batch=2, repeats=1, max_seconds=min(args.max_seconds, 10.0), progress=progress,
                       budget_s=args.budget)
-        print(json.dumps({k: summary[k] for k in ("device", "bandwidth", "sweep", "cudaq_state_handoff")}, indent=1,
-                         default=str))
+        keys = ("device", "bandwidth", "sweep", "cudaq_state_handoff", "cudaq_sampler_handoff")
+        print(json.dumps({k: summary[k] for k in keys}, indent=1, default=str))
         return 0
     if not torch.cuda.is_available():
         message = "no GPU: torch sees no CUDA device, so there is nothing to measure here (run this on a GPU machine)"
@@ -339,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"n={row['n']}: skipped ({row['reason']})")
     print(f"CUDA-Q GPU targets: {', '.join(summary['cudaq_targets']) or 'none (' + summary['cudaq_reason'] + ')'}")
-    handoff = summary.get("cudaq_state_handoff", {})
-    print(f"CUDA-Q state hand-off: {'verified' if handoff.get('verified') else 'NOT verified'} "
-          f"({json.dumps({k: v for k, v in handoff.items() if k != 'verified'}, default=str)})")
+    for key, title in (("cudaq_state_handoff", "state hand-off"), ("cudaq_sampler_handoff", "sampler readout")):
+        handoff = summary.get(key, {})
+        print(f"CUDA-Q {title}: {'verified' if handoff.get('verified') else 'NOT verified'} "
+              f"({json.dumps({k: v for k, v in handoff.items() if k != 'verified'}, default=str)})")
     for row in summary.get("peers", []):
         print(f"peer {row['variant']} n={row.get('n', '-')}: {row['status']} "
               + (f"{row['step_ms']:.1f} ms/step" if row["status"] == "ok" else row.get("reason", "")))

@@ -38,6 +38,8 @@ class Target:
         autograd: torch autograd runs through the simulation (the backprop method).
         dtype: the complex dtype it simulates in; "precision" follows the precision option.
         needs_gpu: runs only with an NVIDIA GPU.
+        state_on_gpu: its final state is one state vector in one GPU's memory, so torch can take it over
+            without a host copy (`executors.cudaq_device`); tensor-network and multi-GPU states are not.
         needs: options it cannot run without, e.g. ("mapping_file",).
     """
 
@@ -51,6 +53,7 @@ class Target:
     autograd: bool = False
     dtype: Literal["precision", "complex64", "complex128"] = "complex128"
     needs_gpu: bool = False
+    state_on_gpu: bool = False
     needs: tuple[str, ...] = ()
 
     @property
@@ -62,9 +65,9 @@ class Target:
         return getattr(import_module(f"{__package__}.executors.{module}"), cls)
 
 
-def _gpu(name: str, dtype: str = "complex64") -> Target:
+def _gpu(name: str, dtype: str = "complex64", state_on_gpu: bool = True) -> Target:
     return Target(name, "cudaq:CudaqExecutor", "gpu", f"CUDA-Q · {name} (GPU)", dtype=dtype,  # type: ignore[arg-type]
-                  needs_gpu=True)
+                  needs_gpu=True, state_on_gpu=state_on_gpu)
 
 
 def _hardware(name: str, needs: tuple[str, ...] = ()) -> Target:
@@ -84,9 +87,10 @@ _TABLE = (
     _gpu("nvidia-fp64", "complex128"),
     _gpu("nvidia-mqpu"),
     _gpu("nvidia-mqpu-fp64", "complex128"),
-    _gpu("nvidia-mgpu", "complex128"),
-    _gpu("tensornet", "complex128"),
-    _gpu("tensornet-mps", "complex128"),
+    # The state is split over several GPUs (mgpu) or is a tensor network: it reaches torch through the host.
+    _gpu("nvidia-mgpu", "complex128", state_on_gpu=False),
+    _gpu("tensornet", "complex128", state_on_gpu=False),
+    _gpu("tensornet-mps", "complex128", state_on_gpu=False),
     *(_hardware(name) for name in ("quantinuum", "ionq")),
     _hardware("iqm", needs=("mapping_file",)),
     *(_hardware(name) for name in ("oqc", "braket", "anyon", "infleqtion", "scaleway", "qbraid")),

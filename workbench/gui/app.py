@@ -23,7 +23,8 @@ from . import icons, share
 from .components import PlotlyPreload, UrlState, control_button
 from .dashboard import POLL_MS
 from .session import TrainingSession
-from .state import BuilderState, RunSetup, session_payload, shape_text
+from .run_setup import RunSetup
+from .state import BuilderState, session_payload, shape_text
 from .tabs.benchmark import BenchmarkTab
 from .tabs.build import BuildTab
 from .tabs.circuit import CircuitTab

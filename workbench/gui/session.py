@@ -118,10 +118,6 @@ class TrainingSession(param.Parameterized):
             raise StartError(str(err)) from None
         return trainer, stream, dataset
 
-    def cost_preview(self, spec: dict, setup) -> str:
-        """Circuits and shots of the run `setup` would start, for emulated/real hardware targets ('' otherwise)."""
-        return cost_preview(spec, setup)
-
     def start(self, spec: dict, setup) -> object:
         """Compile the network and start training as a job in a worker process; raises StartError."""
         if self.closed:
@@ -217,6 +213,12 @@ class TrainingSession(param.Parameterized):
 
         if self._run_network is None:
             self._run_network = wb_compile(trainer.spec.spec)
+        expected = self._run_network.state_dict()
+        unknown = set(weights) - set(expected)
+        missing = set(expected) - set(weights) if strict else set()
+        if unknown or missing:  # checked first: load_state_dict copies what matches before it raises
+            raise ValueError(f"these weights do not fit the run's network (unknown {sorted(unknown)[:3]}, "
+                             f"missing {sorted(missing)[:3]})")
         self._run_network.load_state_dict(weights, strict=strict)
         return self._run_network
 

@@ -18,7 +18,7 @@ from ..training.metrics import MetricStream
 from . import ownership
 from .job import Job, LocalJob
 from .queue import JobManager
-from .spec import JobSpec
+from .spec import JobSpec, target_files
 
 CLUSTER_VARIABLE = "WORKBENCH_CLUSTER"
 
@@ -91,7 +91,8 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
         config = {**record.config, **({"epochs": epochs} if epochs else {})}
         job = JobSpec("train", record.spec, config, {"name": record.dataset["name"],
                                                      "options": record.dataset.get("options", {})},
-                      name=record.name, parent_id=record.parent_id, run_id=record.id, checkpoint=state)
+                      name=record.name, parent_id=record.parent_id, run_id=record.id, checkpoint=state,
+                      files=target_files(config, record.environment.get("target_files")))
         stream = stream if stream is not None else MetricStream()
         for event in store.events(record.id):
             stream.emit(event)

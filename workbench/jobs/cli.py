@@ -35,7 +35,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def run_with_progress(job: Job, label: str, console: Console, *, total_steps: int | None, done_steps: int = 0) -> Job:
     """Run the job to its end with a live bar: steps, loss and metric; circuits done/total this step,
     shots and ETA when the engine reports circuit batches (CUDA-Q targets)."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    # A run that trains until paused has no total: its bar counts steps ("412 steps") instead of "412/None".
+    count = TextColumn("{task.completed}/{task.total}" if total_steps is not None else "{task.completed} steps")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), count,
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                   console=console, transient=False) as progress:
         steps = progress.add_task(label, total=total_steps, status="", completed=done_steps)

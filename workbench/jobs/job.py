@@ -224,7 +224,8 @@ class Job:
             description = dataset.description if not isinstance(dataset, dict) else \
                 load_reference(dataset).description
             self.run_id = self.store.create_run(spec=self.spec.spec, config=self.spec.config, dataset=description,
-                                                environment=environment(self.config), name=self.spec.name,
+                                                environment={**environment(self.config), **_kept(self.spec)},
+                                                name=self.spec.name,
                                                 parent_id=self.spec.parent_id)
             self.spec = replace(self.spec, run_id=self.run_id)
         ownership.claim(self.store, self.run_id)
@@ -408,3 +409,8 @@ def _context():
         context.set_forkserver_preload(["workbench.jobs.worker", "torch._dynamo"])
         _CONTEXT = context
     return _CONTEXT
+
+
+def _kept(job: JobSpec) -> dict:
+    """What a run records so that it can be resumed anywhere: the text of its target's files."""
+    return {"target_files": job.files} if job.files else {}

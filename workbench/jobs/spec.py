@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..engine.mapping import FILE_OPTIONS, read_mapping
+from ..engine.targets import TARGETS
 
 KINDS = ("train", "benchmark", "bench-suite")
 
@@ -59,11 +60,8 @@ class JobSpec:
 
         data = load_spec(spec).to_dict()
         settings = dict(config if isinstance(config, dict) else asdict(config))
-        options = settings.get("target_options") or {}
-        files = {key: read_mapping(options[key], settings.get("target") or "iqm")
-                 for key in FILE_OPTIONS if options.get(key)}
         return cls("train", data, settings, dataset_reference(dataset), name=name or data.get("name"),
-                   parent_id=parent_id, files=files or None)
+                   parent_id=parent_id, files=target_files(settings))
 
     def with_files_in(self, folder: str) -> "JobSpec":
         """This job with its target files written into `folder` and its target options naming them there."""
@@ -73,6 +71,24 @@ class JobSpec:
             path.write_text(text, encoding="utf-8")
             options[key] = str(path)
         return replace(self, config={**self.config, "target_options": options}, files=None)
+
+
+def target_files(settings: dict, kept: dict[str, str] | None = None) -> dict[str, str] | None:
+    """The text of each file the chosen target needs (`Target.needs`, e.g. iqm's mapping_file), checked.
+
+    Args:
+        settings: TrainConfig fields (target, target_options).
+        kept: the texts a run recorded when it started: a resumed run uses them, so it does not depend on a
+            file that may be gone (a GUI session's upload is deleted with the session).
+    """
+    target = settings.get("target") or ""
+    options = settings.get("target_options") or {}
+    needed = TARGETS[target].needs if target in TARGETS else ()
+    files = {}
+    for key in FILE_OPTIONS:
+        if key in needed and options.get(key):
+            files[key] = (kept or {}).get(key) or read_mapping(options[key], target)
+    return files or None
 
 
 def dataset_reference(dataset: Dataset | dict | str) -> dict | Dataset:

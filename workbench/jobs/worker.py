@@ -240,6 +240,7 @@ def _train(job: JobSpec, send: Send, stop_requested: threading.Event | None,
         threading.Thread(target=_cancel_when, args=(stop_requested, trainer), daemon=True).start()
     with progress.listening(ProgressReporter(trainer, cost.circuits_per_step, stream)):
         result = trainer.run()
+    snapshots.flush()  # the last step's weights: the view's last live state is the run's end
     payload = {"status": result.status, "final": result.final, "error": trainer.error,
                "model": _model_bytes(trainer.model), "cpu_s": time.process_time()}
     send(("done", payload))

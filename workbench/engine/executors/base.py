@@ -2,8 +2,9 @@
 
 An executor runs one circuit's readout on one target. Gradient methods only use this interface:
 
-- `readout(angles, init)`: readout values (batch, width); finite-shot estimates when the plan has shots;
-  differentiable by torch autograd when the target declares `autograd` and there are no shots.
+- `readout(angles, init)`: readout values (batch, width) on the executor's device (the layer's); finite-shot
+  estimates when the plan has shots; differentiable by torch autograd when the target declares `autograd` and
+  there are no shots.
 - `states(angles, init)`: exact final state vectors (batch, 2**n), for targets with `exact_states`
   (`phase_known` says whether they carry the true global phase).
 - `sweep_program()`: the torch statevector program the adjoint reverse sweep runs on.

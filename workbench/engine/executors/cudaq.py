@@ -289,14 +289,18 @@ class CudaqExecutor(Executor):
 
     # -- evaluation -----------------------------------------------------------------------------
     def readout(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        """Per-term expectations (batch, n_terms) or probabilities (batch, 2**k), float64."""
+        """Per-term expectations (batch, n_terms) or probabilities (batch, 2**k), float64, on the layer's device."""
         plan, shots = self.readout_plan, self.plan.shots
         self.plan.check_memory(angles.shape[0])
         if angles.shape[0] == 0:
-            return torch.zeros(0, len(plan.paulis) if plan.mode == "estimator" else plan.width, dtype=torch.float64)
-        if plan.mode == "sampler":
-            return self._probabilities(angles, init, plan, shots)
-        return self._expectations(angles, init, plan, shots)
+            values = torch.zeros(0, len(plan.paulis) if plan.mode == "estimator" else plan.width, dtype=torch.float64)
+        elif plan.mode == "sampler":
+            values = self._probabilities(angles, init, plan, shots)
+        else:
+            values = self._expectations(angles, init, plan, shots)
+        # On the layer's device whatever the path (host results, or states kept on the GPU), as the torch
+        # engines return them: the layer and the gradient methods combine them with tensors on that device.
+        return values.to(self.device)
 
     def _expectations(self, angles, init, plan: ReadoutPlan, shots) -> torch.Tensor:
         batch = angles.shape[0]
@@ -350,7 +354,9 @@ class CudaqExecutor(Executor):
                 probs = torch.diagonal(states, dim1=-2, dim2=-1).real
             else:
                 probs = (states.conj() * states).real
-            return probs.new_zeros(batch, 2**k).index_add(1, marginal_index(self.n, plan.marginal), probs)
+            # The states are on the GPU when they were handed over there: the index must be on their device.
+            index = marginal_index(self.n, plan.marginal, probs.device)
+            return probs.new_zeros(batch, 2**k).index_add(1, index, probs)
         kwargs = self._call_kwargs(shots)
 
         def run(cudaq):
@@ -396,9 +402,10 @@ class CudaqExecutor(Executor):
     def _final_states(self, angles: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
         """Final states (batch, 2**n) complex128, or density matrices (batch, 2**n, 2**n) on density-matrix targets.
 
-        On a GPU target with the layer on a GPU the states stay in GPU memory (`cudaq_device`); elsewhere they
-        are copied to host memory. Every sample's state is requested with get_state_async before the first is
-        read, so the simulator works through the batch while this thread converts the states already done.
+        On a statevector GPU target with the layer on a GPU the states stay in GPU memory (`cudaq_device`);
+        elsewhere (tensor-network and multi-GPU targets too) they are copied to host memory. Every sample's
+        state is requested with get_state_async before the first is read, so the simulator works through the
+        batch while this thread converts the states already done.
         """
         on_device = self.states_on_device
 
@@ -421,8 +428,9 @@ class CudaqExecutor(Executor):
 
     @property
     def states_on_device(self) -> bool:
-        """Final states reach torch in GPU memory (a GPU target and a layer on a GPU), else through host memory."""
-        return hands_off_on_device(self.plan.target.needs_gpu, self.device)
+        """Final states reach torch in GPU memory (a target whose state is one vector on a GPU and a layer on a
+        GPU), else through host memory."""
+        return hands_off_on_device(self.plan.target.state_on_gpu, self.device)
 
     def draw(self, angles: torch.Tensor, init: torch.Tensor | None = None) -> str:
         args = self._args(angles[:1], init[:1] if init is not None else None)[0]

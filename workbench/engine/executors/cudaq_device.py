@@ -1,8 +1,10 @@
 """CUDA-Q states on a GPU handed to torch without a host copy.
 
-On CUDA-Q's GPU targets (`Target.needs_gpu`) a `cudaq.State` keeps its state vector in GPU memory: in
-cudaq 0.16 `state.is_on_gpu()` says so and `state.getTensor()` gives the device pointer (`data()`), the
-`extents` and the element size (8 bytes for the fp32 targets, 16 for fp64). CUDA-Q's own `cudaq.to_cupy`
+On CUDA-Q's statevector GPU targets (`Target.state_on_gpu`: nvidia, nvidia-fp64, nvidia-mqpu*) a `cudaq.State`
+keeps its state vector in one GPU's memory: in cudaq 0.16 `state.is_on_gpu()` says so and `state.getTensors()`
+gives one tensor with the device pointer (`data()`), the `extents` and the element size (8 bytes for the fp32
+targets, 16 for fp64). Tensor-network (tensornet, tensornet-mps) and multi-GPU (nvidia-mgpu) states are not
+one such vector; they reach torch through a host copy, as on the CPU targets. CUDA-Q's own `cudaq.to_cupy`
 wraps exactly these in a CuPy array; here the same pointer is offered to torch through the CUDA array
 interface, so torch needs no CuPy and `np.array(state)` (a device-to-host copy) is never called.
 
@@ -58,16 +60,28 @@ def stack_states(states: Sequence[Any], n_qubits: int, device: torch.device | st
     Shape:
         (batch, 2**n_qubits) complex128.
 
-    CUDA-Q computes on its own stream and torch copies on its current one: the device is synchronised before
-    the copy (the simulation has written the states) and after it (the states may be freed once this returns).
+    CUDA-Q computes on its own stream and torch copies on its current one: every GPU involved (the ones that
+    hold the states and the destination, which differ for a layer on cuda:1 while CUDA-Q simulates on cuda:0)
+    is synchronised before the copy (the simulation has written the states) and after it (the states may be
+    freed once this returns). `torch.cuda.synchronize()` alone would wait on the current device only.
     """
-    torch.cuda.synchronize()
-    out = torch.stack([device_view(state, n_qubits) for state in states]).to(device=device, dtype=torch.complex128)
-    torch.cuda.synchronize()
+    views = [device_view(state, n_qubits) for state in states]  # no GPU work yet: pointers only
+    destination = torch.device(device)
+    involved = list(dict.fromkeys([*(view.device for view in views), destination]))
+    _synchronize(involved)
+    # View by view: the states need not share one GPU (the stack is built on the destination).
+    out = torch.stack([view.to(device=destination, dtype=torch.complex128) for view in views])
+    _synchronize(involved)
     return out
 
 
-def hands_off_on_device(needs_gpu: bool, device: torch.device | str) -> bool:
-    """States stay on the GPU when the target simulates there and the layer's tensors live on a GPU; a layer on
-    the CPU needs them in host memory anyway (one copy, as on the CPU targets)."""
-    return needs_gpu and torch.device(device).type == "cuda"
+def _synchronize(devices: Sequence[torch.device]) -> None:
+    for device in devices:
+        torch.cuda.synchronize(device)
+
+
+def hands_off_on_device(state_on_gpu: bool, device: torch.device | str) -> bool:
+    """States stay on the GPU when the target keeps each one as one vector in GPU memory
+    (`Target.state_on_gpu`) and the layer's tensors live on a GPU; a layer on the CPU needs them in host memory
+    anyway (one copy, as on the CPU targets), and so do tensor-network and multi-GPU states."""
+    return state_on_gpu and torch.device(device).type == "cuda"

@@ -17,7 +17,7 @@ from panel.viewable import Viewer
 from .. import charts, icons
 from ...jobs.benchmark import BenchmarkJob
 from ..components import LiveChart
-from ..state import target_choices
+from ..run_setup import target_choices
 
 
 PEERS_RESULT = Path(__file__).resolve().parents[2] / "bench" / "results" / "peers.json"

@@ -21,7 +21,8 @@ from .. import charts, forms
 from ..components import LiveChart
 from ..session import cost_preview
 from ..share import ShareError
-from ..state import NOISE_CHANNELS, NOISE_LIMITS, shape_text, target_choices
+from ..run_setup import NOISE_CHANNELS, NOISE_LIMITS, target_choices
+from ..state import shape_text
 
 
 def _html_note(text: str, kind: str = "note") -> str:
@@ -194,7 +195,7 @@ class SetupTab(Viewer):
         try:
             self._mapping_message = _html_note(html.escape(self.setup.upload_mapping_file(
                 event.new, self.mapping_w.filename or "the mapping file")), "success")
-        except ShareError as err:
+        except (ShareError, OSError) as err:  # a bad file, or no room to keep it (disk full, read-only tmp)
             self._mapping_message = _html_note("✗ " + html.escape(str(err)), "alert")
         self._render_hardware()
 
