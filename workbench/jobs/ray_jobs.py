@@ -41,6 +41,19 @@ def connect(address: str):
     return ray
 
 
+def _follow_control(control, stop: threading.Event, handle) -> None:
+    """Poll the control queue on a thread until `stop`, passing each message to `handle`."""
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                message = control.get(timeout=0.5)
+            except Exception:  # Empty, or the queue is gone
+                continue
+            handle(message)
+
+    threading.Thread(target=loop, name="job-control", daemon=True).start()
+
+
 def _task_body(job: JobSpec, events, control) -> None:
     """Runs on a Ray worker: the job, with control messages polled from the control queue."""
     from .worker import apply_control, execute, execute_training, quiet_stderr
@@ -48,36 +61,18 @@ def _task_body(job: JobSpec, events, control) -> None:
     quiet_stderr()
     stop = threading.Event()
     if job.kind != "train":  # a benchmark has no pause or single step: only cancel applies
-        def wait_for_cancel() -> None:
-            while not stop.is_set():
-                try:
-                    message = control.get(timeout=0.5)
-                except Exception:  # Empty, or the queue is gone
-                    continue
-                if message == "cancel":
-                    stop.set()
-
-        threading.Thread(target=wait_for_cancel, name="job-control", daemon=True).start()
+        _follow_control(control, stop, lambda message: stop.set() if message == "cancel" else None)
         execute(job, events.put, stop)
         stop.set()
         return
-
-    def listen(trainer) -> None:
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    message = control.get(timeout=0.5)
-                except Exception:  # Empty, or the queue is gone
-                    continue
-                apply_control(trainer, message, stop)
-
-        threading.Thread(target=loop, name="job-control", daemon=True).start()
 
     import os
     import socket
 
     events.put(("worker", {"pid": os.getpid(), "host": socket.gethostname()}))
-    execute_training(job, events.put, stop, controls=listen)
+    execute_training(job, events.put, stop,
+                     controls=lambda trainer: _follow_control(control, stop,
+                                                              lambda message: apply_control(trainer, message, stop)))
 
 
 class RayJob(Job):
