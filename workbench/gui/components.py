@@ -234,3 +234,9 @@ class LiveChart(JSComponent):
     """
     _stylesheets = [":host { display: block; } .wb-live-chart { min-height: 40px; }",
                     *([_PLOTLY_CSS.read_text(encoding="utf-8")] if _PLOTLY_CSS.exists() else [])]
+
+    def _process_property_change(self, props: dict) -> dict:
+        # The figure flows server → browser only. Plotly.react decorates the figure it draws (trace uids), and a
+        # browser that re-syncs its document (a notebook comm reconnecting on a busy kernel) would send back an
+        # older figure than the one the server holds: the server keeps its own.
+        return {k: v for k, v in super()._process_property_change(props).items() if k != "figure"}

@@ -153,6 +153,7 @@ class LiveView(_NotebookView):
             if self.dashboard.data.status in ("completed", "cancelled", "failed"):
                 break
             time.sleep(POLL_MS / 1000)
+        self._draw_whole()
         return self.dashboard.data.status
 
     async def until_done(self, timeout: float = 300.0) -> str:
@@ -162,7 +163,14 @@ class LiveView(_NotebookView):
             await asyncio.sleep(POLL_MS / 1000)
             if not self.polling:
                 self.refresh()  # no periodic callback here (no running loop at creation): poll ourselves
+        self._draw_whole()
         return self.dashboard.data.status
+
+    def _draw_whole(self) -> None:
+        # The state reached is drawn whole now, whatever the periodic callback last managed: the caller's next
+        # line (a notebook's next cell) reads the charts.
+        self.refresh()
+        self.dashboard.render()
 
     @property
     def polling(self) -> bool:
