@@ -65,6 +65,8 @@ def test_killed_worker_is_interrupted_and_resumes_with_no_gap(store):
     assert again.join(180) and again.status == "completed", again.error
     reference = _reference_losses(config, data)
     assert _steps(store, job.run_id) == list(range(len(reference))) == list(range(3 * 5))  # no gap, no duplicate
+    # The resumed job's stream (what its charts draw): the stored history, then the redone steps, each once.
+    assert [e["step"] for e in again.stream.events("step")] == list(range(3 * 5))
     stored = [e["loss"] for e in store.events(job.run_id, "step")]
     assert stored == pytest.approx(reference, rel=1e-5, abs=1e-6)
     assert store.get_run(job.run_id).status == "completed"

@@ -94,6 +94,28 @@ def test_cancel_mid_epoch_then_resume_matches_uninterrupted_run(store):
     assert second.final["test_accuracy"] == pytest.approx(reference.final["test_accuracy"])
 
 
+def test_a_crash_after_a_mid_epoch_checkpoint_resumes_without_a_repeated_point(store):
+    # A process that dies mid-epoch has flushed steps past its last checkpoint. Recreate that state from a run: keep
+    # the checkpoint after 10 steps (steps 0..9 done) and the history to step 10, then resume with a live stream.
+    data = load_dataset("circles", **CIRCLES)
+    config = TrainConfig(epochs=2, batch_size=16, seed=5, checkpoint_every_steps=5, boundary_every=0)
+    first = Trainer(wb.templates.get("vqc-circles"), data, config, store=store)
+    reference = first.run()
+    total = 2 * first.steps_per_epoch
+    assert 5 < first.steps_per_epoch < 10  # step 10 is in the middle of the second epoch
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DELETE FROM checkpoints WHERE run_id = ? AND step != 10", (reference.run_id,))
+        connection.execute("DELETE FROM events WHERE run_id = ? AND step > 10", (reference.run_id,))
+    assert store.latest_checkpoint(reference.run_id)[0] == 10
+    store.set_status(reference.run_id, "interrupted")
+    stream = MetricStream()
+    resumed = resume(reference.run_id, store, stream=stream)
+    assert resumed.run().status == "completed"
+    assert _steps(stream.events()) == list(range(total))  # what the live charts draw: each step once
+    assert _steps(store.events(reference.run_id)) == list(range(total))
+    assert [e["step"] for e in stream.events("epoch")] == [total // 2 - 1, total - 1]
+
+
 def test_pause_holds_the_loop_and_resume_continues():
     data = load_dataset("circles", **CIRCLES)
     trainer = Trainer(wb.templates.get("vqc-circles"), data, TrainConfig(epochs=4, batch_size=8))

@@ -204,12 +204,26 @@ class RunStore:
             )
 
     def truncate_events_after(self, run_id: str, step: int) -> int:
-        """Drop the events recorded after `step` (those a resumed run will redo); return how many."""
+        """Drop the events recorded after `step` (those a resumed run will redo); return how many. (A training run
+        resumed from a checkpoint uses `drop_events_to_redo`: its step events carry their own index.)"""
         with self._write() as connection:
             run_id = self._touch(connection, run_id)
             cursor = connection.execute(
                 "DELETE FROM events WHERE run_id = ? AND step > ?", (run_id, _integer(step, "step"))
             )
+            return cursor.rowcount
+
+    def drop_events_to_redo(self, run_id: str, steps_done: int) -> int:
+        """Drop the events a training run resumed from its checkpoint after `steps_done` steps emits again, and
+        return how many: the step events from index `steps_done` on (a step event carries its own index) and every
+        other event past it. (An epoch event carries the index of its last step; one recorded before it did carries
+        the count of steps done, so an epoch event at `steps_done` is the one the checkpoint closed: it stays.)"""
+        steps_done = _integer(steps_done, "steps_done")
+        with self._write() as connection:
+            run_id = self._touch(connection, run_id)
+            cursor = connection.execute(
+                "DELETE FROM events WHERE run_id = ? AND (step > ? OR (kind = 'step' AND step = ?))",
+                (run_id, steps_done, steps_done))
             return cursor.rowcount
 
     def set_status(self, run_id: str, status: str, final_metrics: dict | None = None) -> None:

@@ -87,7 +87,7 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
                                 "`workbench train`")
         step, _, state = checkpoint
         read_checkpoint(state, record.id)  # refuse a damaged or foreign checkpoint before anything changes
-        store.truncate_events_after(record.id, step)
+        store.drop_events_to_redo(record.id, step)
         config = {**record.config, **({"epochs": epochs} if epochs else {})}
         job = JobSpec("train", record.spec, config, {"name": record.dataset["name"],
                                                      "options": record.dataset.get("options", {})},

@@ -158,7 +158,7 @@ def resume_distributed(record, store, console: Console, *, nproc: int | None = N
         processes = nproc or ranks
         check_launch(asdict(config), processes)
         dataset = load_dataset(record.dataset["name"], **record.dataset.get("options", {}))
-        store.truncate_events_after(record.id, count - 1)  # keeps steps 0 .. count - 1: the run redoes the rest
+        store.drop_events_to_redo(record.id, count)  # keeps steps 0 .. count - 1: the run redoes the rest
         store.set_status(record.id, "running")
     except BaseException as err:
         ownership.release(store, record.id)

@@ -130,7 +130,7 @@ class RayJob(Job):
             return False
         step, _, state = checkpoint
         self.retries += 1
-        self.store.truncate_events_after(self.run_id, step)
+        self.store.drop_events_to_redo(self.run_id, step)
         self.spec = replace(self.spec, checkpoint=state)
         self.stream.emit({"kind": "retry", "step": step, "epoch": checkpoint[1], "attempt": self.retries,
                           "time": time.time(), "message": f"worker lost ({error.__class__.__name__}); "

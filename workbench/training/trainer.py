@@ -584,7 +584,7 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
                       parent_id=record.parent_id)
     trainer.run_id = record.id
     step, _, state = checkpoint
-    store.truncate_events_after(record.id, step)
+    store.drop_events_to_redo(record.id, step)
     trainer.restore(state)
     if stream is not None:
         for event in store.events(record.id):
