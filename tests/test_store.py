@@ -337,6 +337,31 @@ def test_a_newer_schema_is_refused(tmp_path):
         RunStore(path)
 
 
+def test_a_version_1_store_moves_its_epoch_points_onto_their_last_step(tmp_path):
+    # Version 1 recorded an epoch (and boundary) event at the count of steps done: one step past the step event
+    # it closes. Opening the store moves them back; step events and the events' own data agree with the row.
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path)
+    run_id = _new_run(store)
+    steps = [{"kind": "step", "step": s, "epoch": s // 5, "loss": 1.0 / (s + 1)} for s in range(10)]
+    epochs = [{"kind": "epoch", "step": 5 * (e + 1), "epoch": e, "loss": 0.5 - e / 10} for e in range(2)]
+    store.append_events(run_id, steps + epochs + [{"kind": "boundary", "step": 10, "epoch": 2, "z": [[0]]}])
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store = RunStore(path)
+    assert [e["step"] for e in store.events(run_id, kind="epoch")] == [4, 9]
+    assert [e["step"] for e in store.events(run_id, kind="boundary")] == [9]
+    assert store.events(run_id, kind="step") == steps
+    assert store.compare([run_id], "loss")[run_id] == [(4, 0.5), (9, 0.4)]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        rows = connection.execute("SELECT step, json_extract(data, '$.step') FROM events WHERE kind != 'step'")
+        assert sorted(rows) == [(4, 4), (9, 9), (9, 9)]
+    store.close()
+    assert [e["step"] for e in RunStore(path).events(run_id, kind="epoch")] == [4, 9]  # once only
+
+
 def test_path_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path / "env" / "store.sqlite3"))
     store = RunStore()

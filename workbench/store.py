@@ -35,7 +35,9 @@ import psutil
 from .errors import WorkbenchError
 from .store_integrity import location_writable, quick_problem, read_only_connection
 
-SCHEMA_VERSION = 1
+# 2: an epoch or boundary event's step is the index of the last step before it, as a step event's is (version 1
+#    recorded the count of steps done, one more; opening such a store moves those events back by one).
+SCHEMA_VERSION = 2
 STATUSES = ("running", "paused", "cancelled", "completed", "failed", "interrupted")
 EXPORT_FORMATS = ("json", "csv")
 
@@ -464,6 +466,9 @@ class RunStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and row[0].isdigit() and int(row[0]) < SCHEMA_VERSION:
+                _upgrade(connection, int(row[0]))
             connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -511,6 +516,18 @@ class RunStore:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _upgrade(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a store written by an older workbench to SCHEMA_VERSION, inside the caller's transaction."""
+    if version < 2:
+        # Epoch and boundary events step back by one (see SCHEMA_VERSION). Through negative values, so that no row
+        # takes a step another still holds (the primary key is checked row by row).
+        epoch_kinds = "kind IN ('epoch', 'boundary')"
+        connection.execute(f"UPDATE events SET step = -step WHERE {epoch_kinds} AND step > 0")
+        connection.execute(f"UPDATE events SET step = -step - 1, data = json_set(data, '$.step', -step - 1) "
+                           f"WHERE {epoch_kinds} AND step < 0")
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 
 def _now() -> str:
