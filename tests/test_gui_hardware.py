@@ -213,6 +213,39 @@ def test_real_hardware_without_credentials_fails_with_one_message(tmp_path, monk
         session.shutdown(wait=30)
 
 
+def test_uploads_of_a_live_server_whose_pid_is_not_visible_here_stay_until_it_ends(tmp_path):
+    # A server in another PID namespace sharing /tmp: the pid in its directory's name means nothing here (it may
+    # even be a finished process of ours); only its lock tells that it lives.
+    import subprocess
+    import sys
+
+    from workbench.gui.session_files import LOCK_NAME, PREFIX, SessionFiles
+
+    other = subprocess.Popen([sys.executable, "-c", "import sys; from workbench.gui.session_files import "
+                              "_locked_directory; path, lock = _locked_directory(); print(path, flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    directory = other.stdout.readline().strip()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    unseen = directory.replace(f"{PREFIX}{other.pid}-", f"{PREFIX}{int(dead.stdout)}-")
+    os.rename(directory, unseen)  # the lock file stays open (and locked) in the other process
+    upload = os.path.join(unseen, "mapping-1.txt")
+    open(upload, "w").close()
+    first, second = SessionFiles(), SessionFiles()
+    try:
+        first.store_mapping(LINE3, "a.txt")
+        assert os.path.exists(upload)  # its server lives: kept
+        other.stdin.close()
+        assert other.wait(60) == 0
+        assert os.path.exists(os.path.join(unseen, LOCK_NAME))
+        second.store_mapping(LINE3, "b.txt")  # the next upload anywhere clears what nobody holds
+        assert not os.path.exists(unseen)
+    finally:
+        first.close()
+        second.close()
+        other.kill()
+
+
 def test_uploads_of_a_killed_server_go_when_the_next_one_stores_a_file():
     import subprocess
     import sys

@@ -9,11 +9,13 @@ exits); directories left by a server that was killed go when the next server sto
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
 import tempfile
 import weakref
+from typing import BinaryIO
 
 from ..engine.mapping import MAX_MAPPING_CHARS, parse_mapping
 from ..engine.targets import TargetError
@@ -21,21 +23,58 @@ from .share import ShareError, upload_text
 
 MAX_MAPPING_BYTES = MAX_MAPPING_CHARS  # checked on the bytes before decoding them
 PREFIX = "workbench-session-"  # then the server's pid: a killed server's files are found by the next one
+LOCK_NAME = ".lock"  # held (flock) by the live server for as long as the directory is in use
 
 
 def _remove_orphans() -> None:
-    """Delete the upload directories of server processes that no longer run: a server stopped by a signal
-    never calls its sessions' end callbacks."""
+    """Delete the upload directories no live server holds: a server stopped by a signal never calls its
+    sessions' end callbacks, and the kernel lets go of its lock when it dies.
+
+    The lock, not the pid in the name, tells: a server in another PID namespace sharing /tmp (a container on a
+    shared volume) has a pid this one cannot see. A directory without a lock file (left by an older workbench)
+    goes only when the pid in its name has ended here.
+    """
     for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-*")):
         pid = os.path.basename(path)[len(PREFIX):].split("-")[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:  # a live process of another user
+            with open(os.path.join(path, LOCK_NAME), "rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live server holds it
             continue
+        except FileNotFoundError:
+            if _pid_alive(int(pid)):
+                continue
+        except OSError:  # another user's directory, or one going away: not ours to judge
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a live process of another user
+        return True
+    return True
+
+
+def _locked_directory() -> tuple[str, BinaryIO]:
+    """A new upload directory (mode 0700) and the open file whose lock marks it live. It is made under a hidden
+    name and renamed once locked, so no other server ever sees it without its lock."""
+    staging = tempfile.mkdtemp(prefix=f".{PREFIX}{os.getpid()}-")
+    lock = open(os.path.join(staging, LOCK_NAME), "wb")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    directory = os.path.join(os.path.dirname(staging), os.path.basename(staging)[1:])
+    os.rename(staging, directory)
+    return directory, lock
+
+
+def _release(directory: str, lock) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    lock.close()
 
 
 class SessionFiles:
@@ -64,8 +103,8 @@ class SessionFiles:
             raise ShareError(str(err)) from None
         if self._dir is None:
             _remove_orphans()
-            self._dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")  # mode 0700
-            self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+            self._dir, lock = _locked_directory()
+            self._finalizer = weakref.finalize(self, _release, self._dir, lock)
         self._count += 1
         path = os.path.join(self._dir, f"mapping-{self._count}.txt")
         with open(path, "w", encoding="utf-8") as handle:
