@@ -221,8 +221,9 @@ def test_uploads_of_a_live_server_whose_pid_is_not_visible_here_stay_until_it_en
 
     from workbench.gui.session_files import LOCK_NAME, PREFIX, SessionFiles
 
-    other = subprocess.Popen([sys.executable, "-c", "import sys; from workbench.gui.session_files import "
-                              "_locked_directory; path, lock = _locked_directory(); print(path, flush=True); sys.stdin.read()"],
+    holder = ("import sys; from workbench.gui.session_files import _locked_directory; "
+              "path, lock = _locked_directory(); print(path, flush=True); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", holder],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     directory = other.stdout.readline().strip()

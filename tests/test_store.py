@@ -136,7 +136,8 @@ def test_events_a_resumed_training_run_redoes_are_dropped(store):
     # Checkpoint after 6 steps (steps 0..5 done): step events carry their own index, so step 6 is redone; the
     # epoch event that closed step 5 stays, the later ones go.
     run_id = _new_run(store)
-    store.append_events(run_id, [_epoch(s) for s in (1, 3, 5, 7, 9)] + [{"kind": "step", "step": s, "epoch": 0} for s in range(10)])
+    steps = [{"kind": "step", "step": s, "epoch": 0} for s in range(10)]
+    store.append_events(run_id, [_epoch(s) for s in (1, 3, 5, 7, 9)] + steps)
     assert store.drop_events_to_redo(run_id, 6) == 2 + 4
     assert [e["step"] for e in store.events(run_id, kind="step")] == list(range(6))
     assert [e["step"] for e in store.events(run_id, kind="epoch")] == [1, 3, 5]
