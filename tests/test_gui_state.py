@@ -506,6 +506,43 @@ def test_training_completes_lists_the_run_and_saves_weights(store):
     app.shutdown()
 
 
+def test_the_baseline_of_a_run_until_paused_trains_its_completed_epochs_and_can_be_stopped(store):
+    from workbench.gui.app import TAB, WorkbenchApp
+
+    app = WorkbenchApp(store=store)
+    app.setup.param.update(until_paused=True, dataset_options={**app.setup.dataset_options, "n_samples": 80})
+    try:
+        assert app.start_training()
+        wait_until(lambda: (app.poll(), len(app.dashboard.data.epochs) >= 2)[1], timeout=120, message="two epochs")
+        app.stop_button.clicks += 1
+        wait_until(lambda: (app.poll(), app.session.status == "cancelled")[1], timeout=60, message="the stop")
+        app.poll()
+        completed = len(app.dashboard.data.epochs)
+        assert app.stop_button.disabled and app.compare.baseline_stop.disabled
+        # Without an epoch count the baseline would train a billion epochs: it trains as many as the run completed.
+        assert app.compare.start_baseline()
+        app.tabs.active = TAB["Compare"]
+        assert f"for {completed} epochs, as many as the run completed" in app.compare.baseline_status.value
+        wait_until(lambda: (app.poll(), app.session.baseline_status == "completed")[1], timeout=120,
+                   message="the baseline")
+        app.poll()
+        baseline = store.get_run(app.session.baseline.run_id)
+        assert baseline.config["epochs"] == completed and len(app.compare.baseline_data.epochs) == completed
+        # A baseline with many epochs has its own Stop (the sidebar's acts on the run, which has ended).
+        app.setup.param.update(until_paused=False, epochs=5000)
+        assert app.compare.start_baseline()
+        wait_until(lambda: (app.poll(), app.session.baseline_status == "running")[1], timeout=60, message="start")
+        assert not app.compare.baseline_stop.disabled and app.compare.baseline_button.disabled
+        app.compare.baseline_stop.clicks += 1
+        wait_until(lambda: (app.poll(), app.session.baseline_status == "cancelled")[1], timeout=60,
+                   message="the baseline to stop")
+        assert "classical baseline stopped" in app.compare.baseline_status.value
+        assert app.compare.baseline_stop.disabled and not app.compare.baseline_button.disabled
+        assert store.get_run(app.session.baseline.run_id).status == "cancelled"
+    finally:
+        app.shutdown(wait=30)
+
+
 def _shown_bloch(table_html: str, qubit: int, stage: str) -> tuple[list[float], int | None, str]:
     """(Bloch vector, step, source) as the Quantum state tab's table shows them."""
     cell = re.search(rf"data-qubit='{qubit}' data-stage='{re.escape(stage)}' data-bloch='([^']*)'", table_html)

@@ -85,7 +85,8 @@ class TrainingSession(param.Parameterized):
         self.closed = False
 
     # -- training --------------------------------------------------------------------------------
-    def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False):
+    def _make_trainer(self, spec: dict, setup, *, parent_id: str | None = None, classical: bool = False,
+                      epochs: int | None = None):
         from ..data import DatasetError
         from ..engine.gradients import GradientError
         from ..jobs.api import make_job
@@ -109,7 +110,7 @@ class TrainingSession(param.Parameterized):
             if not explanation["ok"]:
                 raise StartError(explanation["error"])
         try:
-            config = TrainConfig(**setup.train_config())
+            config = TrainConfig(**{**setup.train_config(), **({"epochs": epochs} if epochs else {})})
             stream = MetricStream()
             # A job: the run trains in a worker process or on the cluster ($WORKBENCH_CLUSTER), never here.
             trainer = make_job(JobSpec.training(checked, dataset, config, name=f"{checked.name} on {setup.dataset}",
@@ -222,13 +223,15 @@ class TrainingSession(param.Parameterized):
         self._run_network.load_state_dict(weights, strict=strict)
         return self._run_network
 
-    def start_baseline(self, spec: dict, setup) -> object:
-        """Train the matched classical network with the same settings (parent: this session's last run)."""
+    def start_baseline(self, spec: dict, setup, epochs: int | None = None) -> object:
+        """Train the matched classical network with the same settings (parent: this session's last run); `epochs`
+        replaces the setting (a run trained until paused is compared over the epochs it completed)."""
         if self.closed:
             raise StartError("this session has ended: reload the page")
         if self._active(self.baseline):
             raise StartError("the classical baseline is already training")
-        trainer, stream, _ = self._make_trainer(spec, setup, parent_id=self.last_run_id, classical=True)
+        trainer, stream, _ = self._make_trainer(spec, setup, parent_id=self.last_run_id, classical=True,
+                                                epochs=epochs)
         self.baseline, self.baseline_stream = trainer, stream
         trainer.start()
         self.param.update(baseline_status="running", baseline_message="")
@@ -251,6 +254,10 @@ class TrainingSession(param.Parameterized):
         for trainer in (self.trainer, self.baseline):
             if self._active(trainer):
                 trainer.cancel()
+
+    def stop_baseline(self) -> None:
+        if self._active(self.baseline):
+            self.baseline.cancel()
 
     def refresh(self) -> None:
         """Pick up run ids and final states from the jobs (called from the UI poller)."""

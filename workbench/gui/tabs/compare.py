@@ -38,6 +38,7 @@ class CompareTab(Viewer):
         self.is_visible = is_visible
         self.baseline_data = charts.LiveData()
         self._baseline_cursor = 0
+        self._baseline_epochs: int | None = None  # set when the baseline's epochs match an until-paused run
         self._known_runs: tuple = ()
         self._run_names: dict = {}
         self._layout = self._build()
@@ -131,6 +132,9 @@ class CompareTab(Viewer):
         self.baseline_button = pn.widgets.Button(label="Train matched classical baseline", icon=icons.SCALE, color="primary",
                                                  css_classes=["wb-baseline"], width=280)
         self.baseline_button.on_click(lambda _: self.start_baseline())
+        self.baseline_stop = pn.widgets.Button(label="Stop baseline", icon=icons.STOP, color="danger", width=150,
+                                               css_classes=["wb-baseline-stop"], disabled=True)
+        self.baseline_stop.on_click(lambda _: self.session.stop_baseline())
         self.baseline_status = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                                      css_classes=["wb-baseline-status"])
         self.baseline_plot = LiveChart(figure=charts.hybrid_vs_classical_figure(charts.LiveData(), charts.LiveData()),
@@ -139,7 +143,7 @@ class CompareTab(Viewer):
             pn.pane.HTML("<div class='wb-section-title'>Hybrid vs matched classical baseline</div><div class='wb-muted'>"
                          "The same network with every quantum block replaced by dense layers with at least as many "
                          "trainable parameters, trained with the same settings.</div>"),
-            pn.Row(self.baseline_button, self.baseline_status), self.baseline_plot,
+            pn.Row(self.baseline_button, self.baseline_stop, self.baseline_status), self.baseline_plot,
             sizing_mode="stretch_width", css_classes=["wb-card"], margin=(4, 8))
         return pn.Column(pn.Row(history, curves, sizing_mode="stretch_width"), baseline, sizing_mode="stretch_width")
 
@@ -147,19 +151,25 @@ class CompareTab(Viewer):
         if not self.builder.valid:
             self.baseline_status.value = _html_note("Fix the network first.", "alert")
             return False
+        # A run trained until paused has no epoch count: the baseline trains as many epochs as it completed.
+        epochs = max(1, len(self.dashboard.data.epochs)) if self.setup.until_paused else None
         try:
-            self.session.start_baseline(self.builder.spec, self.setup)
+            self.session.start_baseline(self.builder.spec, self.setup, epochs=epochs)
         except StartError as err:
             self.baseline_status.value = _html_note(html.escape(str(err)), "alert")
             return False
         self.baseline_data.reset()
         self._baseline_cursor = 0
-        self.baseline_status.value = "<span class='wb-muted'>training the classical baseline…</span>"
+        self._baseline_epochs = epochs
+        self._on_baseline_status()
         return True
 
     def _on_baseline_status(self) -> None:
         s = self.session
-        text = {"running": "training the classical baseline…", "completed": "classical baseline done",
+        matched = self._baseline_epochs
+        running = "training the classical baseline" + (
+            f" for {matched} epoch{'s' if matched != 1 else ''}, as many as the run completed…" if matched else "…")
+        text = {"running": running, "completed": "classical baseline done",
                 "cancelled": "classical baseline stopped", "failed": f"baseline failed: {s.baseline_message}"}.get(
             s.baseline_status, "")
         final = self.baseline_data.final
@@ -170,6 +180,7 @@ class CompareTab(Viewer):
                 text += f" · test {metric} {value:.3g}"
         self.baseline_status.value = f"<span class='wb-muted'>{html.escape(text)}</span>" if text else ""
         self.baseline_button.disabled = s.baseline_status == "running"
+        self.baseline_stop.disabled = s.baseline_status != "running"
 
     def refresh_runs(self) -> None:
         try:
