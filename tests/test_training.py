@@ -235,7 +235,8 @@ def test_cli_train_writes_json_and_runs_commands_work(tmp_path):
     assert summary["status"] == "completed" and 0 <= summary["final"]["test_accuracy"] <= 1
     run_id = summary["run_id"]
     listing = _cli("runs", "list", "--store", str(db))
-    assert run_id in listing.stdout
+    row = next(line for line in listing.stdout.splitlines() if run_id in line)  # one line: nothing broken in a pipe
+    assert "completed" in row and f"accuracy {summary['final']['test_accuracy']:.3f}" in row, listing.stdout
     shown = _cli("runs", "show", run_id[:6], "--store", str(db))
     assert json.loads(shown.stdout)["epochs_recorded"] == 2
     exported = tmp_path / "run.csv"

@@ -252,16 +252,21 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
         console.print(f"[yellow]warning:[/] {store.path} is " + ("damaged: run `workbench runs check`" if store.damage
                                                                  else "read-only: runs can be read, not recorded"))
     table = Table(title=f"runs in {store.path}")
+    # Short columns never break inside a word; the name and the metrics (one per line) take what is left.
     table.add_column("id", no_wrap=True, min_width=12)
-    for column in ("name", "status", "created", "dataset", "target", "final"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", overflow="fold")
+    for column in ("status", "created", "dataset", "target"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("test", overflow="fold")
     for run in store.list_runs(status=status, limit=limit):
         final = run.final_metrics or {}
-        headline = ", ".join(f"{k}={v:.3f}" for k, v in final.items() if k.startswith("test_") and
+        headline = ", ".join(f"{k[len('test_'):]} {v:.3f}" for k, v in final.items() if k.startswith("test_") and
                              isinstance(v, float))
-        table.add_row(run.id, run.name, run.status, run.created_at[:19], run.dataset.get("name", ""),
-                      run.config.get("target", ""), headline)
-    Console().print(table)
+        table.add_row(run.id, run.name, run.status, run.created_at[:16].replace("T", " "),
+                      run.dataset.get("name", ""), run.config.get("target", ""), headline)
+    out = Console()
+    # A terminal gets a table of its width; a pipe or a file one wide enough that no value is broken.
+    (out if out.is_terminal else Console(width=200)).print(table)
 
 
 @runs_app.command("show")
