@@ -162,6 +162,20 @@ def test_non_positive_shots_are_refused(tmp_path):
     assert result.exit_code == 2 and "shots" in one_error_line(result)
 
 
+def test_a_gpu_target_without_a_gpu_is_refused_before_a_run_is_recorded(tmp_path):
+    from workbench.engine.executors.cudaq_runtime import gpu_count
+    from workbench.store import RunStore
+
+    if gpu_count():
+        pytest.skip("this machine has a GPU")
+    store_path = tmp_path / "runs.sqlite3"
+    result = runner.invoke(app, ["train", "--template", "vqc-circles", "--target", "nvidia", "--epochs", "1",
+                                 "--store", str(store_path)])
+    assert result.exit_code == 2, result.output
+    assert "needs an NVIDIA GPU and this machine has none" in one_error_line(result) and "qpp-cpu" in result.output
+    assert RunStore(store_path).list_runs() == []  # nothing half-written: no failed run to clean up
+
+
 def _dataset_with_labels(labels: list[int]) -> Dataset:
     X = torch.randn(len(labels), 2)
     y = torch.tensor(labels)

@@ -135,7 +135,7 @@ def train(
     except json.JSONDecodeError as err:
         _fail(f"--noise must be JSON like '{{\"depolarizing\": 0.01}}': {err}")
     from .engine.plan import resolve
-    from .jobs.api import make_job
+    from .jobs.api import cluster_from, make_job
     from .jobs.cost import estimate, needs_preview
     from .jobs.spec import JobSpec
 
@@ -148,8 +148,10 @@ def train(
                              early_stopping=early_stopping, emulate=emulate,
                              target_options=_target_options(target_option),
                              gradient_options=parse_key_values(gradient_option, "--gradient-option", "refit_steps=20") or None)
+        runs_here = cluster_from(cluster) is None and nproc == 1  # data-parallel runs check their GPUs per process
         for block in architecture.quantum_blocks():  # a target that cannot run says so before any preview
-            resolve(config.execution, block).check()
+            plan = resolve(config.execution, block)
+            plan.check_runs_here() if runs_here else plan.check()
         cost = estimate(architecture, config, n_train=len(data.X_train), n_test=len(data.X_test))
         job = make_job(JobSpec.training(architecture, data, config), store=store, cluster=cluster)
     except (DatasetError, TrainingError, ValueError, RuntimeError) as err:

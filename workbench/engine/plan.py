@@ -186,6 +186,15 @@ class ExecutionPlan:
             problem = self.problems[0]
             raise problem.error(problem.message)
 
+    def check_runs_here(self) -> None:
+        """`check()`, then whether this machine can run the target: a GPU target needs a GPU here. (A job sent to a
+        cluster is checked where it runs, by its executor.)"""
+        self.check()
+        if self.target.needs_gpu:
+            from .executors.cudaq_runtime import check_target, target_config
+
+            check_target(target_config(self))
+
     def describe(self) -> str:
         """One paragraph: target, gradient and why, shots, memory per sample, hints and problems."""
         lines = [f"target {self.target.name} ({self.target.label}); gradient {self.gradient}: {self.gradient_reason}",

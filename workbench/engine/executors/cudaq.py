@@ -23,7 +23,7 @@ from ..pauli import density_expectation, marginal_index
 from ..plan import ExecutionPlan
 from .base import Executor
 from .cudaq_device import hands_off_on_device, stack_states
-from .cudaq_runtime import TargetConfig, call, check_target, dispose
+from .cudaq_runtime import call, check_target, dispose, target_config
 
 MQPU_TARGETS = ("nvidia-mqpu", "nvidia-mqpu-fp64")  # one simulated QPU per GPU: batches spread over them
 PROGRESS_CHUNK = 16  # rows per call on shot-based hardware targets, so progress shows within a step
@@ -167,8 +167,7 @@ class CudaqExecutor(Executor):
 
     def __init__(self, circuit: Circuit, readout_plan: ReadoutPlan, plan: ExecutionPlan):
         super().__init__(circuit, readout_plan, plan)
-        target = TargetConfig(plan.target.name, emulate=plan.config.emulate,
-                              options=tuple(sorted(plan.config.target_options.items())))
+        target = target_config(plan)
         check_target(target)  # before anything selects it: tensornet without a GPU aborts the process
         self.target = target
         self.gate_noise = plan.noise if plan.noisy else None

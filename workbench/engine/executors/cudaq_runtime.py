@@ -176,6 +176,12 @@ def available_targets() -> dict[str, str]:
     return result
 
 
+def target_config(plan) -> TargetConfig:
+    """The CUDA-Q target an execution plan runs on: name, emulation and options."""
+    return TargetConfig(plan.target.name, emulate=plan.config.emulate,
+                        options=tuple(sorted(plan.config.target_options.items())))
+
+
 def check_target(config: TargetConfig) -> None:
     """Raise TargetError before selecting a target that cannot run here (tensornet would abort the process)."""
     known = _WORKER.call(lambda: [t.name for t in cudaq.get_targets()])
