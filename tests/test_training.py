@@ -248,6 +248,7 @@ def test_cli_train_writes_json_and_runs_commands_work(tmp_path):
     spec_file.write_text(wb.templates.get("hybrid-digits").to_json())
     described = _cli("describe", str(spec_file))
     assert "qlayer" in described.stdout and "adjoint" in described.stdout
+    assert _cli("describe", "--template", "hybrid-digits").stdout == described.stdout
 
 
 def test_cli_errors_are_actionable(tmp_path):

@@ -34,12 +34,12 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load_spec(spec: Optional[Path], template: Optional[str]):
+def _load_spec(spec: Optional[Path], template: Optional[str], spec_form: str = "--spec FILE"):
     from . import templates
     from .spec import SpecError, load_spec
 
     if (spec is None) == (template is None):
-        _fail("give exactly one of --spec FILE or --template NAME "
+        _fail(f"give exactly one of {spec_form} or --template NAME "
               f"(templates: {', '.join(templates.names())})")
     try:
         return templates.get(template) if template else load_spec(spec)
@@ -400,12 +400,14 @@ def runs_delete(run_id: str, store_path: Optional[Path] = typer.Option(None, "--
 
 
 @app.command()
-def describe(spec: Path, target: str = typer.Option("torch", "--target"),
+def describe(spec: Optional[Path] = typer.Argument(None, help="Architecture spec JSON file."),
+             template: Optional[str] = typer.Option(None, "--template", help="A starter template name instead."),
+             target: str = typer.Option("torch", "--target"),
              gradient: str = typer.Option("auto", "--gradient"), batch: int = typer.Option(32, "--batch")) -> None:
     """Print blocks, shapes, parameter counts, qubits, target, gradient method and memory estimate of a spec."""
     from . import compile as compile_spec
 
-    architecture = _load_spec(spec, None)
+    architecture = _load_spec(spec, template, spec_form="a spec FILE")
     try:
         model = compile_spec(architecture, target=target, gradient=gradient)
     except (ValueError, RuntimeError, MemoryError) as err:
