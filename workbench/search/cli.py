@@ -28,7 +28,7 @@ def _format(value) -> str:
     return "" if value is None else str(value)
 
 
-SHORT = {"parameters": "params", "circuit_depth": "depth", "two_qubit_gates": "2q gates",
+SHORT = {"parameters": "params", "circuit_depth": "circuit depth", "two_qubit_gates": "2q gates",
          "executions_per_step": "exec/step", "time_per_step": "s/step", "grad_variance": "grad var"}
 
 
