@@ -254,7 +254,7 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
         console.print(f"[yellow]warning:[/] {store.path} is " + ("damaged: run `workbench runs check`" if store.damage
                                                                  else "read-only: runs can be read, not recorded"))
     table = Table(title=f"runs in {store.path}")
-    # Short columns never break inside a word; the name and the metrics (one per line) take what is left.
+    # Short columns never break inside a word; the name and the test metrics take what is left.
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("name", overflow="fold")
     for column in ("status", "created", "dataset", "target"):

@@ -153,6 +153,7 @@ class CompareTab(Viewer):
             return False
         # A run trained until paused has no epoch count: the baseline trains as many epochs as it completed.
         epochs = max(1, len(self.dashboard.data.epochs)) if self.setup.until_paused else None
+        self._baseline_epochs = epochs
         try:
             self.session.start_baseline(self.builder.spec, self.setup, epochs=epochs)
         except StartError as err:
@@ -160,7 +161,6 @@ class CompareTab(Viewer):
             return False
         self.baseline_data.reset()
         self._baseline_cursor = 0
-        self._baseline_epochs = epochs
         self._on_baseline_status()
         return True
 
