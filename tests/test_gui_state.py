@@ -512,6 +512,8 @@ def test_the_baseline_of_a_run_until_paused_trains_its_completed_epochs_and_can_
     app = WorkbenchApp(store=store)
     app.setup.param.update(until_paused=True, dataset_options={**app.setup.dataset_options, "n_samples": 80})
     try:
+        assert not app.compare.start_baseline()  # no run, no epoch count: nothing to match yet
+        assert "no finished epoch to match" in app.compare.baseline_status.value and app.session.baseline is None
         assert app.start_training()
         wait_until(lambda: (app.poll(), len(app.dashboard.data.epochs) >= 2)[1], timeout=120, message="two epochs")
         app.stop_button.clicks += 1
@@ -519,7 +521,9 @@ def test_the_baseline_of_a_run_until_paused_trains_its_completed_epochs_and_can_
         app.poll()
         completed = len(app.dashboard.data.epochs)
         assert app.stop_button.disabled and app.compare.baseline_stop.disabled
-        # Without an epoch count the baseline would train a billion epochs: it trains as many as the run completed.
+        # Without an epoch count the baseline would train a billion epochs: it trains as many as the run completed,
+        # whatever the checkbox now says (the run decides).
+        app.setup.until_paused = False
         assert app.compare.start_baseline()
         app.tabs.active = TAB["Compare"]
         assert f"for {completed} epochs, as many as the run completed" in app.compare.baseline_status.value
@@ -530,7 +534,7 @@ def test_the_baseline_of_a_run_until_paused_trains_its_completed_epochs_and_can_
         assert baseline.config["epochs"] == completed and len(app.compare.baseline_data.epochs) == completed
         # A baseline with many epochs has its own Stop (the sidebar's acts on the run, which has ended).
         app.setup.param.update(until_paused=False, epochs=5000)
-        assert app.compare.start_baseline()
+        app.session.start_baseline(app.builder.spec, app.setup)  # (the tab would match the until-paused run again)
         wait_until(lambda: (app.poll(), app.session.baseline_status == "running")[1], timeout=60, message="start")
         assert not app.compare.baseline_stop.disabled and app.compare.baseline_button.disabled
         app.compare.baseline_stop.clicks += 1

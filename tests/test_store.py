@@ -343,24 +343,33 @@ def test_a_version_1_store_moves_its_epoch_points_onto_their_last_step(tmp_path)
     # it closes. Opening the store moves them back; step events and the events' own data agree with the row.
     path = tmp_path / "runs.sqlite3"
     store = RunStore(path)
-    run_id = _new_run(store)
+    old, one_step_epochs, new = _new_run(store), _new_run(store), _new_run(store)
     steps = [{"kind": "step", "step": s, "epoch": s // 5, "loss": 1.0 / (s + 1)} for s in range(10)]
     epochs = [{"kind": "epoch", "step": 5 * (e + 1), "epoch": e, "loss": 0.5 - e / 10} for e in range(2)]
-    store.append_events(run_id, steps + epochs + [{"kind": "boundary", "step": 10, "epoch": 2, "z": [[0]]}])
+    epochs[0]["val_loss"] = float("inf")  # JSON's Infinity: SQLite's JSON functions refuse it, the move must not
+    store.append_events(old, steps + epochs + [{"kind": "boundary", "step": 10, "epoch": 1, "z": [[0]]}])
+    # One step per epoch (full-batch training): counts 1, 2, 3 become 0, 1, 2 without touching each other.
+    store.append_events(one_step_epochs, [{"kind": "step", "step": s, "epoch": s} for s in range(3)] +
+                        [{"kind": "epoch", "step": e + 1, "epoch": e} for e in range(3)])
+    # Already at the last step's index (written while the rule changed, still labelled 1): left as it is.
+    store.append_events(new, steps + [{**e, "step": e["step"] - 1} for e in epochs])
     store.close()
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     store = RunStore(path)
-    assert [e["step"] for e in store.events(run_id, kind="epoch")] == [4, 9]
-    assert [e["step"] for e in store.events(run_id, kind="boundary")] == [9]
-    assert store.events(run_id, kind="step") == steps
-    assert store.compare([run_id], "loss")[run_id] == [(4, 0.5), (9, 0.4)]
+    assert [e["step"] for e in store.events(old, kind="epoch")] == [4, 9]
+    assert [e["step"] for e in store.events(old, kind="boundary")] == [9]
+    assert store.events(old, kind="epoch")[0]["val_loss"] == float("inf")
+    assert store.events(old, kind="step") == steps
+    assert store.compare([old], "loss")[old] == [(4, 0.5), (9, 0.4)]
+    assert [e["step"] for e in store.events(one_step_epochs, kind="epoch")] == [0, 1, 2]
+    assert [e["step"] for e in store.events(new, kind="epoch")] == [4, 9]
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
-        rows = connection.execute("SELECT step, json_extract(data, '$.step') FROM events WHERE kind != 'step'")
-        assert sorted(rows) == [(4, 4), (9, 9), (9, 9)]
+        rows = connection.execute("SELECT step, data FROM events WHERE kind != 'step'").fetchall()
+        assert all(json.loads(data)["step"] == step for step, data in rows)  # the row and its event agree
     store.close()
-    assert [e["step"] for e in RunStore(path).events(run_id, kind="epoch")] == [4, 9]  # once only
+    assert [e["step"] for e in RunStore(path).events(old, kind="epoch")] == [4, 9]  # once only
 
 
 def test_path_comes_from_the_environment(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -237,6 +238,14 @@ def test_cli_train_writes_json_and_runs_commands_work(tmp_path):
     listing = _cli("runs", "list", "--store", str(db))
     row = next(line for line in listing.stdout.splitlines() if run_id in line)  # one line: nothing broken in a pipe
     assert "completed" in row and f"accuracy {summary['final']['test_accuracy']:.3f}" in row, listing.stdout
+    # An 80-column terminal: every value is there, no word is broken, no line is longer than the terminal.
+    narrow = _cli("runs", "list", "--store", str(db), env={"COLUMNS": "80", "FORCE_COLOR": "1"})
+    text = re.sub(r"\x1b\[[0-9;]*m", "", narrow.stdout)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    words = text.split()
+    for value in (run_id, "vqc-circles", "completed", "circles", "torch", "accuracy",
+                  f"{summary['final']['test_accuracy']:.3f}"):
+        assert value in words, (value, text)
     shown = _cli("runs", "show", run_id[:6], "--store", str(db))
     assert json.loads(shown.stdout)["epochs_recorded"] == 2
     exported = tmp_path / "run.csv"

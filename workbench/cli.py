@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -253,19 +254,20 @@ def runs_list(store_path: Optional[Path] = typer.Option(None, "--store"),
     if store.damage or store.read_only:
         console.print(f"[yellow]warning:[/] {store.path} is " + ("damaged: run `workbench runs check`" if store.damage
                                                                  else "read-only: runs can be read, not recorded"))
-    table = Table(title=f"runs in {store.path}")
-    # Short columns never break inside a word; the name and the test metrics take what is left.
+    # Short columns never break inside a word; the name and the test metric take what is left (80 columns fit).
+    table = Table(title=f"runs in {store.path}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("id", no_wrap=True, min_width=12)
-    table.add_column("name", overflow="fold")
+    table.add_column("name", overflow="fold", min_width=12)
     for column in ("status", "created", "dataset", "target"):
         table.add_column(column, no_wrap=True)
     table.add_column("test", overflow="fold")
     for run in store.list_runs(status=status, limit=limit):
-        final = run.final_metrics or {}
-        headline = ", ".join(f"{k[len('test_'):]} {v:.3f}" for k, v in final.items() if k.startswith("test_") and
-                             isinstance(v, float))
-        table.add_row(run.id, run.name, run.status, run.created_at[:16].replace("T", " "),
-                      run.dataset.get("name", ""), run.config.get("target", ""), headline)
+        tests = {k[len("test_"):]: v for k, v in (run.final_metrics or {}).items()
+                 if k.startswith("test_") and isinstance(v, float)}
+        shown = {k: v for k, v in tests.items() if k != "loss"} or tests  # the task's metric; the loss without one
+        table.add_row(run.id, run.name, run.status, run.created_at[5:16].replace("T", " "),
+                      run.dataset.get("name", ""), run.config.get("target", ""),
+                      ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
     out = Console()
     # A terminal gets a table of its width; a pipe or a file one wide enough that no value is broken.
     (out if out.is_terminal else Console(width=200)).print(table)

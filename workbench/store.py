@@ -207,7 +207,7 @@ class RunStore:
 
     def truncate_events_after(self, run_id: str, step: int) -> int:
         """Drop the events recorded after `step` (those a resumed run will redo); return how many. (A training run
-        resumed from a checkpoint uses `drop_events_to_redo`: its step events carry their own index.)"""
+        resumed from a checkpoint calls `drop_events_to_redo` with its count of steps done.)"""
         with self._write() as connection:
             run_id = self._touch(connection, run_id)
             cursor = connection.execute(
@@ -217,16 +217,9 @@ class RunStore:
 
     def drop_events_to_redo(self, run_id: str, steps_done: int) -> int:
         """Drop the events a training run resumed from its checkpoint after `steps_done` steps emits again, and
-        return how many: the step events from index `steps_done` on (a step event carries its own index) and every
-        other event past it. (An epoch event carries the index of its last step; one recorded before it did carries
-        the count of steps done, so an epoch event at `steps_done` is the one the checkpoint closed: it stays.)"""
-        steps_done = _integer(steps_done, "steps_done")
-        with self._write() as connection:
-            run_id = self._touch(connection, run_id)
-            cursor = connection.execute(
-                "DELETE FROM events WHERE run_id = ? AND (step > ? OR (kind = 'step' AND step = ?))",
-                (run_id, steps_done, steps_done))
-            return cursor.rowcount
+        return how many: every event from step index `steps_done` on (a step event carries its own index, an epoch
+        or boundary event its epoch's last step's)."""
+        return self.truncate_events_after(run_id, _integer(steps_done, "steps_done") - 1)
 
     def set_status(self, run_id: str, status: str, final_metrics: dict | None = None) -> None:
         """Change a run's status; final_metrics, when given, replaces the stored ones."""
@@ -521,13 +514,32 @@ class RunStore:
 def _upgrade(connection: sqlite3.Connection, version: int) -> None:
     """Bring a store written by an older workbench to SCHEMA_VERSION, inside the caller's transaction."""
     if version < 2:
-        # Epoch and boundary events step back by one (see SCHEMA_VERSION). Through negative values, so that no row
-        # takes a step another still holds (the primary key is checked row by row).
-        epoch_kinds = "kind IN ('epoch', 'boundary')"
-        connection.execute(f"UPDATE events SET step = -step WHERE {epoch_kinds} AND step > 0")
-        connection.execute(f"UPDATE events SET step = -step - 1, data = json_set(data, '$.step', -step - 1) "
-                           f"WHERE {epoch_kinds} AND step < 0")
+        _move_epoch_points_onto_their_last_step(connection)
     connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _move_epoch_points_onto_their_last_step(connection: sqlite3.Connection) -> None:
+    """Schema 2 (see SCHEMA_VERSION): an epoch or boundary event recorded at the count of steps done moves back
+    one step, onto the last step of its epoch.
+
+    Each event tells which it is: the step event with the index an epoch event carries belongs to that epoch when
+    the index is its last step's, and to the next epoch when it is a count. (Stores made while the new rule was
+    being written still say version 1: their events stay.) The rows are rewritten in Python, whose JSON keeps NaN
+    and infinity as the store wrote them; a moved point never replaces one already at its new step.
+    """
+    rows = connection.execute(
+        "SELECT run_id, kind, step, epoch, data FROM events AS e WHERE kind IN ('epoch', 'boundary') AND step > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM events AS s WHERE s.run_id = e.run_id AND s.kind = 'step' "
+        "AND s.step = e.step AND s.epoch = e.epoch)").fetchall()
+    connection.executemany("DELETE FROM events WHERE run_id = ? AND kind = ? AND step = ?",
+                           [(run_id, kind, step) for run_id, kind, step, _, _ in rows])
+    moved = []
+    for run_id, kind, step, epoch, data in rows:
+        event = json.loads(data)
+        event["step"] = step - 1
+        moved.append((run_id, kind, step - 1, epoch, json.dumps(event)))
+    connection.executemany("INSERT OR IGNORE INTO events (run_id, kind, step, epoch, data) VALUES (?, ?, ?, ?, ?)",
+                           moved)
 
 
 def _now() -> str:

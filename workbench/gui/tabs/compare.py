@@ -152,8 +152,14 @@ class CompareTab(Viewer):
             self.baseline_status.value = _html_note("Fix the network first.", "alert")
             return False
         # A run trained until paused has no epoch count: the baseline trains as many epochs as it completed.
-        epochs = max(1, len(self.dashboard.data.epochs)) if self.setup.until_paused else None
-        self._baseline_epochs = epochs
+        run = self.dashboard.data
+        until_paused = run.until_paused if run.status != "idle" else self.setup.until_paused
+        epochs = len(run.epochs) if until_paused else None
+        if epochs == 0:
+            self.baseline_status.value = _html_note(
+                "The run trained until paused has no finished epoch to match yet: let it finish one, or untick "
+                "“Train until paused” to give the baseline an epoch count.", "alert")
+            return False
         try:
             self.session.start_baseline(self.builder.spec, self.setup, epochs=epochs)
         except StartError as err:
@@ -161,6 +167,7 @@ class CompareTab(Viewer):
             return False
         self.baseline_data.reset()
         self._baseline_cursor = 0
+        self._baseline_epochs = epochs
         self._on_baseline_status()
         return True
 
