@@ -31,22 +31,22 @@ def _remove_orphans() -> None:
     sessions' end callbacks, and the kernel lets go of its lock when it dies.
 
     The lock, not the pid in the name, tells: a server in another PID namespace sharing /tmp (a container on a
-    shared volume) has a pid this one cannot see. A directory without a lock file (left by an older workbench)
-    goes only when the pid in its name has ended here.
+    shared volume, often pid 1 like this one) has a pid that means nothing here, and this server's own
+    directories are locked by it (a second lock on the same file is refused, in this process too). A directory
+    without a lock file (left by an older workbench, or made where locks are not supported) goes only when the
+    pid in its name is not this process and has ended here.
     """
     for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-*")):
         pid = os.path.basename(path)[len(PREFIX):].split("-")[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
         try:
             with open(os.path.join(path, LOCK_NAME), "rb") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # a live server holds it
             continue
         except FileNotFoundError:
-            if _pid_alive(int(pid)):
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
                 continue
-        except OSError:  # another user's directory, or one going away: not ours to judge
+        except OSError:  # another user's directory, one going away, or no locks here: not ours to judge
             continue
         shutil.rmtree(path, ignore_errors=True)
 
@@ -63,12 +63,23 @@ def _pid_alive(pid: int) -> bool:
 
 def _locked_directory() -> tuple[str, BinaryIO]:
     """A new upload directory (mode 0700) and the open file whose lock marks it live. It is made under a hidden
-    name and renamed once locked, so no other server ever sees it without its lock."""
+    name and renamed once locked, so no other server ever sees it without its lock. Where the file system has no
+    locks, the lock file goes and the directory is judged by the pid in its name."""
     staging = tempfile.mkdtemp(prefix=f".{PREFIX}{os.getpid()}-")
-    lock = open(os.path.join(staging, LOCK_NAME), "wb")
-    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    directory = os.path.join(os.path.dirname(staging), os.path.basename(staging)[1:])
-    os.rename(staging, directory)
+    lock = None
+    try:
+        lock = open(os.path.join(staging, LOCK_NAME), "wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # e.g. ENOLCK on a network /tmp
+            os.unlink(lock.name)
+        directory = os.path.join(os.path.dirname(staging), os.path.basename(staging)[1:])
+        os.rename(staging, directory)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return directory, lock
 
 
