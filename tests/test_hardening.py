@@ -163,6 +163,7 @@ def test_non_positive_shots_are_refused(tmp_path):
 
 
 def test_a_gpu_target_without_a_gpu_is_refused_before_a_run_is_recorded(tmp_path):
+    pytest.importorskip("cudaq")
     from workbench.engine.executors.cudaq_runtime import gpu_count
     from workbench.store import RunStore
 

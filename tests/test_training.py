@@ -3,6 +3,7 @@ concurrent writers, NaN losses, decision boundaries, the classical baseline and 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import workbench as wb
 from workbench.data import Dataset, load_dataset
 from workbench.store import RunStore
 from workbench.training import MetricStream, TrainConfig, Trainer, matched_classical_spec, resume
+from workbench.training.trainer import read_checkpoint
 from workbench.training.baseline import quantum_parameter_count
 
 CIRCLES = {"n_samples": 200, "noise": 0.05, "standardize": True}
@@ -115,6 +117,37 @@ def test_a_crash_after_a_mid_epoch_checkpoint_resumes_without_a_repeated_point(s
     assert _steps(stream.events()) == list(range(total))  # what the live charts draw: each step once
     assert _steps(store.events(reference.run_id)) == list(range(total))
     assert [e["step"] for e in stream.events("epoch")] == [total // 2 - 1, total - 1]
+
+
+def test_no_checkpoint_falls_between_an_epochs_last_step_and_its_end(store):
+    # A checkpoint there (step count a multiple of the period at the epoch's last step) left the resumed run an
+    # epoch end with no losses: ZeroDivisionError. None is taken there now, and one an older workbench took resumes.
+    data = load_dataset("circles", **CIRCLES)
+    first = Trainer(wb.templates.get("vqc-circles"), data, TrainConfig(epochs=1, batch_size=16, seed=2), store=store)
+    config = TrainConfig(epochs=2, batch_size=16, seed=2, checkpoint_every_steps=first.steps_per_epoch,
+                         boundary_every=0)
+    trainer = Trainer(wb.templates.get("vqc-circles"), data, config, store=store)
+    trainer.run()
+    with sqlite3.connect(store.path) as connection:
+        states = [row[0] for row in connection.execute("SELECT state FROM checkpoints WHERE run_id = ?",
+                                                        (trainer.run_id,))]
+    positions = [read_checkpoint(state)["position"] for state in states]
+    assert positions and all(p["batch"] < trainer.steps_per_epoch for p in positions), positions
+    # The state an older workbench could leave: after epoch 1's last step, before its end.
+    saved = read_checkpoint(states[0])
+    steps = trainer.steps_per_epoch
+    saved["position"] = {"epoch": 0, "batch": steps, "step": steps}
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DELETE FROM checkpoints WHERE run_id = ?", (trainer.run_id,))
+    store.save_checkpoint(trainer.run_id, step=steps, epoch=0, state=buffer.getvalue())
+    store.set_status(trainer.run_id, "interrupted")
+    resumed = resume(trainer.run_id, store).run()
+    assert resumed.status == "completed", resumed.final
+    epochs = store.events(trainer.run_id, kind="epoch")
+    assert [e["step"] for e in epochs] == [steps - 1, 2 * steps - 1]
+    assert epochs[0]["loss"] is None and epochs[1]["loss"] > 0  # epoch 1's steps ran before the resume
 
 
 def test_pause_holds_the_loop_and_resume_continues():

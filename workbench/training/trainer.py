@@ -339,7 +339,9 @@ class Trainer:
                 epoch_metrics.append(event[event["metric"]])
                 self._position["batch"] += 1
                 self._position["step"] += 1
-                if self._position["step"] % config.checkpoint_every_steps == 0:
+                # (Not after an epoch's last step: the epoch's end saves one, after its validation and boundary.)
+                if self._position["step"] % config.checkpoint_every_steps == 0 and \
+                        self._position["batch"] < self.steps_per_epoch:
                     self._checkpoint()
                 if self._steps_left is not None:
                     self._steps_left -= 1
@@ -443,8 +445,10 @@ class Trainer:
     def _end_epoch(self, epoch: int, losses: list[float], metrics: list[float], elapsed: float) -> None:
         val = self._evaluate_split(self.X_val, self.y_val) if len(self.X_val) else {}
         metric = task_metric(self.spec.task, torch.zeros(1, self.spec.output_shape()[0]), self.y_train[:1])[0]
+        # No losses: resumed from a checkpoint taken after the epoch's last step by an older workbench.
         event = {"kind": "epoch", "epoch": epoch, "step": self.last_step,
-                 "loss": sum(losses) / len(losses), "metric": metric, metric: sum(metrics) / len(metrics),
+                 "loss": sum(losses) / len(losses) if losses else None, "metric": metric,
+                 metric: sum(metrics) / len(metrics) if metrics else None,
                  "epoch_time": elapsed, **{f"val_{k}": v for k, v in val.items()}}
         self._emit(event)
         if val:
@@ -584,8 +588,8 @@ def resume(run_id: str, store: RunStore, *, stream: MetricStream | None = None, 
                       parent_id=record.parent_id)
     trainer.run_id = record.id
     step, _, state = checkpoint
+    trainer.restore(state)  # a checkpoint that does not fit is refused before any history is dropped
     store.drop_events_to_redo(record.id, step)
-    trainer.restore(state)
     if stream is not None:
         for event in store.events(record.id):
             stream.emit(event)
